@@ -1,0 +1,27 @@
+/** An argument of a Redis command as the transports send it. */
+export type RedisArg = string | number;
+
+/**
+ * A Redis reply as tiercache sees it, whatever the wire: bulk strings arrive as UTF-8 strings,
+ * integers as numbers, nil as null, arrays (MGET, SCAN, EXEC, script results) as arrays.
+ */
+export type RedisReply = string | number | null | RedisReply[];
+
+/** The one small interface both transports implement (REST over fetch, TCP over node-redis). */
+export interface Transport {
+  /** `"upstash"` or `"node-redis"`, reported by `health()`. */
+  readonly kind: string;
+  /**
+   * Sends one command. Rejects with the Redis error message for an error reply, with a
+   * transport error when the server cannot be reached, and promptly when `signal` aborts.
+   */
+  send(command: readonly RedisArg[], signal?: AbortSignal): Promise<RedisReply>;
+  /**
+   * Sends several commands in one round trip (not atomic). Each slot holds that command's reply,
+   * or an `Error` for an error reply, so one failing command never hides the others' results.
+   * Rejects as a whole only when the round trip itself fails or `signal` aborts.
+   */
+  pipeline(commands: readonly (readonly RedisArg[])[], signal?: AbortSignal): Promise<(RedisReply | Error)[]>;
+  /** Releases connections; the transport is not used afterwards. */
+  close(): Promise<void>;
+}
