@@ -1,0 +1,499 @@
+import { type ResolvedConfig, resolveConfig } from "./config.js";
+import { toMs } from "./duration.js";
+import { type Entry, compressText, createEntry, parseEntry } from "./entry.js";
+import { asError, CacheError } from "./errors.js";
+import { KeySpace } from "./keys.js";
+import { validate } from "./schema.js";
+import { Breaker } from "./tiers/breaker.js";
+import { L1 } from "./tiers/l1.js";
+import { L2 } from "./tiers/l2.js";
+import type {
+  CacheEvent,
+  CacheOptions,
+  CacheStats,
+  ConnectResult,
+  Duration,
+  GetOptions,
+  GetOrSetOptions,
+  HealthReport,
+  LoaderContext,
+  Schema,
+  SetManyEntry,
+  SetOptions,
+  WaitUntil,
+} from "./types.js";
+
+/** Stored texts longer than this are gzipped before they go to Redis. */
+const COMPRESS_ABOVE = 16 * 1024;
+/** Stored texts longer than this (after compression) skip Redis with a warning: Upstash caps requests at 1 MB. */
+const MAX_L2_VALUE = 1024 * 1024;
+
+type Tier = "l1" | "l2";
+interface Found {
+  entry: Entry;
+  tier: Tier;
+}
+
+/**
+ * The tiered cache: an in-process LRU (L1) in front of Redis (L2). Create one per process at
+ * module scope with {@link createCache}; it connects on first use and never throws for Redis
+ * trouble unless `failSilently` is off.
+ */
+export class Cache {
+  /** The key layout this cache writes in. */
+  readonly keys: KeySpace;
+  private readonly config: ResolvedConfig;
+  private readonly l1: L1 | null;
+  private readonly l2: L2 | null;
+  private readonly breaker: Breaker;
+  private readonly inflight = new Map<string, Promise<unknown>>();
+  private readonly refreshing = new Set<string>();
+  /** Counters when there is no Redis (or it is down): best effort, this instance only. */
+  private readonly localCounters = new Map<string, number>();
+  private readonly counts = { l1: 0, l2: 0, misses: 0, stale: 0, loads: 0, errors: 0 };
+
+  constructor(options: CacheOptions = {}) {
+    const config = resolveConfig(options);
+    this.config = config;
+    this.keys = new KeySpace(config.prefix, config.namespace, config.version);
+    this.l1 = config.l1 ? new L1(config.l1.maxEntries, config.l1.maxBytes, config.l1.ttlMs) : null;
+    this.breaker = new Breaker(config.breaker.failureThreshold, config.breaker.resetMs, (state) => {
+      this.emit({ type: "breaker", state });
+      if (state === "open") config.logger.warn("Redis circuit open: serving from L1 and loaders");
+      else if (state === "closed") config.logger.info?.("Redis circuit closed: Redis is back");
+    });
+    this.l2 = config.transport
+      ? new L2(config.transport, config.transportKind, config.timeoutMs, this.breaker, (operation, error) => {
+          this.counts.errors++;
+          this.emit({ type: "error", operation, error });
+          config.logger.warn(`Redis ${operation} failed: ${error.message}`, { code: error.code });
+        })
+      : null;
+  }
+
+  /** The cache version in force (part of every versioned key). */
+  get version(): string {
+    return this.config.version;
+  }
+
+  /** The fresh value at `key`, or `undefined` on a miss. Never throws for Redis trouble (see `failSilently`). */
+  async get<T = unknown>(key: string, options: GetOptions<T> = {}): Promise<T | undefined> {
+    const full = await this.keys.entry(key, options.versioned);
+    if (!this.config.enabled) return this.miss(key);
+    const found = await this.lookup(key, full, options.schema);
+    if (found && found.entry.fresh > Date.now()) return this.hit(key, found) as T;
+    return this.miss(key);
+  }
+
+  /** Fresh values of several keys, in order; L1 misses leave for Redis as one MGET. */
+  getMany<T = unknown>(keys: readonly string[], options: GetOptions<T> = {}): Promise<(T | undefined)[]> {
+    return Promise.all(keys.map((key) => this.get(key, options)));
+  }
+
+  /** Stores a value in L1 and Redis (awaited). An unserializable value is a CacheError. */
+  async set(key: string, value: unknown, options: SetOptions = {}): Promise<void> {
+    const full = await this.keys.entry(key, options.versioned);
+    if (!this.config.enabled) return;
+    await this.store(key, full, value, options);
+  }
+
+  /** Stores several entries; the Redis writes leave in one round trip. */
+  async setMany(entries: readonly SetManyEntry[]): Promise<void> {
+    if (!this.config.enabled) return;
+    const writes = await Promise.all(
+      entries.map(async (e) => this.prepare(e.key, await this.keys.entry(e.key, e.versioned), e.value, e)),
+    );
+    const now = Date.now();
+    for (const write of writes) this.l1?.set(write.full, write.entry, now);
+    const commands = writes.flatMap((write) => (write.command ? [write.command] : []));
+    if (!this.l2 || commands.length === 0) return;
+    await this.tolerate("SET", entries.map((e) => e.key).join(","), async () => {
+      const replies = await this.l2!.pipeline(commands, "SET");
+      const failed = replies.find((reply) => reply instanceof Error);
+      if (failed) throw new CacheError("UNAVAILABLE", `SET failed: ${failed.message}`);
+    });
+  }
+
+  /**
+   * Cache-aside: L1 → Redis → `loader`. One loader run per key per instance at a time; stale entries
+   * are served within `staleWhileRevalidate` while one background refresh runs, and within
+   * `staleIfError` when the loader throws. Loader errors reach the caller unchanged.
+   */
+  async getOrSet<T>(
+    key: string,
+    loader: (context: LoaderContext) => T | Promise<T>,
+    options: GetOrSetOptions<T> & { waitUntil?: WaitUntil } = {},
+  ): Promise<T> {
+    const full = await this.keys.entry(key, options.versioned);
+    if (!this.config.enabled) return (await this.load(key, full, loader, options)).value;
+    const local = options.schema ? undefined : this.l1?.get(full, Date.now());
+    if (local && local.fresh > Date.now()) return this.hit(key, { entry: local, tier: "l1" }) as T;
+    const running = this.inflight.get(full);
+    if (running) return running as Promise<T>;
+    const flight = this.resolve(key, full, loader, options).finally(() => this.inflight.delete(full));
+    this.inflight.set(full, flight);
+    return flight;
+  }
+
+  /** Removes keys (versioned and unversioned) from both tiers; returns how many Redis removed. */
+  async delete(...keys: string[]): Promise<number> {
+    const pairs = await Promise.all(keys.map((key) => this.bothSpaces(key)));
+    let local = 0;
+    for (const full of pairs.flat()) if (this.l1?.delete(full)) local++;
+    if (!this.l2 || pairs.length === 0) return local;
+    const removed = await this.tolerate("UNLINK", keys.join(","), () => this.l2!.send(["UNLINK", ...pairs.flat()]));
+    return typeof removed === "number" ? removed : local;
+  }
+
+  /** How many of `keys` exist (in Redis, or in L1 when there is none). */
+  async exists(...keys: string[]): Promise<number> {
+    const pairs = await Promise.all(keys.map((key) => this.bothSpaces(key)));
+    const now = Date.now();
+    const inL1 = pairs.filter((pair) => pair.some((full) => this.l1?.get(full, now))).length;
+    if (!this.l2 || pairs.length === 0) return inL1;
+    const replies = await this.tolerate("EXISTS", keys.join(","), () =>
+      this.l2!.pipeline(
+        pairs.map((pair) => ["EXISTS", ...pair]),
+        "EXISTS",
+      ),
+    );
+    return replies ? replies.filter((reply) => typeof reply === "number" && reply > 0).length : inL1;
+  }
+
+  /** Seconds the entry stays fresh: -2 when absent, 0 when only stale remains. */
+  async ttl(key: string): Promise<number> {
+    const full = await this.keys.entry(key);
+    const found = await this.lookup(key, full, undefined);
+    if (!found) return -2;
+    return Math.max(0, Math.ceil((found.entry.fresh - Date.now()) / 1000));
+  }
+
+  /** Gives an existing entry a new freshness (keeping its stale window); false when absent. */
+  async expire(key: string, ttl: Duration): Promise<boolean> {
+    const ms = toMs(ttl, "ttl");
+    const full = await this.keys.entry(key);
+    const found = await this.lookup(key, full, undefined);
+    if (!found) return false;
+    const { entry } = found;
+    await this.store(key, full, entry.value, {
+      ttl: ms,
+      staleWhileRevalidate: entry.stale - entry.fresh,
+      tags: entry.tags,
+    });
+    return true;
+  }
+
+  /**
+   * Atomically adds `by` to a counter and returns the new value. Counters are not versioned: they
+   * survive deploys. Without Redis (or while it fails, with `failSilently`) the count is this
+   * instance's own, best effort.
+   */
+  async increment(key: string, by = 1): Promise<number> {
+    if (!Number.isSafeInteger(by)) throw new TypeError(`tiercache: increment by must be an integer, got ${by}`);
+    const full = await this.keys.counter(key);
+    const local = (this.localCounters.get(full) ?? 0) + by;
+    if (this.l2) {
+      const reply = await this.tolerate("INCRBY", key, () => this.l2!.send(["INCRBY", full, by]));
+      if (typeof reply === "number") return reply;
+    }
+    this.localCounters.set(full, local);
+    return local;
+  }
+
+  /** Round-trip time to Redis in ms; throws a CacheError when it cannot be reached or there is none. */
+  async ping(): Promise<number> {
+    if (!this.l2) throw new CacheError("UNAVAILABLE", "no Redis configured (L1 only)");
+    const started = performance.now();
+    await this.l2.send(["PING"]);
+    return performance.now() - started;
+  }
+
+  /** Connects now (for long-lived servers that want to know at start-up); never throws. */
+  async connect(): Promise<ConnectResult> {
+    const base = { transport: this.l2?.kind ?? "none", version: this.version, flushedVersions: [] as string[] };
+    if (!this.l2) return { connected: false, ...base };
+    try {
+      await this.ping();
+      this.config.logger.info?.("Cache connected", { transport: base.transport, version: this.version });
+      return { connected: true, ...base };
+    } catch (error) {
+      return { connected: false, ...base, error: asError(error).message };
+    }
+  }
+
+  /** State of both tiers and Redis, safe to expose: no keys, no secrets. */
+  async health(): Promise<HealthReport> {
+    const l1 = this.l1
+      ? { entries: this.l1.entries, bytes: this.l1.bytes, maxEntries: this.l1.maxEntries, maxBytes: this.l1.maxBytes }
+      : null;
+    const base = { transport: this.l2?.kind ?? "none", version: this.version, l1 };
+    if (!this.l2) return { healthy: true, latencyMs: null, breaker: this.breaker.state, ...base };
+    try {
+      const latencyMs = await this.ping();
+      const info = await this.l2.send(["INFO"]);
+      return {
+        healthy: true,
+        latencyMs,
+        breaker: this.breaker.state,
+        ...base,
+        redis: typeof info === "string" ? parseInfo(info) : undefined,
+      };
+    } catch (error) {
+      return { healthy: false, latencyMs: null, breaker: this.breaker.state, ...base, error: asError(error).message };
+    }
+  }
+
+  /** Hits per tier, misses, stale served, loads, errors, hit rate — this instance since it started. */
+  stats(): CacheStats {
+    const { l1, l2, misses, stale, loads, errors } = this.counts;
+    const reads = l1 + l2 + stale + misses;
+    return {
+      hits: { l1, l2 },
+      misses,
+      staleServed: stale,
+      loads,
+      errors,
+      hitRate: reads === 0 ? 0 : (l1 + l2 + stale) / reads,
+    };
+  }
+
+  /**
+   * Runs background work: handed to `waitUntil` (the one given, else the cache's) so the platform
+   * keeps the function alive for it, or awaited when there is none. Its failure is logged, not thrown.
+   */
+  async runInBackground(work: () => Promise<unknown>, waitUntil?: WaitUntil): Promise<void> {
+    const promise = work().catch((error) => this.config.logger.warn(`background work failed: ${asError(error).message}`));
+    const schedule = waitUntil ?? this.config.waitUntil;
+    if (schedule) schedule(promise);
+    else await promise;
+  }
+
+  /** Closes the Redis connection; the cache keeps working from L1 and loaders. */
+  async close(): Promise<void> {
+    await this.l2?.close();
+  }
+
+  private async resolve<T>(
+    key: string,
+    full: string,
+    loader: (context: LoaderContext) => T | Promise<T>,
+    options: GetOrSetOptions<T> & { waitUntil?: WaitUntil },
+  ): Promise<T> {
+    const found = await this.lookup(key, full, options.schema);
+    const now = Date.now();
+    if (found && found.entry.fresh > now) return this.hit(key, found) as T;
+    const stale = found?.entry;
+    const swrMs = toMs(options.staleWhileRevalidate ?? this.config.staleWhileRevalidateMs, "staleWhileRevalidate");
+    if (stale && now < stale.fresh + swrMs) {
+      this.counts.stale++;
+      this.emit({ type: "stale", key, tier: found.tier });
+      this.debug(`Cache STALE (${found.tier}) ${key}`);
+      this.refreshInBackground(key, full, loader, options);
+      return stale.value as T;
+    }
+    this.miss(key);
+    try {
+      return (await this.load(key, full, loader, options)).value;
+    } catch (error) {
+      const sieMs = toMs(options.staleIfError ?? this.config.staleIfErrorMs, "staleIfError");
+      if (stale && Date.now() < stale.fresh + sieMs && !(error instanceof CacheError && error.code === "SCHEMA")) {
+        this.counts.stale++;
+        this.config.logger.warn(`loader failed, serving stale ${key}: ${asError(error).message}`);
+        return stale.value as T;
+      }
+      throw error;
+    }
+  }
+
+  private refreshInBackground<T>(
+    key: string,
+    full: string,
+    loader: (context: LoaderContext) => T | Promise<T>,
+    options: GetOrSetOptions<T> & { waitUntil?: WaitUntil },
+  ): void {
+    if (this.refreshing.has(full)) return;
+    this.refreshing.add(full);
+    void this.runInBackground(
+      () => this.load(key, full, loader, { ...options, waitUntil: undefined }).finally(() => this.refreshing.delete(full)),
+      options.waitUntil,
+    );
+  }
+
+  /** Runs the loader, checks its value, puts it in L1 at once and in Redis in the background. */
+  private async load<T>(
+    key: string,
+    full: string,
+    loader: (context: LoaderContext) => T | Promise<T>,
+    options: GetOrSetOptions<T> & { waitUntil?: WaitUntil },
+  ): Promise<{ value: T }> {
+    let ttl: Duration | undefined = options.ttl;
+    let skip = !this.config.enabled;
+    const context: LoaderContext = {
+      key,
+      setTtl: (value) => {
+        ttl = toMs(value, "ttl");
+      },
+      skipCache: () => {
+        skip = true;
+      },
+    };
+    const started = performance.now();
+    let value: T = await loader(context);
+    const durationMs = performance.now() - started;
+    this.counts.loads++;
+    this.emit({ type: "load", key, durationMs });
+    if (options.schema) {
+      const checked = await validate(options.schema, value);
+      if (!checked.ok) throw new CacheError("SCHEMA", `loader value for "${key}" fails the schema: ${checked.message}`);
+      value = checked.value;
+    }
+    if (skip) return { value };
+    let write: Awaited<ReturnType<Cache["prepare"]>>;
+    try {
+      write = await this.prepare(key, full, value, { ...options, ttl });
+    } catch (error) {
+      if (!this.config.failSilently) throw error;
+      this.config.logger.warn(`not cached: ${asError(error).message}`);
+      return { value };
+    }
+    this.l1?.set(full, write.entry, Date.now());
+    if (write.command && this.l2) {
+      const command = write.command;
+      await this.runInBackground(
+        () => this.tolerate("SET", key, () => this.l2!.send(command)),
+        options.waitUntil,
+      );
+    }
+    return { value };
+  }
+
+  /** Finds a servable entry (fresh or stale), preferring L1, asking Redis when L1 has no fresh one. */
+  private async lookup(key: string, full: string, schema: Schema<unknown> | undefined): Promise<Found | undefined> {
+    const now = Date.now();
+    let local: Entry | undefined = this.l1?.get(full, now);
+    if (local && schema && !(await this.conforms(full, local, schema, false))) local = undefined;
+    if ((local && local.fresh > now) || !this.l2) return local ? { entry: local, tier: "l1" } : undefined;
+    const remote = await this.readRemote(key, full, schema);
+    if (remote && (!local || remote.fresh > local.fresh)) {
+      this.l1?.set(full, remote, Date.now());
+      return { entry: remote, tier: "l2" };
+    }
+    return local ? { entry: local, tier: "l1" } : undefined;
+  }
+
+  private async readRemote(key: string, full: string, schema: Schema<unknown> | undefined): Promise<Entry | undefined> {
+    const stored = await this.tolerate("GET", key, () => this.l2!.get(full));
+    if (typeof stored !== "string") return undefined;
+    let entry: Entry;
+    try {
+      entry = await parseEntry(stored);
+    } catch (error) {
+      this.config.logger.warn(`corrupt entry at ${key} deleted: ${asError(error).message}`);
+      void this.tolerate("UNLINK", key, () => this.l2!.send(["UNLINK", full]));
+      return undefined;
+    }
+    if (entry.stale <= Date.now()) return undefined;
+    if (schema && !(await this.conforms(full, entry, schema, true))) return undefined;
+    return entry;
+  }
+
+  /** Schema check on read: a mismatch is a miss, and the entry is deleted so it is reloaded. */
+  private async conforms(full: string, entry: Entry, schema: Schema<unknown>, inRedis: boolean): Promise<boolean> {
+    const checked = await validate(schema, entry.value);
+    if (checked.ok) {
+      entry.value = checked.value;
+      return true;
+    }
+    this.debug(`Cache entry fails schema, deleting ${full}`);
+    this.l1?.delete(full);
+    if (inRedis || this.l2) void this.tolerate("UNLINK", full, () => this.l2!.send(["UNLINK", full]));
+    return false;
+  }
+
+  private async store(key: string, full: string, value: unknown, options: SetOptions): Promise<void> {
+    const write = await this.prepare(key, full, value, options);
+    this.l1?.set(full, write.entry, Date.now());
+    const command = write.command;
+    if (command && this.l2) await this.tolerate("SET", key, () => this.l2!.send(command));
+  }
+
+  /** Builds the entry and its Redis SET (absent when the value is too large for Redis). */
+  private async prepare(
+    key: string,
+    full: string,
+    value: unknown,
+    options: SetOptions,
+  ): Promise<{ full: string; entry: Entry; command: (string | number)[] | undefined }> {
+    const now = Date.now();
+    const ttlMs = options.ttl !== undefined ? toMs(options.ttl, "ttl") : this.config.ttlMs;
+    const swrMs = toMs(options.staleWhileRevalidate ?? this.config.staleWhileRevalidateMs, "staleWhileRevalidate");
+    const sieMs = toMs(options.staleIfError ?? this.config.staleIfErrorMs, "staleIfError");
+    const fresh = now + ttlMs;
+    const times = { created: now, fresh, stale: fresh + Math.max(swrMs, sieMs) };
+    const { entry, text } = createEntry(key, value, times, options.tags ?? []);
+    if (!this.l2) return { full, entry, command: undefined };
+    const stored = text.length > COMPRESS_ABOVE ? await compressText(text) : text;
+    if (stored.length > MAX_L2_VALUE) {
+      this.config.logger.warn(`value for ${key} is ${stored.length} bytes, over ${MAX_L2_VALUE}: kept in L1 only`);
+      return { full, entry, command: undefined };
+    }
+    return { full, entry, command: ["SET", full, stored, "PX", Math.max(1, times.stale - now)] };
+  }
+
+  /** Runs an L2 operation; its CacheError is swallowed (undefined) with `failSilently`, thrown without. */
+  private async tolerate<T>(_operation: string, _key: string, work: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await work();
+    } catch (error) {
+      if (!this.config.failSilently) throw error;
+      return undefined;
+    }
+  }
+
+  private bothSpaces(key: string): Promise<string[]> {
+    return Promise.all([this.keys.entry(key, true), this.keys.entry(key, false)]);
+  }
+
+  private hit(key: string, found: Found): unknown {
+    this.counts[found.tier]++;
+    this.emit({ type: "hit", key, tier: found.tier });
+    this.debug(`Cache HIT (${found.tier === "l1" ? "l1" : "redis"}) ${key}`);
+    return found.entry.value;
+  }
+
+  private miss(key: string): undefined {
+    this.counts.misses++;
+    this.emit({ type: "miss", key });
+    this.debug(`Cache MISS ${key}`);
+    return undefined;
+  }
+
+  private debug(message: string): void {
+    this.config.logger.debug?.(message);
+  }
+
+  private emit(event: CacheEvent): void {
+    if (!this.config.onEvent) return;
+    try {
+      this.config.onEvent(event);
+    } catch {
+      // A metrics callback must never break a read.
+    }
+  }
+}
+
+/** The few INFO fields health() reports; Upstash answers a subset, so each is optional. */
+function parseInfo(info: string): NonNullable<HealthReport["redis"]> {
+  const field = (name: string) => new RegExp(`^${name}:(.*)$`, "m").exec(info)?.[1]?.trim() ?? "";
+  return {
+    version: field("redis_version"),
+    usedMemory: Number(field("used_memory")) || 0,
+    connectedClients: Number(field("connected_clients")) || 0,
+    uptimeSeconds: Number(field("uptime_in_seconds")) || 0,
+  };
+}
+
+/** Creates a cache; nothing connects until the first operation. See {@link CacheOptions}. */
+export function createCache(options?: CacheOptions): Cache {
+  return new Cache(options);
+}

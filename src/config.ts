@@ -1,0 +1,203 @@
+import * as z from "zod/mini";
+import { toMs } from "./duration.js";
+import { CacheError } from "./errors.js";
+import { validateSegment } from "./keys.js";
+import type { Transport } from "./transports/types.js";
+import type { CacheEvent, CacheOptions, Logger, WaitUntil } from "./types.js";
+
+const bool = z.optional(
+  z.string().check(z.regex(/^(true|false|1|0|yes|no|on|off)$/i, "must be true or false (or 1/0, yes/no, on/off)")),
+);
+const int = (min: number, max: number) =>
+  z.optional(
+    z
+      .string()
+      .check(
+        z.regex(/^\d+$/, "must be a whole number"),
+        z.refine((s) => Number(s) >= min && Number(s) <= max, `must be between ${min} and ${max}`),
+      ),
+  );
+const segment = z.optional(
+  z.string().check(z.regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1–64 letters, digits, "_", "." or "-"')),
+);
+const httpUrl = z.optional(z.string().check(z.regex(/^https?:\/\/[^\s/]+/, "must be an http(s) URL")));
+
+/** The environment variables tiercache reads (DESIGN.md, "Environment"). */
+const envSchema = z.object({
+  UPSTASH_REDIS_REST_URL: httpUrl,
+  UPSTASH_REDIS_REST_TOKEN: z.optional(z.string()),
+  KV_REST_API_URL: httpUrl,
+  KV_REST_API_TOKEN: z.optional(z.string()),
+  REDIS_URL: z.optional(z.string().check(z.regex(/^rediss?:\/\/\S*$/, "must be a redis:// or rediss:// URL"))),
+  REDIS_HOST: z.optional(z.string().check(z.regex(/^[^\s/:]+$|^\[[0-9a-fA-F:]+\]$/, "must be a host name"))),
+  REDIS_PORT: int(1, 65535),
+  REDIS_PASSWORD: z.optional(z.string()),
+  REDIS_DB: int(0, 10_000),
+  REDIS_TLS: bool,
+  REDIS_ENABLED: bool,
+  CACHE_ENABLED: bool,
+  CACHE_FAIL_SILENTLY: bool,
+  REDIS_ENV: segment,
+  VERCEL_ENV: z.optional(z.string()),
+  REDIS_CACHE_VERSION: segment,
+  VERCEL_GIT_COMMIT_SHA: z.optional(z.string().check(z.regex(/^[A-Za-z0-9]+$/, "must be a commit SHA"))),
+  CACHE_TTL_DEFAULT: int(1, 31_536_000),
+  REDIS_SOCKET_TIMEOUT: int(1, 3_600_000),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+/** Everything the cache needs, resolved once at `createCache`. */
+export interface ResolvedConfig {
+  /** A factory so nothing connects (or is even imported) before the first L2 operation. */
+  transport: (() => Promise<Transport>) | null;
+  transportKind: string;
+  prefix: string | undefined;
+  namespace: string;
+  version: string;
+  ttlMs: number;
+  staleWhileRevalidateMs: number;
+  staleIfErrorMs: number;
+  l1: { maxEntries: number; maxBytes: number; ttlMs: number | undefined; syncMs: number } | false;
+  timeoutMs: number;
+  failSilently: boolean;
+  enabled: boolean;
+  logger: Logger;
+  onEvent: ((event: CacheEvent) => void) | undefined;
+  waitUntil: WaitUntil | undefined;
+  breaker: { failureThreshold: number; resetMs: number };
+}
+
+const truthy = (value: string | undefined, fallback: boolean): boolean =>
+  value === undefined ? fallback : /^(true|1|yes|on)$/i.test(value);
+
+/** `process.env` where it exists, without naming `process` in a way edge bundlers would polyfill. */
+function defaultEnv(): Record<string, unknown> {
+  const proc = (globalThis as { process?: { env?: Record<string, unknown> } }).process;
+  return proc?.env ?? {};
+}
+
+/** Reads and validates the environment: one CacheError naming every bad variable, never a late crash. */
+export function readEnv(source: Record<string, unknown>): Env {
+  const picked: Record<string, string> = {};
+  for (const name of Object.keys(envSchema.shape)) {
+    const value = source[name];
+    if (typeof value === "string" && value !== "") picked[name] = value;
+  }
+  const result = envSchema.safeParse(picked);
+  if (result.success) {
+    const env = result.data;
+    const url = env.UPSTASH_REDIS_REST_URL ?? env.KV_REST_API_URL;
+    const token = env.UPSTASH_REDIS_REST_TOKEN ?? env.KV_REST_API_TOKEN;
+    if (url && !token) {
+      const tokenName = env.UPSTASH_REDIS_REST_URL ? "UPSTASH_REDIS_REST_TOKEN" : "KV_REST_API_TOKEN";
+      throw new CacheError("CONFIG", `invalid environment: ${tokenName} is missing (the REST URL is set)`);
+    }
+    return env;
+  }
+  // Name the variable and the rule, never the value: some of these are secrets.
+  const problems = result.error.issues.map((issue) => `${String(issue.path[0])} ${issue.message}`);
+  throw new CacheError("CONFIG", `invalid environment: ${problems.join("; ")}`);
+}
+
+const consoleLogger: Logger = {
+  warn: (message, details) => console.warn(`[tiercache] ${message}`, details ?? ""),
+  error: (message, details) => console.error(`[tiercache] ${message}`, details ?? ""),
+};
+
+/** Options passed in code win over the environment. */
+export function resolveConfig(options: CacheOptions = {}): ResolvedConfig {
+  const env = readEnv(options.env ?? defaultEnv());
+  const { transport, transportKind } = resolveTransport(options, env);
+  const prefixDefault = env.REDIS_ENV ?? previewPrefix(env.VERCEL_ENV);
+  const l1 = options.l1 === false ? false : options.l1;
+  return {
+    transport,
+    transportKind,
+    prefix: options.prefix !== undefined ? validateSegment("prefix", options.prefix) : prefixDefault,
+    namespace: validateSegment("namespace", options.namespace ?? "default"),
+    version: validateSegment("version", options.version ?? resolveVersion(env)),
+    ttlMs: options.ttl !== undefined ? toMs(options.ttl, "ttl") : Number(env.CACHE_TTL_DEFAULT ?? 300) * 1000,
+    staleWhileRevalidateMs: toMs(options.staleWhileRevalidate ?? 0, "staleWhileRevalidate"),
+    staleIfErrorMs: toMs(options.staleIfError ?? 0, "staleIfError"),
+    l1:
+      l1 === false
+        ? false
+        : {
+            maxEntries: positive("l1.maxEntries", l1?.maxEntries ?? 1000),
+            maxBytes: positive("l1.maxBytes", l1?.maxBytes ?? 50 * 1024 * 1024),
+            ttlMs: l1?.ttl !== undefined ? toMs(l1.ttl, "l1.ttl") : undefined,
+            syncMs: positive("l1.syncMs", l1?.syncMs ?? 1000),
+          },
+    timeoutMs: positive("timeoutMs", options.timeoutMs ?? 500),
+    failSilently: options.failSilently ?? truthy(env.CACHE_FAIL_SILENTLY, true),
+    enabled: options.enabled ?? truthy(env.CACHE_ENABLED, true),
+    logger: options.logger ?? consoleLogger,
+    onEvent: options.onEvent,
+    waitUntil: options.waitUntil,
+    breaker: {
+      failureThreshold: positive("breaker.failureThreshold", options.breaker?.failureThreshold ?? 5),
+      resetMs: positive("breaker.resetMs", options.breaker?.resetMs ?? 5000),
+    },
+  };
+}
+
+/** Version = `REDIS_CACHE_VERSION` → first 8 characters of `VERCEL_GIT_COMMIT_SHA` → `"1"`. */
+export function resolveVersion(env: Pick<Env, "REDIS_CACHE_VERSION" | "VERCEL_GIT_COMMIT_SHA">): string {
+  return env.REDIS_CACHE_VERSION ?? env.VERCEL_GIT_COMMIT_SHA?.slice(0, 8) ?? "1";
+}
+
+/** Previews and development share a Redis with production in many setups: keep them apart by default. */
+function previewPrefix(vercelEnv: string | undefined): string | undefined {
+  if (!vercelEnv || vercelEnv === "production") return undefined;
+  return validateSegment("VERCEL_ENV", vercelEnv);
+}
+
+function positive(what: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new CacheError("CONFIG", `${what} must be a positive number, got ${value}`);
+  }
+  return value;
+}
+
+function resolveTransport(
+  options: CacheOptions,
+  env: Env,
+): { transport: (() => Promise<Transport>) | null; transportKind: string } {
+  if (options.redis === false) return { transport: null, transportKind: "none" };
+  if (options.redis) {
+    const given = options.redis;
+    return { transport: () => Promise.resolve(given), transportKind: given.kind };
+  }
+  if (!truthy(env.REDIS_ENABLED, true)) return { transport: null, transportKind: "none" };
+  const restUrl = env.UPSTASH_REDIS_REST_URL ?? env.KV_REST_API_URL;
+  const restToken = env.UPSTASH_REDIS_REST_TOKEN ?? env.KV_REST_API_TOKEN;
+  if (restUrl && restToken) {
+    return {
+      transport: async () => (await import("./transports/upstash.js")).upstash({ url: restUrl, token: restToken }),
+      transportKind: "upstash",
+    };
+  }
+  if (env.REDIS_URL || env.REDIS_HOST) {
+    const tcp = {
+      url: env.REDIS_URL,
+      host: env.REDIS_HOST,
+      port: env.REDIS_PORT ? Number(env.REDIS_PORT) : undefined,
+      password: env.REDIS_PASSWORD,
+      db: env.REDIS_DB ? Number(env.REDIS_DB) : undefined,
+      tls: env.REDIS_TLS === undefined ? undefined : truthy(env.REDIS_TLS, false),
+      socketTimeoutMs: env.REDIS_SOCKET_TIMEOUT ? Number(env.REDIS_SOCKET_TIMEOUT) : undefined,
+    };
+    return { transport: async () => (await importNodeRedis()).nodeRedis(tcp), transportKind: "node-redis" };
+  }
+  return { transport: null, transportKind: "none" };
+}
+
+/**
+ * The TCP transport is Node-only: load it through a specifier bundlers leave alone, so an edge
+ * bundle of the core never pulls node-redis in.
+ */
+async function importNodeRedis(): Promise<typeof import("./transports/node-redis.js")> {
+  const specifier = "tiercache/redis";
+  return import(/* @vite-ignore */ /* webpackIgnore: true */ specifier);
+}

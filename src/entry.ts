@@ -1,0 +1,73 @@
+import { base64ToBytes, bytesToBase64, decodeValue, encodeValue } from "./codec.js";
+
+/**
+ * A cached value with its own metadata, identical in L1 and L2. Times are epoch milliseconds:
+ * fresh until `fresh`, servable as stale until `stale` (which is also the Redis PX).
+ */
+export interface Entry {
+  value: unknown;
+  created: number;
+  fresh: number;
+  stale: number;
+  tags: readonly string[];
+  /** Bytes of the encoded form, which bounds L1 by `maxBytes`. */
+  size: number;
+}
+
+const FORMAT = 1;
+const COMPRESSED = "z:";
+
+/** The text written to Redis: `[format, created, fresh, stale, tags, value]`. */
+export function serializeEntry(entry: Omit<Entry, "size">, valueJson: string): string {
+  return `[${FORMAT},${entry.created},${entry.fresh},${entry.stale},${JSON.stringify(entry.tags)},${valueJson}]`;
+}
+
+/** Encodes a value into an entry and its stored text; throws a CacheError for unserializable values. */
+export function createEntry(
+  key: string,
+  value: unknown,
+  times: { created: number; fresh: number; stale: number },
+  tags: readonly string[],
+): { entry: Entry; text: string } {
+  const valueJson = encodeValue(value, key);
+  const meta = { value, ...times, tags };
+  const text = serializeEntry(meta, valueJson);
+  return { entry: { ...meta, size: text.length }, text };
+}
+
+/** Reads stored text back; throws on anything that is not an entry this library wrote. */
+export async function parseEntry(stored: string): Promise<Entry> {
+  const text = stored.startsWith(COMPRESSED) ? await gunzip(stored.slice(COMPRESSED.length)) : stored;
+  const parsed = decodeValue(text);
+  if (
+    !Array.isArray(parsed) ||
+    parsed.length !== 6 ||
+    parsed[0] !== FORMAT ||
+    typeof parsed[1] !== "number" ||
+    typeof parsed[2] !== "number" ||
+    typeof parsed[3] !== "number" ||
+    !Array.isArray(parsed[4])
+  ) {
+    throw new TypeError("not a tiercache entry");
+  }
+  return {
+    created: parsed[1],
+    fresh: parsed[2],
+    stale: parsed[3],
+    tags: parsed[4] as string[],
+    value: parsed[5],
+    size: stored.length,
+  };
+}
+
+/** Gzips text for L2 (edge-safe CompressionStream); the result is still a string Redis stores as-is. */
+export async function compressText(text: string): Promise<string> {
+  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
+  const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+  return COMPRESSED + bytesToBase64(bytes);
+}
+
+async function gunzip(base64: string): Promise<string> {
+  const stream = new Blob([base64ToBytes(base64)]).stream().pipeThrough(new DecompressionStream("gzip"));
+  return new Response(stream).text();
+}

@@ -1,0 +1,11 @@
+/**
+ * tiercache — an in-process LRU (L1) in front of Redis (L2) for serverless and edge functions.
+ * This entry is edge-safe (Web APIs only); Node-only parts live behind `tiercache/redis` and
+ * `tiercache/bridge`.
+ */
+export { Cache, createCache } from "./cache.js";
+export { CacheError, type CacheErrorCode } from "./errors.js";
+export { escapeGlob, KeySpace } from "./keys.js";
+export type { StandardSchemaV1 } from "./standard-schema.js";
+export type { RedisArg, RedisReply, Transport } from "./transports/types.js";
+export type * from "./types.js";

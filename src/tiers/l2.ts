@@ -1,0 +1,144 @@
+import { CacheError } from "../errors.js";
+import type { RedisArg, RedisReply, Transport } from "../transports/types.js";
+import type { Breaker } from "./breaker.js";
+
+/** Keys per MGET; larger batches are split and pipelined so one reply never gets huge. */
+const MGET_CHUNK = 1000;
+
+interface Waiter {
+  resolve(value: string | null): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * The Redis tier: every operation has a deadline and goes through the circuit breaker, and `get`s
+ * issued in the same tick leave as one MGET. Failures are reported once per operation here, so a
+ * failed batch of 100 reads is one log line, not 100.
+ */
+export class L2 {
+  private transport: Promise<Transport> | undefined;
+  private batch: Map<string, Waiter[]> | undefined;
+
+  constructor(
+    private readonly createTransport: () => Promise<Transport>,
+    readonly kind: string,
+    private readonly timeoutMs: number,
+    private readonly breaker: Breaker,
+    private readonly report: (operation: string, error: CacheError) => void,
+  ) {}
+
+  /** The stored text at `key`, or null; joins the batch of this tick. */
+  get(key: string): Promise<string | null> {
+    let batch = this.batch;
+    if (!batch) {
+      const created = new Map<string, Waiter[]>();
+      batch = created;
+      this.batch = created;
+      queueMicrotask(() => this.flush(created));
+    }
+    const waiters = batch.get(key) ?? [];
+    if (waiters.length === 0) batch.set(key, waiters);
+    return new Promise((resolve, reject) => waiters.push({ resolve, reject }));
+  }
+
+  /** One command under the deadline and breaker. */
+  send(command: readonly RedisArg[], operation = String(command[0])): Promise<RedisReply> {
+    return this.run(operation, (transport, signal) => transport.send(command, signal));
+  }
+
+  /** Several commands in one round trip; error replies come back as `Error` slots. */
+  pipeline(commands: readonly (readonly RedisArg[])[], operation: string): Promise<(RedisReply | Error)[]> {
+    return this.run(operation, (transport, signal) => transport.pipeline(commands, signal));
+  }
+
+  async close(): Promise<void> {
+    const pending = this.transport;
+    this.transport = undefined;
+    if (pending) await (await pending.catch(() => undefined))?.close();
+  }
+
+  private flush(batch: Map<string, Waiter[]>): void {
+    if (this.batch === batch) this.batch = undefined;
+    const keys = [...batch.keys()];
+    this.mget(keys).then(
+      (replies) => {
+        keys.forEach((key, i) => {
+          const reply = replies[i];
+          for (const waiter of batch.get(key) ?? []) waiter.resolve(typeof reply === "string" ? reply : null);
+        });
+      },
+      (error) => {
+        for (const waiters of batch.values()) for (const waiter of waiters) waiter.reject(error);
+      },
+    );
+  }
+
+  private async mget(keys: string[]): Promise<RedisReply[]> {
+    if (keys.length === 1) return [await this.send(["GET", keys[0] as string], "GET")];
+    if (keys.length <= MGET_CHUNK) return asArray(await this.send(["MGET", ...keys], "MGET"));
+    const chunks: string[][] = [];
+    for (let i = 0; i < keys.length; i += MGET_CHUNK) chunks.push(keys.slice(i, i + MGET_CHUNK));
+    const replies = await this.pipeline(
+      chunks.map((chunk) => ["MGET", ...chunk]),
+      "MGET",
+    );
+    return replies.flatMap((reply) => {
+      if (reply instanceof Error) throw new CacheError("UNAVAILABLE", `MGET failed: ${reply.message}`);
+      return asArray(reply);
+    });
+  }
+
+  private async run<T>(operation: string, work: (transport: Transport, signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (!this.breaker.allow(Date.now())) {
+      throw new CacheError("BREAKER_OPEN", `${operation} skipped: Redis is failing, circuit open`);
+    }
+    const signal = AbortSignal.timeout(this.timeoutMs);
+    try {
+      this.transport ??= this.createTransport().catch((error) => {
+        this.transport = undefined; // a failed import or setup is retried by the next operation
+        throw error;
+      });
+      const result = await withDeadline(
+        this.transport.then((transport) => work(transport, signal)),
+        signal,
+        this.timeoutMs,
+      );
+      this.breaker.success();
+      return result;
+    } catch (thrown) {
+      this.breaker.failure(Date.now());
+      const error =
+        thrown instanceof CacheError
+          ? thrown
+          : new CacheError("UNAVAILABLE", `${operation} failed: ${(thrown as Error)?.message ?? thrown}`, {
+              cause: thrown,
+            });
+      this.report(operation, error);
+      throw error;
+    }
+  }
+}
+
+function asArray(reply: RedisReply): RedisReply[] {
+  if (!Array.isArray(reply)) throw new CacheError("UNAVAILABLE", "MGET answered with something not an array");
+  return reply;
+}
+
+/** Settles with `work`, or rejects with a TIMEOUT as soon as `signal` fires, whatever `work` does. */
+function withDeadline<T>(work: Promise<T>, signal: AbortSignal, timeoutMs: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new CacheError("TIMEOUT", `Redis did not answer within ${timeoutMs} ms`));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(signal.aborted ? new CacheError("TIMEOUT", `Redis did not answer within ${timeoutMs} ms`) : error);
+      },
+    );
+  });
+}

@@ -1,0 +1,141 @@
+import type { StandardSchemaV1 } from "./standard-schema.js";
+import type { Transport } from "./transports/types.js";
+
+/** Milliseconds as a number, or a string such as `"250ms"`, `"30s"`, `"5m"`, `"1h"`, `"1d"`. */
+export type Duration = number | string;
+
+/** Where log lines go. Debug lines ("Cache HIT (l1) key") are only written when `debug` is given. */
+export interface Logger {
+  debug?(message: string, details?: Record<string, unknown>): void;
+  info?(message: string, details?: Record<string, unknown>): void;
+  warn(message: string, details?: Record<string, unknown>): void;
+  error?(message: string, details?: Record<string, unknown>): void;
+}
+
+/** Schedules background work so the platform keeps the function alive until it settles. */
+export type WaitUntil = (promise: Promise<unknown>) => void;
+
+/** What `onEvent` receives: one event per cache decision, for metrics. */
+export type CacheEvent =
+  | { type: "hit"; key: string; tier: "l1" | "l2" }
+  | { type: "stale"; key: string; tier: "l1" | "l2" }
+  | { type: "miss"; key: string }
+  | { type: "load"; key: string; durationMs: number }
+  | { type: "error"; key?: string; operation: string; error: Error }
+  | { type: "breaker"; state: BreakerState };
+
+export type BreakerState = "closed" | "open" | "half-open";
+
+/** In-process LRU settings. Entries never outlive their L2 freshness whatever `ttl` says. */
+export interface L1Options {
+  /** Most entries kept (default 1,000). */
+  maxEntries?: number;
+  /** Most bytes kept, counted as the encoded size of each value (default 50 MB). */
+  maxBytes?: number;
+  /** Longest an entry stays in L1, shorter than its freshness if you want (default: its freshness). */
+  ttl?: Duration;
+  /** How often, at most, an instance checks Redis for invalidations made elsewhere (default 1 s). */
+  syncMs?: number;
+}
+
+/** Options of {@link createCache}; each has an environment default (see README). */
+export interface CacheOptions {
+  /** A transport (`upstash()`, `nodeRedis()`), or `false` for L1 only. Default: from env. */
+  redis?: Transport | false;
+  /** Where environment variables are read (default `process.env` where it exists; Workers pass `env`). */
+  env?: Record<string, unknown>;
+  /** Key prefix isolating environments (default `REDIS_ENV`, else `VERCEL_ENV` when not production). */
+  prefix?: string;
+  /** Cache version (default `REDIS_CACHE_VERSION`, else `VERCEL_GIT_COMMIT_SHA` cut to 8, else `"1"`). */
+  version?: string;
+  /** Separates caches of one app (default `"default"`). */
+  namespace?: string;
+  /** Freshness of entries (default `CACHE_TTL_DEFAULT` seconds, else 300 s). */
+  ttl?: Duration;
+  /** How long after freshness a stale entry may be served while one refresh runs (default 0). */
+  staleWhileRevalidate?: Duration;
+  /** How long after freshness a stale entry may be served when the loader fails (default 0). */
+  staleIfError?: Duration;
+  /** In-process LRU settings, or `false` to disable L1. */
+  l1?: L1Options | false;
+  /** Deadline of each L2 operation in ms (default 500). */
+  timeoutMs?: number;
+  /** Swallow cache errors and fall back to L1/loader (default `CACHE_FAIL_SILENTLY`, else true). */
+  failSilently?: boolean;
+  /** `false`: every read misses and loaders always run (default `CACHE_ENABLED`, else true). */
+  enabled?: boolean;
+  /** Where log lines go (default: warnings and errors to `console`). */
+  logger?: Logger;
+  /** Called for every hit, miss, load, error and breaker change. Must not throw. */
+  onEvent?: (event: CacheEvent) => void;
+  /** Background-work scheduler (default: `@vercel/functions` when present; otherwise work is awaited). */
+  waitUntil?: WaitUntil;
+  /** Circuit breaker: failures in a row that open it, and how long it stays open (defaults 5 and 5 s). */
+  breaker?: { failureThreshold?: number; resetMs?: number };
+}
+
+/** A schema checked on read (zod, valibot, arktype… anything implementing Standard Schema). */
+export type Schema<T> = StandardSchemaV1<unknown, T>;
+
+/** Per-call options of reads. */
+export interface GetOptions<T = unknown> {
+  /** A cached value that fails the schema is a miss and is deleted. */
+  schema?: Schema<T>;
+  /** `false`: the entry lives outside the versioned key space and survives deploys. */
+  versioned?: boolean;
+}
+
+/** Per-call options of writes. */
+export interface SetOptions {
+  ttl?: Duration;
+  staleWhileRevalidate?: Duration;
+  staleIfError?: Duration;
+  tags?: readonly string[];
+  versioned?: boolean;
+}
+
+/** What a loader can say about the value it is producing. */
+export interface LoaderContext {
+  readonly key: string;
+  /** Overrides the freshness of this value. */
+  setTtl(ttl: Duration): void;
+  /** The value is returned to the caller but not cached. */
+  skipCache(): void;
+}
+
+export interface GetOrSetOptions<T = unknown> extends SetOptions, GetOptions<T> {}
+
+/** One entry of {@link Cache.setMany}. */
+export interface SetManyEntry<T = unknown> extends SetOptions {
+  key: string;
+  value: T;
+}
+
+export interface CacheStats {
+  hits: { l1: number; l2: number };
+  misses: number;
+  staleServed: number;
+  loads: number;
+  errors: number;
+  /** Hits over reads, 0…1. */
+  hitRate: number;
+}
+
+export interface HealthReport {
+  healthy: boolean;
+  latencyMs: number | null;
+  transport: string;
+  version: string;
+  redis?: { version: string; usedMemory: number; connectedClients: number; uptimeSeconds: number };
+  l1: { entries: number; bytes: number; maxEntries: number; maxBytes: number } | null;
+  breaker: BreakerState;
+  error?: string;
+}
+
+export interface ConnectResult {
+  connected: boolean;
+  transport: string;
+  version: string;
+  flushedVersions: string[];
+  error?: string;
+}
