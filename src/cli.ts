@@ -8,6 +8,10 @@ const commands: Record<string, { summary: string; load: () => Promise<{ main(arg
     summary: "serve the Upstash REST protocol in front of a TCP Redis (local dev, CI, workerd tests)",
     load: () => import("./bridge/cli.js"),
   },
+  demo: {
+    summary: "a slow database behind the cache: MISS, HIT, stats (L1 only unless Redis is configured)",
+    load: () => import("./demo.js"),
+  },
 };
 
 async function run(argv: string[]): Promise<number> {

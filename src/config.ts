@@ -96,8 +96,12 @@ export function readEnv(source: Record<string, unknown>): Env {
     return env;
   }
   // Name the variable and the rule, never the value: some of these are secrets.
-  const problems = result.error.issues.map((issue) => `${String(issue.path[0])} ${issue.message}`);
-  throw new CacheError("CONFIG", `invalid environment: ${problems.join("; ")}`);
+  const problems = new Map<string, string>();
+  for (const issue of result.error.issues) {
+    const name = String(issue.path[0]);
+    if (!problems.has(name)) problems.set(name, `${name} ${issue.message}`);
+  }
+  throw new CacheError("CONFIG", `invalid environment: ${[...problems.values()].join("; ")}`);
 }
 
 const consoleLogger: Logger = {

@@ -1,0 +1,258 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { z } from "zod";
+import { CacheError } from "../../src/index.js";
+import { type Backend, cacheOn, openBackend } from "../support/backends.js";
+import { isolatedRedisUrl } from "../support/redis-db.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.each(["l1", "node-redis", "upstash"] as const)("Cache on %s", (backendName) => {
+  let backend: Backend;
+  beforeAll(async () => {
+    backend = await openBackend(backendName, await isolatedRedisUrl());
+  });
+  afterAll(async () => {
+    await backend.close();
+  });
+
+  it("get misses, then returns what set stored, with its types intact", async () => {
+    const cache = cacheOn(backend);
+    expect(await cache.get("user:1")).toBeUndefined();
+    const value = { name: "Ada", at: new Date(1_700_000_000_000), ids: new Set([1, 2]), n: 10n };
+    await cache.set("user:1", value);
+    const back = await cache.get<typeof value>("user:1");
+    expect(back).toEqual(value);
+    expect(back?.at).toBeInstanceOf(Date);
+    await cache.close();
+  });
+
+  it("round-trips awkward values and keys", async () => {
+    const cache = cacheOn(backend);
+    const keys = ["a*b?c[d]e\\f", "line\nbreak", "ключ🚀", "k".repeat(10_240), "with space: and colon"];
+    const values: unknown[] = [null, 0, "", [undefined, 1], new Map([[1, { deep: [new Date(0)] }]])];
+    for (const [i, key] of keys.entries()) await cache.set(key, values[i]);
+    // A second instance has an empty L1, so on Redis backends the values come through Redis.
+    const reader = backendName === "l1" ? cache : cacheOn(backend, { prefix: cache.keys.prefix });
+    for (const [i, key] of keys.entries()) expect(await reader.get(key)).toEqual(values[i]);
+    await cache.close();
+    await reader.close();
+  });
+
+  it("getMany and setMany keep order and misses", async () => {
+    const cache = cacheOn(backend);
+    await cache.setMany([
+      { key: "a", value: 1 },
+      { key: "c", value: { three: 3 } },
+    ]);
+    expect(await cache.getMany(["a", "b", "c"])).toEqual([1, undefined, { three: 3 }]);
+    await cache.close();
+  });
+
+  it("getOrSet loads once, then hits", async () => {
+    const cache = cacheOn(backend);
+    const loader = vi.fn(async () => ({ v: 1 }));
+    expect(await cache.getOrSet("once", loader)).toEqual({ v: 1 });
+    expect(await cache.getOrSet("once", loader)).toEqual({ v: 1 });
+    expect(loader).toHaveBeenCalledTimes(1);
+    expect(cache.stats()).toMatchObject({ loads: 1, misses: 1, hits: { l1: 1 } });
+    await cache.close();
+  });
+
+  it("1,000 concurrent getOrSet on one cold key run the loader once", async () => {
+    const cache = cacheOn(backend);
+    let runs = 0;
+    const results = await Promise.all(
+      Array.from({ length: 1000 }, () =>
+        cache.getOrSet("hot", async () => {
+          runs++;
+          await sleep(20);
+          return "value";
+        }),
+      ),
+    );
+    expect(runs).toBe(1);
+    expect(new Set(results)).toEqual(new Set(["value"]));
+    await cache.close();
+  });
+
+  it("delete and exists count keys; ttl and expire manage freshness", async () => {
+    const cache = cacheOn(backend);
+    await cache.set("d1", 1, { ttl: "1m" });
+    await cache.set("d2", 2, { ttl: 60_000 });
+    expect(await cache.exists("d1", "d2", "nope")).toBe(2);
+    expect(await cache.ttl("d1")).toBe(60);
+    expect(await cache.ttl("nope")).toBe(-2);
+    expect(await cache.expire("d1", "2h")).toBe(true);
+    expect(await cache.ttl("d1")).toBe(7200);
+    expect(await cache.expire("nope", "1s")).toBe(false);
+    expect(await cache.delete("d1", "d2", "nope")).toBe(2);
+    expect(await cache.get("d1")).toBeUndefined();
+    expect(await cache.exists("d1")).toBe(0);
+    await cache.close();
+  });
+
+  it("entries expire after their ttl", async () => {
+    const cache = cacheOn(backend);
+    await cache.set("short", "x", { ttl: 40 });
+    expect(await cache.get("short")).toBe("x");
+    await sleep(80);
+    expect(await cache.get("short")).toBeUndefined();
+    await cache.close();
+  });
+
+  it("increment counts atomically and survives a version change", async () => {
+    const v1 = cacheOn(backend, { version: "v1" });
+    expect(await v1.increment("visits")).toBe(1);
+    expect(await v1.increment("visits", 4)).toBe(5);
+    await expect(v1.increment("visits", 1.5)).rejects.toThrow(TypeError);
+    if (backendName !== "l1") {
+      const v2 = cacheOn(backend, { version: "v2", prefix: v1.keys.prefix });
+      expect(await v2.increment("visits")).toBe(6);
+      await v2.close();
+    }
+    await v1.close();
+  });
+
+  it("a versioned entry is invisible to another version; an unversioned one is shared", async () => {
+    if (backendName === "l1") return;
+    const v1 = cacheOn(backend, { version: "v1" });
+    const v2 = cacheOn(backend, { version: "v2", prefix: v1.keys.prefix });
+    await v1.set("page", "rendered by v1");
+    await v1.set("upstream", "fetched data", { versioned: false });
+    expect(await v2.get("page")).toBeUndefined();
+    expect(await v2.get("upstream", { versioned: false })).toBe("fetched data");
+    await v1.close();
+    await v2.close();
+  });
+
+  it("a schema mismatch is a miss that deletes the entry; the loader's value must pass it", async () => {
+    const cache = cacheOn(backend);
+    await cache.set("shape", { name: "old", age: "12" });
+    const schema = z.object({ name: z.string(), age: z.number() });
+    expect(await cache.get("shape", { schema })).toBeUndefined();
+    expect(await cache.exists("shape")).toBe(0);
+    const loaded = await cache.getOrSet("shape", async () => ({ name: "new", age: 12 }), { schema });
+    expect(loaded).toEqual({ name: "new", age: 12 });
+    await expect(cache.getOrSet("bad", async () => ({ name: 1 }), { schema })).rejects.toMatchObject({
+      code: "SCHEMA",
+    });
+    await cache.close();
+  });
+
+  it("serves stale while one refresh runs, and stale on loader error within staleIfError", async () => {
+    const background: Promise<unknown>[] = [];
+    const cache = cacheOn(backend, { waitUntil: (p) => background.push(p) });
+    let version = 0;
+    const loader = vi.fn(async () => ++version);
+    const options = { ttl: 30, staleWhileRevalidate: "10s" };
+    expect(await cache.getOrSet("swr", loader, options)).toBe(1);
+    await Promise.all(background.splice(0));
+    await sleep(50);
+    const [a, b] = await Promise.all([cache.getOrSet("swr", loader, options), cache.getOrSet("swr", loader, options)]);
+    expect([a, b]).toEqual([1, 1]);
+    await Promise.all(background.splice(0));
+    expect(loader).toHaveBeenCalledTimes(2);
+    expect(await cache.getOrSet("swr", loader, options)).toBe(2);
+
+    const failing = async () => {
+      throw new Error("db down");
+    };
+    await cache.set("sie", "old", { ttl: 20, staleIfError: "10s" });
+    await sleep(40);
+    expect(await cache.getOrSet("sie", failing, { staleIfError: "10s" })).toBe("old");
+    await expect(cache.getOrSet("sie", failing, { staleIfError: 1 })).rejects.toThrow("db down");
+    await cache.close();
+  });
+
+  it("a loader can skip caching or set its own ttl", async () => {
+    const cache = cacheOn(backend);
+    expect(await cache.getOrSet("skip", (ctx) => (ctx.skipCache(), "once"))).toBe("once");
+    expect(await cache.exists("skip")).toBe(0);
+    await cache.getOrSet("own-ttl", (ctx) => (ctx.setTtl("2h"), "x"));
+    expect(await cache.ttl("own-ttl")).toBe(7200);
+    await cache.close();
+  });
+
+  it("unserializable values: set throws a clear error, getOrSet returns the value uncached", async () => {
+    const cache = cacheOn(backend);
+    const loop: Record<string, unknown> = {};
+    loop.self = loop;
+    await expect(cache.set("loop", loop)).rejects.toThrow(CacheError);
+    expect(await cache.getOrSet("loop", () => loop)).toBe(loop);
+    expect(await cache.exists("loop")).toBe(0);
+    await cache.close();
+  });
+
+  it("enabled: false misses every read and always runs the loader", async () => {
+    const cache = cacheOn(backend, { enabled: false });
+    await cache.set("off", 1);
+    expect(await cache.get("off")).toBeUndefined();
+    const loader = vi.fn(() => 2);
+    await cache.getOrSet("off", loader);
+    await cache.getOrSet("off", loader);
+    expect(loader).toHaveBeenCalledTimes(2);
+    await cache.close();
+  });
+
+  it("reports health without secrets", async () => {
+    const cache = cacheOn(backend);
+    const health = await cache.health();
+    expect(health.healthy).toBe(true);
+    expect(health.transport).toBe(backendName === "l1" ? "none" : backendName);
+    if (backendName !== "l1") {
+      expect(health.latencyMs).toBeGreaterThanOrEqual(0);
+      expect(health.redis?.version).toMatch(/^\d+\.\d+/);
+      expect(await cache.connect()).toMatchObject({ connected: true, transport: backendName });
+    }
+    expect(JSON.stringify(health)).not.toContain("test-token");
+    await cache.close();
+  });
+
+  describe.skipIf(backendName === "l1")("through Redis", () => {
+    it("a value set by one instance is read by another, and then lands in its L1", async () => {
+      const writer = cacheOn(backend);
+      const reader = cacheOn(backend, { prefix: writer.keys.prefix });
+      await writer.set("shared", { from: "writer" }, { ttl: "1m" });
+      expect(await reader.get("shared")).toEqual({ from: "writer" });
+      expect(await reader.get("shared")).toEqual({ from: "writer" });
+      expect(reader.stats().hits).toEqual({ l1: 1, l2: 1 });
+      // Remaining freshness travels with the entry.
+      expect(await reader.ttl("shared")).toBe(60);
+      await writer.close();
+      await reader.close();
+    });
+
+    it("a corrupted entry in Redis is a miss and is deleted", async () => {
+      const cache = cacheOn(backend);
+      const full = await cache.keys.entry("corrupt");
+      await backend.raw!.set(full, "garbage{not json");
+      expect(await cache.get("corrupt")).toBeUndefined();
+      await sleep(50);
+      expect(await backend.raw!.exists(full)).toBe(0);
+      expect(await cache.getOrSet("corrupt", () => "reloaded")).toBe("reloaded");
+      await cache.close();
+    });
+
+    it("large values are compressed in Redis and come back whole", async () => {
+      const cache = cacheOn(backend);
+      const big = { text: "lorem ipsum ".repeat(20_000) };
+      await cache.set("big", big);
+      const stored = await backend.raw!.get(await cache.keys.entry("big"));
+      expect(stored?.startsWith("z:")).toBe(true);
+      expect(stored!.length).toBeLessThan(JSON.stringify(big).length / 10);
+      const reader = cacheOn(backend, { prefix: cache.keys.prefix });
+      expect(await reader.get("big")).toEqual(big);
+      await cache.close();
+      await reader.close();
+    });
+
+    it("Redis keeps the entry until its stale window ends (PX)", async () => {
+      const cache = cacheOn(backend);
+      await cache.set("px", 1, { ttl: "10s", staleWhileRevalidate: "50s" });
+      const pttl = await backend.raw!.pTTL(await cache.keys.entry("px"));
+      expect(pttl).toBeGreaterThan(59_000);
+      expect(pttl).toBeLessThanOrEqual(60_000);
+      await cache.close();
+    });
+  });
+});
