@@ -2,11 +2,13 @@ import { type ResolvedConfig, resolveConfig } from "./config.js";
 import { toMs } from "./duration.js";
 import { type Entry, compressText, createEntry, parseEntry } from "./entry.js";
 import { asError, CacheError } from "./errors.js";
-import { KeySpace } from "./keys.js";
+import { formatMark, Invalidations, parseMark, type TagMark } from "./invalidation.js";
+import { globToRegExp, KeySpace } from "./keys.js";
 import { validate } from "./schema.js";
 import { Breaker } from "./tiers/breaker.js";
 import { L1 } from "./tiers/l1.js";
 import { L2 } from "./tiers/l2.js";
+import { type InvalidatingOptions, invalidating, type WrapOptions, wrap } from "./wrap.js";
 import type {
   CacheEvent,
   CacheOptions,
@@ -51,12 +53,14 @@ export class Cache {
   /** Counters when there is no Redis (or it is down): best effort, this instance only. */
   private readonly localCounters = new Map<string, number>();
   private readonly counts = { l1: 0, l2: 0, misses: 0, stale: 0, loads: 0, errors: 0 };
+  private readonly invalidations: Invalidations;
 
   constructor(options: CacheOptions = {}) {
     const config = resolveConfig(options);
     this.config = config;
     this.keys = new KeySpace(config.prefix, config.namespace, config.version);
     this.l1 = config.l1 ? new L1(config.l1.maxEntries, config.l1.maxBytes, config.l1.ttlMs) : null;
+    this.invalidations = new Invalidations(config.l1 ? config.l1.syncMs : 1000);
     this.breaker = new Breaker(config.breaker.failureThreshold, config.breaker.resetMs, (state) => {
       this.emit({ type: "breaker", state });
       if (state === "open") config.logger.warn("Redis circuit open: serving from L1 and loaders");
@@ -122,7 +126,7 @@ export class Cache {
   async getOrSet<T>(
     key: string,
     loader: (context: LoaderContext) => T | Promise<T>,
-    options: GetOrSetOptions<T> & { waitUntil?: WaitUntil } = {},
+    options: GetOrSetOptions<T> = {},
   ): Promise<T> {
     const full = await this.keys.entry(key, options.versioned);
     if (!this.config.enabled) return (await this.load(key, full, loader, options)).value;
@@ -135,14 +139,92 @@ export class Cache {
     return flight;
   }
 
+  /**
+   * A cached version of `fn`: `key` is a function of the arguments or a template such as
+   * `"{username}_posts:page_{page}"` filled from an object argument (`{0}` for positional ones).
+   * A placeholder missing from the arguments is a TypeError, not a key containing "undefined".
+   */
+  wrap<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: WrapOptions<A, R>): (...args: A) => Promise<R> {
+    return wrap(this, fn, options);
+  }
+
+  /**
+   * `fn`, followed by invalidation of `keys`, `tags` and `patterns` (lists or functions of the
+   * arguments and result; templates are filled as in {@link Cache.wrap}, glob-escaped in patterns).
+   */
+  invalidating<A extends unknown[], R>(
+    fn: (...args: A) => R | Promise<R>,
+    options: InvalidatingOptions<A, R>,
+  ): (...args: A) => Promise<R> {
+    return invalidating(this, fn, options);
+  }
+
   /** Removes keys (versioned and unversioned) from both tiers; returns how many Redis removed. */
   async delete(...keys: string[]): Promise<number> {
     const pairs = await Promise.all(keys.map((key) => this.bothSpaces(key)));
     let local = 0;
     for (const full of pairs.flat()) if (this.l1?.delete(full)) local++;
     if (!this.l2 || pairs.length === 0) return local;
-    const removed = await this.tolerate("UNLINK", keys.join(","), () => this.l2!.send(["UNLINK", ...pairs.flat()]));
-    return typeof removed === "number" ? removed : local;
+    const replies = await this.tolerate("UNLINK", keys.join(","), () =>
+      this.l2!.pipeline([["UNLINK", ...pairs.flat()], ["INCR", this.keys.epoch]], "UNLINK"),
+    );
+    this.ownBump(replies?.[1]);
+    return typeof replies?.[0] === "number" ? replies[0] : local;
+  }
+
+  /**
+   * Makes every entry carrying one of `tags` a miss (or, with `soft`, stale: served within its
+   * `staleWhileRevalidate` window while it refreshes) — here at once, on other instances within
+   * `l1.syncMs`. Costs one MSET and one INCR whatever the number of entries: entries are checked
+   * against the tag's invalidation time when read, never scanned.
+   */
+  async invalidateTags(tags: readonly string[], options: { soft?: boolean } = {}): Promise<void> {
+    if (tags.length === 0) return;
+    const mark: TagMark = { at: Date.now(), soft: options.soft === true };
+    const wanted = new Set(tags);
+    for (const tag of tags) this.invalidations.remember(tag, mark);
+    this.l1?.deleteWhere((_key, entry) => {
+      if (!entry.tags.some((tag) => wanted.has(tag))) return false;
+      if (!mark.soft) return true;
+      entry.fresh = Math.min(entry.fresh, mark.at);
+      return false;
+    });
+    if (!this.l2) return;
+    const stored = formatMark(mark);
+    const replies = await this.tolerate("MSET", tags.join(","), () =>
+      this.l2!.pipeline(
+        [["MSET", ...tags.flatMap((tag) => [this.keys.tag(tag), stored])], ["INCR", this.keys.epoch]],
+        "invalidateTags",
+      ),
+    );
+    this.ownBump(replies?.[1]);
+  }
+
+  /**
+   * Deletes every entry of this namespace and version whose key matches `glob` (Redis glob syntax;
+   * pass user input through `escapeGlob`). SCAN + UNLINK in batches; returns how many were removed.
+   * Keys long enough to be hashed cannot match a pattern.
+   */
+  async deletePattern(glob: string, options: { versioned?: boolean } = {}): Promise<number> {
+    if (typeof glob !== "string" || glob === "") throw new TypeError("tiercache: deletePattern needs a glob");
+    const pattern = this.keys.pattern(glob, options.versioned !== false);
+    const matcher = globToRegExp(pattern);
+    const local = this.l1?.deleteWhere((key) => matcher.test(key)) ?? 0;
+    if (!this.l2) return local;
+    const removed = await this.tolerate("SCAN", glob, async () => {
+      let cursor = "0";
+      let count = 0;
+      do {
+        const reply = await this.l2!.send(["SCAN", cursor, "MATCH", pattern, "COUNT", 1000]);
+        if (!Array.isArray(reply) || !Array.isArray(reply[1])) throw new CacheError("UNAVAILABLE", "bad SCAN reply");
+        cursor = String(reply[0]);
+        const found = reply[1].filter((key): key is string => typeof key === "string");
+        if (found.length > 0) count += Number(await this.l2!.send(["UNLINK", ...found])) || 0;
+      } while (cursor !== "0");
+      this.ownBump(await this.l2!.send(["INCR", this.keys.epoch]));
+      return count;
+    });
+    return removed ?? local;
   }
 
   /** How many of `keys` exist (in Redis, or in L1 when there is none). */
@@ -277,7 +359,7 @@ export class Cache {
     key: string,
     full: string,
     loader: (context: LoaderContext) => T | Promise<T>,
-    options: GetOrSetOptions<T> & { waitUntil?: WaitUntil },
+    options: GetOrSetOptions<T>,
   ): Promise<T> {
     const found = await this.lookup(key, full, options.schema);
     const now = Date.now();
@@ -292,8 +374,20 @@ export class Cache {
       return stale.value as T;
     }
     this.miss(key);
+    let leaseKey: string | undefined;
+    if (options.lease && this.l2 && !stale) {
+      const leaseMs = options.lease === true ? 2000 : toMs(options.lease, "lease");
+      leaseKey = this.keys.lease(full);
+      const lease = leaseKey;
+      const granted = await this.tolerate("SET", key, () => this.l2!.send(["SET", lease, "1", "NX", "PX", leaseMs]));
+      if (granted === null) {
+        leaseKey = undefined;
+        const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs);
+        if (loaded) return this.hit(key, { entry: loaded, tier: "l2" }) as T;
+      }
+    }
     try {
-      return (await this.load(key, full, loader, options)).value;
+      return (await this.load(key, full, loader, options, leaseKey)).value;
     } catch (error) {
       const sieMs = toMs(options.staleIfError ?? this.config.staleIfErrorMs, "staleIfError");
       if (stale && Date.now() < stale.fresh + sieMs && !(error instanceof CacheError && error.code === "SCHEMA")) {
@@ -309,7 +403,7 @@ export class Cache {
     key: string,
     full: string,
     loader: (context: LoaderContext) => T | Promise<T>,
-    options: GetOrSetOptions<T> & { waitUntil?: WaitUntil },
+    options: GetOrSetOptions<T>,
   ): void {
     if (this.refreshing.has(full)) return;
     this.refreshing.add(full);
@@ -319,12 +413,37 @@ export class Cache {
     );
   }
 
-  /** Runs the loader, checks its value, puts it in L1 at once and in Redis in the background. */
+  /** Polls Redis for the value another instance's lease holder is loading, until the lease ends. */
+  private async awaitLeaseHolder(
+    key: string,
+    full: string,
+    schema: Schema<unknown> | undefined,
+    leaseMs: number,
+  ): Promise<Entry | undefined> {
+    const until = Date.now() + leaseMs;
+    let pause = 10;
+    while (Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(pause, Math.max(1, until - Date.now()))));
+      pause = Math.min(pause * 2, 100);
+      const entry = await this.readRemote(key, full, schema);
+      if (entry && entry.fresh > Date.now()) {
+        this.l1?.set(full, entry, Date.now());
+        return entry;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Runs the loader, checks its value, puts it in L1 at once and in Redis in the background — or,
+   * for a lease holder, awaited and with the lease released, since other instances are polling for it.
+   */
   private async load<T>(
     key: string,
     full: string,
     loader: (context: LoaderContext) => T | Promise<T>,
-    options: GetOrSetOptions<T> & { waitUntil?: WaitUntil },
+    options: GetOrSetOptions<T>,
+    leaseKey?: string,
   ): Promise<{ value: T }> {
     let ttl: Duration | undefined = options.ttl;
     let skip = !this.config.enabled;
@@ -357,7 +476,10 @@ export class Cache {
       return { value };
     }
     this.l1?.set(full, write.entry, Date.now());
-    if (write.command && this.l2) {
+    if (leaseKey && this.l2) {
+      const commands = write.command ? [write.command, ["DEL", leaseKey]] : [["DEL", leaseKey]];
+      await this.tolerate("SET", key, () => this.l2!.pipeline(commands, "SET"));
+    } else if (write.command && this.l2) {
       const command = write.command;
       await this.runInBackground(
         () => this.tolerate("SET", key, () => this.l2!.send(command)),
@@ -372,6 +494,7 @@ export class Cache {
     const now = Date.now();
     let local: Entry | undefined = this.l1?.get(full, now);
     if (local && schema && !(await this.conforms(full, local, schema, false))) local = undefined;
+    if (local && local.fresh > now && this.l2) this.syncInBackground(now);
     if ((local && local.fresh > now) || !this.l2) return local ? { entry: local, tier: "l1" } : undefined;
     const remote = await this.readRemote(key, full, schema);
     if (remote && (!local || remote.fresh > local.fresh)) {
@@ -382,7 +505,13 @@ export class Cache {
   }
 
   private async readRemote(key: string, full: string, schema: Schema<unknown> | undefined): Promise<Entry | undefined> {
-    const stored = await this.tolerate("GET", key, () => this.l2!.get(full));
+    // The epoch rides in the same MGET as the value: coherence costs no extra round trip.
+    const epochDue = this.invalidations.claimEpochCheck(Date.now());
+    const [stored, epoch] = await Promise.all([
+      this.tolerate("GET", key, () => this.l2!.get(full)),
+      epochDue ? this.tolerate("GET", this.keys.epoch, () => this.l2!.get(this.keys.epoch)) : undefined,
+    ]);
+    if (epoch !== undefined) this.applyEpoch(epoch);
     if (typeof stored !== "string") return undefined;
     let entry: Entry;
     try {
@@ -393,8 +522,45 @@ export class Cache {
       return undefined;
     }
     if (entry.stale <= Date.now()) return undefined;
+    if (entry.tags.length > 0 && !(await this.passesTags(entry))) return undefined;
     if (schema && !(await this.conforms(full, entry, schema, true))) return undefined;
     return entry;
+  }
+
+  /** Checks an entry's tags against their invalidation marks, fetching unknown marks in one batch. */
+  private async passesTags(entry: Entry): Promise<boolean> {
+    const unknown = entry.tags.filter((tag) => this.invalidations.mark(tag) === undefined);
+    if (unknown.length > 0 && this.l2) {
+      const stored = await Promise.all(
+        unknown.map((tag) => this.tolerate("GET", tag, () => this.l2!.get(this.keys.tag(tag)))),
+      );
+      // A mark that could not be read stays unknown (fetched again next time); the entry is served.
+      stored.forEach((value, i) => {
+        if (value !== undefined) this.invalidations.remember(unknown[i] as string, parseMark(value));
+      });
+    }
+    const { gone, staleFrom } = this.invalidations.verdict(entry);
+    if (staleFrom !== undefined) entry.fresh = Math.min(entry.fresh, staleFrom);
+    return !gone;
+  }
+
+  /** On an L1 hit, learns of invalidations elsewhere without delaying the hit. */
+  private syncInBackground(now: number): void {
+    if (!this.invalidations.claimEpochCheck(now)) return;
+    void this.tolerate("GET", this.keys.epoch, () => this.l2!.get(this.keys.epoch)).then(
+      (epoch) => epoch !== undefined && this.applyEpoch(epoch),
+      () => {},
+    );
+  }
+
+  private applyEpoch(epoch: string | null): void {
+    if (!this.invalidations.observeEpoch(epoch)) return;
+    this.debug("L1 dropped: invalidation on another instance");
+    this.l1?.clear();
+  }
+
+  private ownBump(reply: unknown): void {
+    if (typeof reply === "number" && this.invalidations.observeOwnBump(reply)) this.l1?.clear();
   }
 
   /** Schema check on read: a mismatch is a miss, and the entry is deleted so it is reloaded. */

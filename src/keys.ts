@@ -58,6 +58,21 @@ export class KeySpace {
     return this.entry(`#count:${key}`, false);
   }
 
+  /** When each tag was last invalidated (outside the versioned space: data changes cross deploys). */
+  tag(tag: string): string {
+    return `${this.namespaceRoot}~t:${tag}`;
+  }
+
+  /** The counter every invalidation in this namespace bumps, for cross-instance L1 coherence. */
+  get epoch(): string {
+    return `${this.namespaceRoot}~e`;
+  }
+
+  /** The short stampede lease for a full entry key. */
+  lease(fullKey: string): string {
+    return `${this.namespaceRoot}~l:${fullKey.slice(this.namespaceRoot.length)}`;
+  }
+
   /** A SCAN pattern for the user glob within this namespace and version. */
   pattern(glob: string, versioned = true): string {
     return `${escapeGlob(this.namespaceRoot)}${versioned ? escapeGlob(this.version) : UNVERSIONED}:${glob}`;
@@ -73,4 +88,29 @@ function assertKey(key: unknown): asserts key is string {
 async function hashKey(key: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
   return bytesToBase64(new Uint8Array(digest)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+}
+
+/** A RegExp matching exactly what the Redis glob `pattern` matches (for dropping L1 copies). */
+export function globToRegExp(pattern: string): RegExp {
+  let source = "";
+  for (let i = 0; i < pattern.length; i++) {
+    const char = pattern[i] as string;
+    if (char === "\\" && i + 1 < pattern.length) source += escapeRegExp(pattern[++i] as string);
+    else if (char === "*") source += "[\\s\\S]*";
+    else if (char === "?") source += "[\\s\\S]";
+    else if (char === "[") {
+      const end = pattern.indexOf("]", i + 1);
+      if (end === -1) source += "\\[";
+      else {
+        const body = pattern.slice(i + 1, end);
+        source += `[${body.startsWith("^") ? `^${body.slice(1)}` : body.replace(/\\/g, "\\\\")}]`;
+        i = end;
+      }
+    } else source += escapeRegExp(char);
+  }
+  return new RegExp(`^${source}$`);
+}
+
+function escapeRegExp(char: string): string {
+  return char.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
 }

@@ -103,7 +103,16 @@ export interface LoaderContext {
   skipCache(): void;
 }
 
-export interface GetOrSetOptions<T = unknown> extends SetOptions, GetOptions<T> {}
+export interface GetOrSetOptions<T = unknown> extends SetOptions, GetOptions<T> {
+  /**
+   * A short Redis lease (`SET NX PX`) so that cold instances missing the same key run the loader
+   * about once: the others poll Redis for the value until the lease ends (`true`: 2 s), then load
+   * themselves rather than fail.
+   */
+  lease?: boolean | Duration;
+  /** Schedules this call's background work (refresh, L2 write); default: the cache's `waitUntil`. */
+  waitUntil?: WaitUntil;
+}
 
 /** One entry of {@link Cache.setMany}. */
 export interface SetManyEntry<T = unknown> extends SetOptions {

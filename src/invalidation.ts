@@ -1,0 +1,84 @@
+import type { Entry } from "./entry.js";
+
+/** When a tag was last invalidated, and whether entries carrying it become stale (soft) or gone (hard). */
+export interface TagMark {
+  at: number;
+  soft: boolean;
+}
+
+/** How a tag mark is stored in Redis: `"<ms>"` for hard, `"s<ms>"` for soft. */
+export function formatMark(mark: TagMark): string {
+  return `${mark.soft ? "s" : ""}${mark.at}`;
+}
+
+export function parseMark(stored: string | null): TagMark | null {
+  if (stored === null) return null;
+  const soft = stored.startsWith("s");
+  const at = Number(soft ? stored.slice(1) : stored);
+  return Number.isFinite(at) ? { at, soft } : null;
+}
+
+/**
+ * What this instance knows of invalidations made anywhere, without pub/sub: the epoch counter that
+ * every invalidation bumps (checked at most once per `syncMs`, piggybacked on L2 reads) and the
+ * tag marks it has fetched. When the epoch moves, everything learnt from Redis is dropped — L1 and
+ * the tag marks — so an invalidation elsewhere is seen within `syncMs` plus one request.
+ */
+export class Invalidations {
+  private epoch: string | null | undefined;
+  private checkedAt = Number.NEGATIVE_INFINITY;
+  private readonly marks = new Map<string, TagMark | null>();
+
+  constructor(readonly syncMs: number) {}
+
+  /** Whether the epoch should be read again; claims the check so concurrent callers don't repeat it. */
+  claimEpochCheck(now: number): boolean {
+    if (now - this.checkedAt < this.syncMs) return false;
+    this.checkedAt = now;
+    return true;
+  }
+
+  /** Records the epoch read from Redis; true when it moved since the last look (L1 must go). */
+  observeEpoch(value: string | null): boolean {
+    const moved = this.epoch !== undefined && this.epoch !== value;
+    this.epoch = value;
+    if (moved) this.marks.clear();
+    return moved;
+  }
+
+  /**
+   * Records the epoch this instance's own invalidation produced (INCR's reply). If it skipped a
+   * value, someone else invalidated too: true, so L1 is dropped as for any outside change.
+   */
+  observeOwnBump(value: number): boolean {
+    const expected = this.epoch === undefined || this.epoch === null ? 1 : Number(this.epoch) + 1;
+    const missedOne = this.epoch !== undefined && value !== expected;
+    this.epoch = String(value);
+    if (missedOne) this.marks.clear();
+    return missedOne;
+  }
+
+  /** The mark of `tag` if known: `null` = never invalidated, `undefined` = must be fetched. */
+  mark(tag: string): TagMark | null | undefined {
+    return this.marks.get(tag);
+  }
+
+  remember(tag: string, mark: TagMark | null): void {
+    this.marks.set(tag, mark);
+  }
+
+  /**
+   * An entry is gone after a hard invalidation of one of its tags made when or after it was written,
+   * and stale (fresh no longer than the invalidation) after a soft one.
+   */
+  verdict(entry: Pick<Entry, "created" | "tags">): { gone: boolean; staleFrom: number | undefined } {
+    let staleFrom: number | undefined;
+    for (const tag of entry.tags) {
+      const mark = this.marks.get(tag);
+      if (!mark || mark.at < entry.created) continue;
+      if (!mark.soft) return { gone: true, staleFrom: undefined };
+      staleFrom = Math.min(staleFrom ?? mark.at, mark.at);
+    }
+    return { gone: false, staleFrom };
+  }
+}
