@@ -3,18 +3,24 @@ import { toMs } from "./duration.js";
 import { type Entry, compressText, createEntry, parseEntry } from "./entry.js";
 import { asError, CacheError } from "./errors.js";
 import { formatMark, Invalidations, parseMark, type TagMark } from "./invalidation.js";
+import { type FlushContext, runFlush } from "./flush.js";
+import { deployHook as deployHandler } from "./http/deploy-hook.js";
 import { globToRegExp, KeySpace } from "./keys.js";
 import { validate } from "./schema.js";
 import { Breaker } from "./tiers/breaker.js";
 import { L1 } from "./tiers/l1.js";
 import { L2 } from "./tiers/l2.js";
+import { registerVersion } from "./versioning.js";
 import { type InvalidatingOptions, invalidating, type WrapOptions, wrap } from "./wrap.js";
 import type {
   CacheEvent,
   CacheOptions,
   CacheStats,
   ConnectResult,
+  DeployHookOptions,
   Duration,
+  FlushOptions,
+  FlushResult,
   GetOptions,
   GetOrSetOptions,
   HealthReport,
@@ -81,12 +87,40 @@ export class Cache {
   }
 
   /** The fresh value at `key`, or `undefined` on a miss. Never throws for Redis trouble (see `failSilently`). */
-  async get<T = unknown>(key: string, options: GetOptions<T> = {}): Promise<T | undefined> {
-    const full = await this.keys.entry(key, options.versioned);
+  get<T = unknown>(key: string, options: GetOptions<T> = {}): Promise<T | undefined> {
+    try {
+      const full = this.keys.entry(key, options.versioned);
+      const local = this.freshInL1(full, options.schema);
+      if (local) return Promise.resolve(this.hit(key, local, "l1") as T);
+      return this.getThroughTiers(key, full, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private async getThroughTiers<T>(
+    key: string,
+    fullKey: string | Promise<string>,
+    options: GetOptions<T>,
+  ): Promise<T | undefined> {
+    const full = await fullKey;
     if (!this.config.enabled) return this.miss(key);
     const found = await this.lookup(key, full, options.schema);
-    if (found && found.entry.fresh > Date.now()) return this.hit(key, found) as T;
+    if (found && found.entry.fresh > Date.now()) return this.hit(key, found.entry, found.tier) as T;
     return this.miss(key);
+  }
+
+  /**
+   * A fresh L1 entry found without a single await: the hot path of every warm invocation, so a
+   * hit costs one resolved promise rather than a chain of them.
+   */
+  private freshInL1(full: string | Promise<string>, schema: Schema<unknown> | undefined): Entry | undefined {
+    if (typeof full !== "string" || schema || !this.l1 || !this.config.enabled) return undefined;
+    const now = Date.now();
+    const entry = this.l1.get(full, now);
+    if (!entry || entry.fresh <= now) return undefined;
+    if (this.l2) this.syncInBackground(now);
+    return entry;
   }
 
   /** Fresh values of several keys, in order; L1 misses leave for Redis as one MGET. */
@@ -123,15 +157,29 @@ export class Cache {
    * are served within `staleWhileRevalidate` while one background refresh runs, and within
    * `staleIfError` when the loader throws. Loader errors reach the caller unchanged.
    */
-  async getOrSet<T>(
+  getOrSet<T>(
     key: string,
     loader: (context: LoaderContext) => T | Promise<T>,
     options: GetOrSetOptions<T> = {},
   ): Promise<T> {
-    const full = await this.keys.entry(key, options.versioned);
+    try {
+      const full = this.keys.entry(key, options.versioned);
+      const local = this.freshInL1(full, options.schema);
+      if (local) return Promise.resolve(this.hit(key, local, "l1") as T);
+      return this.getOrLoad(key, full, loader, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private async getOrLoad<T>(
+    key: string,
+    fullKey: string | Promise<string>,
+    loader: (context: LoaderContext) => T | Promise<T>,
+    options: GetOrSetOptions<T>,
+  ): Promise<T> {
+    const full = await fullKey;
     if (!this.config.enabled) return (await this.load(key, full, loader, options)).value;
-    const local = options.schema ? undefined : this.l1?.get(full, Date.now());
-    if (local && local.fresh > Date.now()) return this.hit(key, { entry: local, tier: "l1" }) as T;
     const running = this.inflight.get(full);
     if (running) return running as Promise<T>;
     const flight = this.resolve(key, full, loader, options).finally(() => this.inflight.delete(full));
@@ -296,8 +344,9 @@ export class Cache {
     if (!this.l2) return { connected: false, ...base };
     try {
       await this.ping();
+      const flushedVersions = await this.ensureRegistered();
       this.config.logger.info?.("Cache connected", { transport: base.transport, version: this.version });
-      return { connected: true, ...base };
+      return { connected: true, ...base, flushedVersions };
     } catch (error) {
       return { connected: false, ...base, error: asError(error).message };
     }
@@ -363,7 +412,7 @@ export class Cache {
   ): Promise<T> {
     const found = await this.lookup(key, full, options.schema);
     const now = Date.now();
-    if (found && found.entry.fresh > now) return this.hit(key, found) as T;
+    if (found && found.entry.fresh > now) return this.hit(key, found.entry, found.tier) as T;
     const stale = found?.entry;
     const swrMs = toMs(options.staleWhileRevalidate ?? this.config.staleWhileRevalidateMs, "staleWhileRevalidate");
     if (stale && now < stale.fresh + swrMs) {
@@ -383,7 +432,7 @@ export class Cache {
       if (granted === null) {
         leaseKey = undefined;
         const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs);
-        if (loaded) return this.hit(key, { entry: loaded, tier: "l2" }) as T;
+        if (loaded) return this.hit(key, loaded, "l2") as T;
       }
     }
     try {
@@ -491,6 +540,7 @@ export class Cache {
 
   /** Finds a servable entry (fresh or stale), preferring L1, asking Redis when L1 has no fresh one. */
   private async lookup(key: string, full: string, schema: Schema<unknown> | undefined): Promise<Found | undefined> {
+    void this.ensureRegistered();
     const now = Date.now();
     let local: Entry | undefined = this.l1?.get(full, now);
     if (local && schema && !(await this.conforms(full, local, schema, false))) local = undefined;
@@ -577,6 +627,7 @@ export class Cache {
   }
 
   private async store(key: string, full: string, value: unknown, options: SetOptions): Promise<void> {
+    void this.ensureRegistered();
     const write = await this.prepare(key, full, value, options);
     this.l1?.set(full, write.entry, Date.now());
     const command = write.command;
@@ -620,11 +671,11 @@ export class Cache {
     return Promise.all([this.keys.entry(key, true), this.keys.entry(key, false)]);
   }
 
-  private hit(key: string, found: Found): unknown {
-    this.counts[found.tier]++;
-    this.emit({ type: "hit", key, tier: found.tier });
-    this.debug(`Cache HIT (${found.tier === "l1" ? "l1" : "redis"}) ${key}`);
-    return found.entry.value;
+  private hit(key: string, entry: Entry, tier: Tier): unknown {
+    this.counts[tier]++;
+    if (this.config.onEvent) this.emit({ type: "hit", key, tier });
+    this.config.logger.debug?.(`Cache HIT (${tier === "l1" ? "l1" : "redis"}) ${key}`);
+    return entry.value;
   }
 
   private miss(key: string): undefined {
@@ -645,6 +696,73 @@ export class Cache {
     } catch {
       // A metrics callback must never break a read.
     }
+  }
+
+  // Versioning and flush (issue 4)
+
+  /** This instance's version registration, started on its first Redis contact; settles with the versions it flushed. */
+  private registration: Promise<string[]> | undefined;
+
+  /**
+   * Removes cached keys of one scope (see {@link FlushScope}) from Redis and from this instance's L1;
+   * other instances drop their L1 copies within `l1.syncMs`. SCAN + UNLINK in batches of about 1,000
+   * keys: memory stays bounded and Redis is never blocked for long. The default, `"stale-versions"`,
+   * deletes the entries of versions first seen before the current one and the `keepVersions` before
+   * it — an older deployment never deletes a newer one's keys. `"database"` (FLUSHDB) runs only when
+   * asked for by name. Unlike reads, a flush throws a CacheError when Redis fails, whatever
+   * `failSilently` says: a deploy step must know its flush did not happen.
+   *
+   * @example
+   * await cache.flush(); // { scope: "stale-versions", removed: 1234, versions: ["a1b2c3d4"] }
+   * await cache.flush({ scope: "version", dryRun: true, onProgress: (n) => console.log(n) });
+   */
+  async flush(options: FlushOptions = {}): Promise<FlushResult> {
+    // Registered first so that the current version is dated; a dry run writes nothing.
+    if (!options.dryRun) await this.ensureRegistered(false);
+    return runFlush(this.flushContext(), options);
+  }
+
+  /**
+   * A Web handler `(req) => Promise<Response>` for a deploy step, a GitHub Action or a cron: on `POST`
+   * with `Authorization: Bearer <secret>` it runs `flush({ scope })` and answers `{ scope, removed }`
+   * as JSON; a wrong or missing secret gets 401 and deletes nothing, other methods 405.
+   *
+   * @example
+   * export const POST = cache.deployHook({ secret: process.env.CACHE_FLUSH_SECRET! });
+   */
+  deployHook(options: DeployHookOptions): (req: Request) => Promise<Response> {
+    return deployHandler(this, options);
+  }
+
+  /**
+   * Registers this instance's version once, on its first Redis contact, and lets the newest version
+   * flush stale ones (versioning.ts). Never on a request's path: the promise is handed to `waitUntil`
+   * when there is one and otherwise runs on its own; it never rejects, and a failed registration is
+   * retried on a later contact. `autoFlush: false` for an explicit flush, which does the work itself.
+   */
+  private ensureRegistered(autoFlush = true): Promise<string[]> {
+    if (this.registration || !this.l2) return this.registration ?? Promise.resolve([]);
+    const context = this.flushContext();
+    const registration = registerVersion(
+      { l2: this.l2, keys: this.keys, logger: this.config.logger },
+      this.config.keepVersions,
+      autoFlush ? () => runFlush(context) : undefined,
+    ).catch((error: unknown) => {
+      this.registration = undefined;
+      // While the circuit is open every contact retries at no cost; only real failures are worth a line.
+      if (!(error instanceof CacheError && error.code === "BREAKER_OPEN")) {
+        this.config.logger.warn(`Cache version registration failed: ${asError(error).message}`);
+      }
+      return [];
+    });
+    this.registration = registration;
+    this.config.waitUntil?.(registration);
+    return registration;
+  }
+
+  private flushContext(): FlushContext {
+    const { logger, keepVersions } = this.config;
+    return { l1: this.l1, l2: this.l2, keys: this.keys, logger, keepVersions };
   }
 }
 

@@ -35,6 +35,8 @@ export class KeySpace {
   readonly root: string;
   /** `[<prefix>:]tc:<namespace>:` */
   readonly namespaceRoot: string;
+  private readonly versionedSpace: string;
+  private readonly unversionedSpace: string;
 
   constructor(
     readonly prefix: string | undefined,
@@ -43,11 +45,13 @@ export class KeySpace {
   ) {
     this.root = `${prefix ? `${prefix}:` : ""}${ROOT}:`;
     this.namespaceRoot = `${this.root}${namespace}:`;
+    this.versionedSpace = `${this.namespaceRoot}${version}:`;
+    this.unversionedSpace = `${this.namespaceRoot}${UNVERSIONED}:`;
   }
 
   /** The Redis key of a cache entry; a promise only for keys long enough to be hashed. */
   entry(key: string, versioned = true): string | Promise<string> {
-    const space = `${this.namespaceRoot}${versioned ? this.version : UNVERSIONED}:`;
+    const space = versioned ? this.versionedSpace : this.unversionedSpace;
     assertKey(key);
     if (key.length <= MAX_PLAIN_KEY_LENGTH) return space + key;
     return hashKey(key).then((hash) => `${space}#${hash}`);
