@@ -29,7 +29,12 @@ const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 try {
   const raw = createClient({ url: server.url });
   await raw.connect();
-  const value = { id: 42, name: "Ada Lovelace", roles: ["admin", "author"], updatedAt: "2024-01-01T00:00:00Z" };
+  const value = {
+    id: 42,
+    name: "Ada Lovelace",
+    roles: ["admin", "author"],
+    updatedAt: "2024-01-01T00:00:00Z",
+  };
 
   // --- L1 hits -------------------------------------------------------------------------------
   const tiered = createCache({ redis: nodeRedis({ url: server.url }), env: {}, prefix: "bench", ttl: "1h" });
@@ -65,7 +70,12 @@ try {
     });
   await l1.run();
   const lruOps = opsPerSec(l1, "raw lru-cache.get");
-  rows.push("### L1 hit", "", "| operation | ops/s | vs raw lru-cache.get | vs bentocache |", "|---|---:|---:|---:|");
+  rows.push(
+    "### L1 hit",
+    "",
+    "| operation | ops/s | vs raw lru-cache.get | vs bentocache |",
+    "|---|---:|---:|---:|",
+  );
   for (const [name, peer] of [
     ["raw lru-cache.get", ""],
     ["tiercache get (L1 hit)", "bentocache get (L1 hit)"],
@@ -74,17 +84,30 @@ try {
     ["bentocache getOrSet (L1 hit)", ""],
   ] as const) {
     const ops = opsPerSec(l1, name);
-    row(name, fmt(ops), `${(lruOps / ops).toFixed(1)}× slower`, peer ? `${(ops / opsPerSec(l1, peer)).toFixed(2)}× faster` : "");
+    row(
+      name,
+      fmt(ops),
+      `${(lruOps / ops).toFixed(1)}× slower`,
+      peer ? `${(ops / opsPerSec(l1, peer)).toFixed(2)}× faster` : "",
+    );
   }
 
   // --- L2 hits: 100 concurrent reads of distinct keys ----------------------------------------
   const keys = Array.from({ length: 100 }, (_, i) => `item:${i}`);
-  const l2Only = createCache({ redis: nodeRedis({ url: server.url }), env: {}, prefix: "bench", l1: false, ttl: "1h" });
+  const l2Only = createCache({
+    redis: nodeRedis({ url: server.url }),
+    env: {},
+    prefix: "bench",
+    l1: false,
+    ttl: "1h",
+  });
   await l2Only.setMany(keys.map((key) => ({ key, value: { ...value, key } })));
   const rawKeys = await Promise.all(keys.map((key) => l2Only.keys.entry(key) as string));
   const bentoL2 = new BentoCache({
     default: "l2",
-    stores: { l2: bentostore().useL2Layer(redisDriver({ connection: { host: "127.0.0.1", port: server.port } })) },
+    stores: {
+      l2: bentostore().useL2Layer(redisDriver({ connection: { host: "127.0.0.1", port: server.port } })),
+    },
   });
   await Promise.all(keys.map((key) => bentoL2.set({ key, value: { ...value, key }, ttl: "1h" })));
 
@@ -120,7 +143,10 @@ try {
   rows.push("| client | commands |", "|---|---|");
   row("raw node-redis", await commandsPer100(() => Promise.all(rawKeys.map((key) => raw.get(key)))));
   row("tiercache (L1 off)", await commandsPer100(() => Promise.all(keys.map((key) => l2Only.get(key)))));
-  row("bentocache (L2 only)", await commandsPer100(() => Promise.all(keys.map((key) => bentoL2.get({ key })))));
+  row(
+    "bentocache (L2 only)",
+    await commandsPer100(() => Promise.all(keys.map((key) => bentoL2.get({ key })))),
+  );
 
   await Promise.all([tiered.close(), l2Only.close(), bento.disconnect(), bentoL2.disconnect()]);
   raw.destroy();
@@ -142,8 +168,14 @@ try {
   rows.push("", "### Cold start: median of 11 fresh `node` processes, time to import", "");
   rows.push("| import | ms |", "|---|---:|");
   row("`tiercache` (core)", importMs(`await import("./dist/index.js")`));
-  row("`tiercache` + `tiercache/redis`", importMs(`await import("./dist/index.js");await import("./dist/transports/node-redis.js")`));
-  row("`tiercache` + `tiercache/upstash`", importMs(`await import("./dist/index.js");await import("./dist/transports/upstash.js")`));
+  row(
+    "`tiercache` + `tiercache/redis`",
+    importMs(`await import("./dist/index.js");await import("./dist/transports/node-redis.js")`),
+  );
+  row(
+    "`tiercache` + `tiercache/upstash`",
+    importMs(`await import("./dist/index.js");await import("./dist/transports/upstash.js")`),
+  );
 
   const bundle = await build({
     entryPoints: ["src/index.ts"],

@@ -1,17 +1,15 @@
 import { type ResolvedConfig, resolveConfig } from "./config.js";
 import { toMs } from "./duration.js";
-import { type Entry, compressText, createEntry, parseEntry } from "./entry.js";
+import { compressText, createEntry, type Entry, parseEntry } from "./entry.js";
 import { asError, CacheError } from "./errors.js";
-import { formatMark, Invalidations, parseMark, type TagMark } from "./invalidation.js";
 import { type FlushContext, runFlush } from "./flush.js";
 import { deployHook as deployHandler } from "./http/deploy-hook.js";
+import { formatMark, Invalidations, parseMark, type TagMark } from "./invalidation.js";
 import { globToRegExp, KeySpace } from "./keys.js";
 import { validate } from "./schema.js";
 import { Breaker } from "./tiers/breaker.js";
 import { L1 } from "./tiers/l1.js";
 import { L2 } from "./tiers/l2.js";
-import { registerVersion } from "./versioning.js";
-import { type InvalidatingOptions, invalidating, type WrapOptions, wrap } from "./wrap.js";
 import type {
   CacheEvent,
   CacheOptions,
@@ -30,6 +28,8 @@ import type {
   SetOptions,
   WaitUntil,
 } from "./types.js";
+import { registerVersion } from "./versioning.js";
+import { type InvalidatingOptions, invalidating, type WrapOptions, wrap } from "./wrap.js";
 
 /** Stored texts longer than this are gzipped before they go to Redis. */
 const COMPRESS_ABOVE = 16 * 1024;
@@ -192,7 +192,10 @@ export class Cache {
    * `"{username}_posts:page_{page}"` filled from an object argument (`{0}` for positional ones).
    * A placeholder missing from the arguments is a TypeError, not a key containing "undefined".
    */
-  wrap<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: WrapOptions<A, R>): (...args: A) => Promise<R> {
+  wrap<A extends unknown[], R>(
+    fn: (...args: A) => R | Promise<R>,
+    options: WrapOptions<A, R>,
+  ): (...args: A) => Promise<R> {
     return wrap(this, fn, options);
   }
 
@@ -214,7 +217,13 @@ export class Cache {
     for (const full of pairs.flat()) if (this.l1?.delete(full)) local++;
     if (!this.l2 || pairs.length === 0) return local;
     const replies = await this.tolerate("UNLINK", keys.join(","), () =>
-      this.l2!.pipeline([["UNLINK", ...pairs.flat()], ["INCR", this.keys.epoch]], "UNLINK"),
+      this.l2!.pipeline(
+        [
+          ["UNLINK", ...pairs.flat()],
+          ["INCR", this.keys.epoch],
+        ],
+        "UNLINK",
+      ),
     );
     this.ownBump(replies?.[1]);
     return typeof replies?.[0] === "number" ? replies[0] : local;
@@ -241,7 +250,10 @@ export class Cache {
     const stored = formatMark(mark);
     const replies = await this.tolerate("MSET", tags.join(","), () =>
       this.l2!.pipeline(
-        [["MSET", ...tags.flatMap((tag) => [this.keys.tag(tag), stored])], ["INCR", this.keys.epoch]],
+        [
+          ["MSET", ...tags.flatMap((tag) => [this.keys.tag(tag), stored])],
+          ["INCR", this.keys.epoch],
+        ],
         "invalidateTags",
       ),
     );
@@ -264,7 +276,8 @@ export class Cache {
       let count = 0;
       do {
         const reply = await this.l2!.send(["SCAN", cursor, "MATCH", pattern, "COUNT", 1000]);
-        if (!Array.isArray(reply) || !Array.isArray(reply[1])) throw new CacheError("UNAVAILABLE", "bad SCAN reply");
+        if (!Array.isArray(reply) || !Array.isArray(reply[1]))
+          throw new CacheError("UNAVAILABLE", "bad SCAN reply");
         cursor = String(reply[0]);
         const found = reply[1].filter((key): key is string => typeof key === "string");
         if (found.length > 0) count += Number(await this.l2!.send(["UNLINK", ...found])) || 0;
@@ -319,7 +332,8 @@ export class Cache {
    * instance's own, best effort.
    */
   async increment(key: string, by = 1): Promise<number> {
-    if (!Number.isSafeInteger(by)) throw new TypeError(`tiercache: increment by must be an integer, got ${by}`);
+    if (!Number.isSafeInteger(by))
+      throw new TypeError(`tiercache: increment by must be an integer, got ${by}`);
     const full = await this.keys.counter(key);
     const local = (this.localCounters.get(full) ?? 0) + by;
     if (this.l2) {
@@ -340,7 +354,11 @@ export class Cache {
 
   /** Connects now (for long-lived servers that want to know at start-up); never throws. */
   async connect(): Promise<ConnectResult> {
-    const base = { transport: this.l2?.kind ?? "none", version: this.version, flushedVersions: [] as string[] };
+    const base = {
+      transport: this.l2?.kind ?? "none",
+      version: this.version,
+      flushedVersions: [] as string[],
+    };
     if (!this.l2) return { connected: false, ...base };
     try {
       await this.ping();
@@ -355,7 +373,12 @@ export class Cache {
   /** State of both tiers and Redis, safe to expose: no keys, no secrets. */
   async health(): Promise<HealthReport> {
     const l1 = this.l1
-      ? { entries: this.l1.entries, bytes: this.l1.bytes, maxEntries: this.l1.maxEntries, maxBytes: this.l1.maxBytes }
+      ? {
+          entries: this.l1.entries,
+          bytes: this.l1.bytes,
+          maxEntries: this.l1.maxEntries,
+          maxBytes: this.l1.maxBytes,
+        }
       : null;
     const base = { transport: this.l2?.kind ?? "none", version: this.version, l1 };
     if (!this.l2) return { healthy: true, latencyMs: null, breaker: this.breaker.state, ...base };
@@ -370,7 +393,13 @@ export class Cache {
         redis: typeof info === "string" ? parseInfo(info) : undefined,
       };
     } catch (error) {
-      return { healthy: false, latencyMs: null, breaker: this.breaker.state, ...base, error: asError(error).message };
+      return {
+        healthy: false,
+        latencyMs: null,
+        breaker: this.breaker.state,
+        ...base,
+        error: asError(error).message,
+      };
     }
   }
 
@@ -393,7 +422,9 @@ export class Cache {
    * keeps the function alive for it, or awaited when there is none. Its failure is logged, not thrown.
    */
   async runInBackground(work: () => Promise<unknown>, waitUntil?: WaitUntil): Promise<void> {
-    const promise = work().catch((error) => this.config.logger.warn(`background work failed: ${asError(error).message}`));
+    const promise = work().catch((error) =>
+      this.config.logger.warn(`background work failed: ${asError(error).message}`),
+    );
     const schedule = waitUntil ?? this.config.waitUntil;
     if (schedule) schedule(promise);
     else await promise;
@@ -414,7 +445,10 @@ export class Cache {
     const now = Date.now();
     if (found && found.entry.fresh > now) return this.hit(key, found.entry, found.tier) as T;
     const stale = found?.entry;
-    const swrMs = toMs(options.staleWhileRevalidate ?? this.config.staleWhileRevalidateMs, "staleWhileRevalidate");
+    const swrMs = toMs(
+      options.staleWhileRevalidate ?? this.config.staleWhileRevalidateMs,
+      "staleWhileRevalidate",
+    );
     if (stale && now < stale.fresh + swrMs) {
       this.counts.stale++;
       this.emit({ type: "stale", key, tier: found.tier });
@@ -428,7 +462,9 @@ export class Cache {
       const leaseMs = options.lease === true ? 2000 : toMs(options.lease, "lease");
       leaseKey = this.keys.lease(full);
       const lease = leaseKey;
-      const granted = await this.tolerate("SET", key, () => this.l2!.send(["SET", lease, "1", "NX", "PX", leaseMs]));
+      const granted = await this.tolerate("SET", key, () =>
+        this.l2!.send(["SET", lease, "1", "NX", "PX", leaseMs]),
+      );
       if (granted === null) {
         leaseKey = undefined;
         const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs);
@@ -439,7 +475,11 @@ export class Cache {
       return (await this.load(key, full, loader, options, leaseKey)).value;
     } catch (error) {
       const sieMs = toMs(options.staleIfError ?? this.config.staleIfErrorMs, "staleIfError");
-      if (stale && Date.now() < stale.fresh + sieMs && !(error instanceof CacheError && error.code === "SCHEMA")) {
+      if (
+        stale &&
+        Date.now() < stale.fresh + sieMs &&
+        !(error instanceof CacheError && error.code === "SCHEMA")
+      ) {
         this.counts.stale++;
         this.config.logger.warn(`loader failed, serving stale ${key}: ${asError(error).message}`);
         return stale.value as T;
@@ -457,7 +497,10 @@ export class Cache {
     if (this.refreshing.has(full)) return;
     this.refreshing.add(full);
     void this.runInBackground(
-      () => this.load(key, full, loader, { ...options, waitUntil: undefined }).finally(() => this.refreshing.delete(full)),
+      () =>
+        this.load(key, full, loader, { ...options, waitUntil: undefined }).finally(() =>
+          this.refreshing.delete(full),
+        ),
       options.waitUntil,
     );
   }
@@ -512,7 +555,8 @@ export class Cache {
     this.emit({ type: "load", key, durationMs });
     if (options.schema) {
       const checked = await validate(options.schema, value);
-      if (!checked.ok) throw new CacheError("SCHEMA", `loader value for "${key}" fails the schema: ${checked.message}`);
+      if (!checked.ok)
+        throw new CacheError("SCHEMA", `loader value for "${key}" fails the schema: ${checked.message}`);
       value = checked.value;
     }
     if (skip) return { value };
@@ -539,7 +583,11 @@ export class Cache {
   }
 
   /** Finds a servable entry (fresh or stale), preferring L1, asking Redis when L1 has no fresh one. */
-  private async lookup(key: string, full: string, schema: Schema<unknown> | undefined): Promise<Found | undefined> {
+  private async lookup(
+    key: string,
+    full: string,
+    schema: Schema<unknown> | undefined,
+  ): Promise<Found | undefined> {
     void this.ensureRegistered();
     const now = Date.now();
     let local: Entry | undefined = this.l1?.get(full, now);
@@ -554,7 +602,11 @@ export class Cache {
     return local ? { entry: local, tier: "l1" } : undefined;
   }
 
-  private async readRemote(key: string, full: string, schema: Schema<unknown> | undefined): Promise<Entry | undefined> {
+  private async readRemote(
+    key: string,
+    full: string,
+    schema: Schema<unknown> | undefined,
+  ): Promise<Entry | undefined> {
     // The epoch rides in the same MGET as the value: coherence costs no extra round trip.
     const epochDue = this.invalidations.claimEpochCheck(Date.now());
     const [stored, epoch] = await Promise.all([
@@ -614,7 +666,12 @@ export class Cache {
   }
 
   /** Schema check on read: a mismatch is a miss, and the entry is deleted so it is reloaded. */
-  private async conforms(full: string, entry: Entry, schema: Schema<unknown>, inRedis: boolean): Promise<boolean> {
+  private async conforms(
+    full: string,
+    entry: Entry,
+    schema: Schema<unknown>,
+    inRedis: boolean,
+  ): Promise<boolean> {
     const checked = await validate(schema, entry.value);
     if (checked.ok) {
       entry.value = checked.value;
@@ -643,7 +700,10 @@ export class Cache {
   ): Promise<{ full: string; entry: Entry; command: (string | number)[] | undefined }> {
     const now = Date.now();
     const ttlMs = options.ttl !== undefined ? toMs(options.ttl, "ttl") : this.config.ttlMs;
-    const swrMs = toMs(options.staleWhileRevalidate ?? this.config.staleWhileRevalidateMs, "staleWhileRevalidate");
+    const swrMs = toMs(
+      options.staleWhileRevalidate ?? this.config.staleWhileRevalidateMs,
+      "staleWhileRevalidate",
+    );
     const sieMs = toMs(options.staleIfError ?? this.config.staleIfErrorMs, "staleIfError");
     const fresh = now + ttlMs;
     const times = { created: now, fresh, stale: fresh + Math.max(swrMs, sieMs) };
@@ -651,14 +711,20 @@ export class Cache {
     if (!this.l2) return { full, entry, command: undefined };
     const stored = text.length > COMPRESS_ABOVE ? await compressText(text) : text;
     if (stored.length > MAX_L2_VALUE) {
-      this.config.logger.warn(`value for ${key} is ${stored.length} bytes, over ${MAX_L2_VALUE}: kept in L1 only`);
+      this.config.logger.warn(
+        `value for ${key} is ${stored.length} bytes, over ${MAX_L2_VALUE}: kept in L1 only`,
+      );
       return { full, entry, command: undefined };
     }
     return { full, entry, command: ["SET", full, stored, "PX", Math.max(1, times.stale - now)] };
   }
 
   /** Runs an L2 operation; its CacheError is swallowed (undefined) with `failSilently`, thrown without. */
-  private async tolerate<T>(_operation: string, _key: string, work: () => Promise<T>): Promise<T | undefined> {
+  private async tolerate<T>(
+    _operation: string,
+    _key: string,
+    work: () => Promise<T>,
+  ): Promise<T | undefined> {
     try {
       return await work();
     } catch (error) {

@@ -79,9 +79,13 @@ export function encodeValue(value: unknown, key: string): string {
   try {
     return JSON.stringify(value, replacer) as string;
   } catch (cause) {
-    throw new CacheError("SERIALIZE", `value for key "${key}" cannot be cached: ${(cause as Error).message}`, {
-      cause,
-    });
+    throw new CacheError(
+      "SERIALIZE",
+      `value for key "${key}" cannot be cached: ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
   }
 }
 

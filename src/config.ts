@@ -6,16 +6,16 @@ import type { Transport } from "./transports/types.js";
 import type { CacheEvent, CacheOptions, Logger, WaitUntil } from "./types.js";
 
 const bool = z.optional(
-  z.string().check(z.regex(/^(true|false|1|0|yes|no|on|off)$/i, "must be true or false (or 1/0, yes/no, on/off)")),
+  z
+    .string()
+    .check(z.regex(/^(true|false|1|0|yes|no|on|off)$/i, "must be true or false (or 1/0, yes/no, on/off)")),
 );
 const int = (min: number, max: number) =>
   z.optional(
-    z
-      .string()
-      .check(
-        z.regex(/^\d+$/, "must be a whole number"),
-        z.refine((s) => Number(s) >= min && Number(s) <= max, `must be between ${min} and ${max}`),
-      ),
+    z.string().check(
+      z.regex(/^\d+$/, "must be a whole number"),
+      z.refine((s) => Number(s) >= min && Number(s) <= max, `must be between ${min} and ${max}`),
+    ),
   );
 const segment = z.optional(
   z.string().check(z.regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1–64 letters, digits, "_", "." or "-"')),
@@ -28,7 +28,9 @@ const envSchema = z.object({
   UPSTASH_REDIS_REST_TOKEN: z.optional(z.string()),
   KV_REST_API_URL: httpUrl,
   KV_REST_API_TOKEN: z.optional(z.string()),
-  REDIS_URL: z.optional(z.string().check(z.regex(/^rediss?:\/\/\S*$/, "must be a redis:// or rediss:// URL"))),
+  REDIS_URL: z.optional(
+    z.string().check(z.regex(/^rediss?:\/\/\S*$/, "must be a redis:// or rediss:// URL")),
+  ),
   REDIS_HOST: z.optional(z.string().check(z.regex(/^[^\s/:]+$|^\[[0-9a-fA-F:]+\]$/, "must be a host name"))),
   REDIS_PORT: int(1, 65535),
   REDIS_PASSWORD: z.optional(z.string()),
@@ -66,6 +68,8 @@ export interface ResolvedConfig {
   onEvent: ((event: CacheEvent) => void) | undefined;
   waitUntil: WaitUntil | undefined;
   breaker: { failureThreshold: number; resetMs: number };
+  /** Versions before the current one a stale-versions flush keeps (issue 4). */
+  keepVersions: number;
 }
 
 const truthy = (value: string | undefined, fallback: boolean): boolean =>
@@ -143,6 +147,7 @@ export function resolveConfig(options: CacheOptions = {}): ResolvedConfig {
       failureThreshold: positive("breaker.failureThreshold", options.breaker?.failureThreshold ?? 5),
       resetMs: positive("breaker.resetMs", options.breaker?.resetMs ?? 5000),
     },
+    keepVersions: wholeNumber("keepVersions", options.keepVersions ?? 1),
   };
 }
 
@@ -164,6 +169,14 @@ function positive(what: string, value: number): number {
   return value;
 }
 
+/** A count that may be 0 (keepVersions: 0 keeps the current version only). */
+export function wholeNumber(what: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new CacheError("CONFIG", `${what} must be a whole number (0 or more), got ${value}`);
+  }
+  return value;
+}
+
 function resolveTransport(
   options: CacheOptions,
   env: Env,
@@ -178,7 +191,8 @@ function resolveTransport(
   const restToken = env.UPSTASH_REDIS_REST_TOKEN ?? env.KV_REST_API_TOKEN;
   if (restUrl && restToken) {
     return {
-      transport: async () => (await import("./transports/upstash.js")).upstash({ url: restUrl, token: restToken }),
+      transport: async () =>
+        (await import("./transports/upstash.js")).upstash({ url: restUrl, token: restToken }),
       transportKind: "upstash",
     };
   }

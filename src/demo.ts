@@ -5,7 +5,10 @@ import { createCache } from "./index.js";
  * invalidation does. L1 only by default; with REDIS_URL or the Upstash variables set, through Redis.
  */
 export async function main(): Promise<number> {
-  const cache = createCache({ ttl: "1m", logger: { ...console, debug: (m: string) => console.log(`  · ${m}`) } });
+  const cache = createCache({
+    ttl: "1m",
+    logger: { ...console, debug: (m: string) => console.log(`  · ${m}`) },
+  });
   const db = {
     reads: 0,
     async user(id: number) {
@@ -22,7 +25,9 @@ export async function main(): Promise<number> {
   const timed = async (label: string, work: () => Promise<unknown>) => {
     const started = performance.now();
     const value = await work();
-    console.log(`${label.padEnd(34)} ${(performance.now() - started).toFixed(2).padStart(8)} ms  → ${JSON.stringify(value)}`);
+    console.log(
+      `${label.padEnd(34)} ${(performance.now() - started).toFixed(2).padStart(8)} ms  → ${JSON.stringify(value)}`,
+    );
   };
   const getUser = () => cache.getOrSet("user:42", () => db.user(42), { tags: ["user:42"] });
 
@@ -30,7 +35,9 @@ export async function main(): Promise<number> {
   await timed("2nd getOrSet (HIT)", getUser);
   await timed("3rd getOrSet (HIT)", getUser);
   await timed("100 concurrent getOrSet, other key", () =>
-    Promise.all(Array.from({ length: 100 }, () => cache.getOrSet("user:7", () => db.user(7)))).then((v) => v.length),
+    Promise.all(Array.from({ length: 100 }, () => cache.getOrSet("user:7", () => db.user(7)))).then(
+      (v) => v.length,
+    ),
   );
   await timed("delete user:42", () => cache.delete("user:42"));
   await timed("getOrSet after delete (MISS)", getUser);

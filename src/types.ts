@@ -72,6 +72,11 @@ export interface CacheOptions {
   waitUntil?: WaitUntil;
   /** Circuit breaker: failures in a row that open it, and how long it stays open (defaults 5 and 5 s). */
   breaker?: { failureThreshold?: number; resetMs?: number };
+  /**
+   * How many versions before the current one a `stale-versions` flush keeps, so a rollback finds
+   * its cache warm (default 1; 0 keeps the current version only).
+   */
+  keepVersions?: number;
 }
 
 /** A schema checked on read (zod, valibot, arktype… anything implementing Standard Schema). */
@@ -147,4 +152,47 @@ export interface ConnectResult {
   version: string;
   flushedVersions: string[];
   error?: string;
+}
+
+// Versioning and flush (issue 4)
+
+/**
+ * What a flush removes, from narrowest to widest. Every scope but `"database"` stays under this
+ * environment's root (`[<prefix>:]tc:`), so keys tiercache did not write are never touched.
+ * - `"stale-versions"`: entries of this namespace's registered versions older than the current one
+ *   and the `keepVersions` before it (never a version first seen after the current one);
+ * - `"version"`: entries of the current version of this namespace;
+ * - `"namespace"`: everything under `tc:<namespace>:` (all versions, unversioned entries, counters, tags);
+ * - `"environment"`: everything under `[<prefix>:]tc:` (all namespaces, the version registry);
+ * - `"database"`: `FLUSHDB` — every key of the database, tiercache's or not.
+ */
+export type FlushScope = "stale-versions" | "version" | "namespace" | "environment" | "database";
+
+/** Options of {@link Cache.flush}. */
+export interface FlushOptions {
+  /** Default `"stale-versions"`. */
+  scope?: FlushScope;
+  /** Count what would be removed, remove nothing (an estimate: SCAN may report a key twice). */
+  dryRun?: boolean;
+  /** Overrides the cache's `keepVersions` for this flush (`"stale-versions"` only). */
+  keepVersions?: number;
+  /** Called after each batch with the number of keys removed (or counted, in a dry run) so far. */
+  onProgress?(removed: number): void;
+}
+
+/** What a flush did. */
+export interface FlushResult {
+  scope: FlushScope;
+  /** Keys removed (counted, in a dry run). */
+  removed: number;
+  /** The versions whose entries were removed (`"stale-versions"` and `"version"` scopes). */
+  versions?: string[];
+}
+
+/** Options of {@link Cache.deployHook}. */
+export interface DeployHookOptions {
+  /** Callers must send `Authorization: Bearer <secret>`; at least 16 characters. */
+  secret: string;
+  /** What the hook flushes (default `"stale-versions"`). */
+  scope?: FlushScope;
 }

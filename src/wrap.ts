@@ -27,7 +27,11 @@ const PLACEHOLDER = /\{([^{}]+)\}/g;
  * Fills `{name}` placeholders from the first argument (an object), or from positional arguments by
  * index (`{0}`). A placeholder with no value is an error, never a key containing "undefined".
  */
-export function fillTemplate(template: string, args: readonly unknown[], escape?: (s: string) => string): string {
+export function fillTemplate(
+  template: string,
+  args: readonly unknown[],
+  escapeValue?: (s: string) => string,
+): string {
   const named = typeof args[0] === "object" && args[0] !== null ? (args[0] as Record<string, unknown>) : {};
   return template.replace(PLACEHOLDER, (_match, name: string) => {
     const value = /^\d+$/.test(name) ? args[Number(name)] : named[name];
@@ -37,7 +41,7 @@ export function fillTemplate(template: string, args: readonly unknown[], escape?
       );
     }
     const text = String(value);
-    return escape ? escape(text) : text;
+    return escapeValue ? escapeValue(text) : text;
   });
 }
 
@@ -49,11 +53,11 @@ function resolveList<A extends unknown[], R>(
   spec: FromArgs<A, R, readonly string[]> | undefined,
   args: A,
   result: R,
-  escape?: (s: string) => string,
+  escapeValue?: (s: string) => string,
 ): string[] {
   if (!spec) return [];
   const list = typeof spec === "function" ? spec(args, result) : spec;
-  return list.map((item) => fillTemplate(item, args, escape));
+  return list.map((item) => fillTemplate(item, args, escapeValue));
 }
 
 /** See {@link Cache.wrap}. */

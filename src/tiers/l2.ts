@@ -88,7 +88,10 @@ export class L2 {
     });
   }
 
-  private async run<T>(operation: string, work: (transport: Transport, signal: AbortSignal) => Promise<T>): Promise<T> {
+  private async run<T>(
+    operation: string,
+    work: (transport: Transport, signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
     if (!this.breaker.allow(Date.now())) {
       throw new CacheError("BREAKER_OPEN", `${operation} skipped: Redis is failing, circuit open`);
     }
@@ -137,7 +140,9 @@ function withDeadline<T>(work: Promise<T>, signal: AbortSignal, timeoutMs: numbe
       },
       (error) => {
         signal.removeEventListener("abort", onAbort);
-        reject(signal.aborted ? new CacheError("TIMEOUT", `Redis did not answer within ${timeoutMs} ms`) : error);
+        reject(
+          signal.aborted ? new CacheError("TIMEOUT", `Redis did not answer within ${timeoutMs} ms`) : error,
+        );
       },
     );
   });

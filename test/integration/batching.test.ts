@@ -11,7 +11,8 @@ import { type RedisServerHandle, startRedisServer } from "../support/redis-serve
 async function commandCalls(admin: ReturnType<typeof createClient>): Promise<Record<string, number>> {
   const info = await admin.info("commandstats");
   const calls: Record<string, number> = {};
-  for (const [, name, n] of info.matchAll(/^cmdstat_([\w|]+):calls=(\d+)/gm)) calls[name as string] = Number(n);
+  for (const [, name, n] of info.matchAll(/^cmdstat_([\w|]+):calls=(\d+)/gm))
+    calls[name as string] = Number(n);
   delete calls.info;
   delete calls["config|resetstat"];
   return calls;

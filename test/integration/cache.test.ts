@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
-import { CacheError } from "../../src/index.js";
+import { CacheError, type LoaderContext } from "../../src/index.js";
 import { type Backend, cacheOn, openBackend } from "../support/backends.js";
 import { isolatedRedisUrl } from "../support/redis-db.js";
 
@@ -148,7 +148,10 @@ describe.each(["l1", "node-redis", "upstash"] as const)("Cache on %s", (backendN
     expect(await cache.getOrSet("swr", loader, options)).toBe(1);
     await Promise.all(background.splice(0));
     await sleep(50);
-    const [a, b] = await Promise.all([cache.getOrSet("swr", loader, options), cache.getOrSet("swr", loader, options)]);
+    const [a, b] = await Promise.all([
+      cache.getOrSet("swr", loader, options),
+      cache.getOrSet("swr", loader, options),
+    ]);
     expect([a, b]).toEqual([1, 1]);
     await Promise.all(background.splice(0));
     expect(loader).toHaveBeenCalledTimes(2);
@@ -166,9 +169,16 @@ describe.each(["l1", "node-redis", "upstash"] as const)("Cache on %s", (backendN
 
   it("a loader can skip caching or set its own ttl", async () => {
     const cache = cacheOn(backend);
-    expect(await cache.getOrSet("skip", (ctx) => (ctx.skipCache(), "once"))).toBe("once");
+    const skipping = (ctx: LoaderContext) => {
+      ctx.skipCache();
+      return "once";
+    };
+    expect(await cache.getOrSet("skip", skipping)).toBe("once");
     expect(await cache.exists("skip")).toBe(0);
-    await cache.getOrSet("own-ttl", (ctx) => (ctx.setTtl("2h"), "x"));
+    await cache.getOrSet("own-ttl", (ctx) => {
+      ctx.setTtl("2h");
+      return "x";
+    });
     expect(await cache.ttl("own-ttl")).toBe(7200);
     await cache.close();
   });

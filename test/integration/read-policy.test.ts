@@ -64,7 +64,10 @@ describe.each(["node-redis", "upstash"] as const)("read policy on %s", (backendN
     // The whole exchange cost B a handful of reads: the background epoch GET(s), the value (with the
     // epoch riding along when due) and the tag mark — no pub/sub, no per-hit round trip.
     const reads = counted.sent.filter((c) => c !== "SET");
-    expect(reads.every((c) => c === "GET" || c === "MGET"), reads.join(",")).toBe(true);
+    expect(
+      reads.every((c) => c === "GET" || c === "MGET"),
+      reads.join(","),
+    ).toBe(true);
     expect(reads.length).toBeLessThanOrEqual(4);
     await Promise.all([a.close(), b.close()]);
   });
@@ -104,7 +107,11 @@ describe.each(["node-redis", "upstash"] as const)("read policy on %s", (backendN
 
   it("invalidates 10,000 tagged entries in one call of O(tags) commands", async () => {
     const cache = cacheOn(backend, { l1: false });
-    const entries = Array.from({ length: 10_000 }, (_, i) => ({ key: `bulk:${i}`, value: i, tags: ["bulk"] }));
+    const entries = Array.from({ length: 10_000 }, (_, i) => ({
+      key: `bulk:${i}`,
+      value: i,
+      tags: ["bulk"],
+    }));
     for (let i = 0; i < entries.length; i += 1000) await cache.setMany(entries.slice(i, i + 1000));
     const counted = counting(backend);
     const invalidator = cacheOn(backend, { prefix: cache.keys.prefix, redis: counted.transport });
@@ -133,7 +140,10 @@ describe.each(["node-redis", "upstash"] as const)("read policy on %s", (backendN
 
   it("20 cold instances missing one key with a lease run the loader at most twice", async () => {
     const first = cacheOn(backend);
-    const instances = [first, ...Array.from({ length: 19 }, () => cacheOn(backend, { prefix: first.keys.prefix }))];
+    const instances = [
+      first,
+      ...Array.from({ length: 19 }, () => cacheOn(backend, { prefix: first.keys.prefix })),
+    ];
     let runs = 0;
     const loader = async () => {
       runs++;
@@ -176,7 +186,11 @@ describe.each(["node-redis", "upstash"] as const)("read policy on %s", (backendN
     expect(await mine.deletePattern("user:*:posts")).toBe(2);
     expect(await mine.get("user:1:posts")).toBeUndefined();
     for (const c of [otherVersion, otherNamespace, otherEnv]) {
-      const fresh = cacheOn(backend, { namespace: c.keys.namespace, version: c.version, prefix: c.keys.prefix });
+      const fresh = cacheOn(backend, {
+        namespace: c.keys.namespace,
+        version: c.version,
+        prefix: c.keys.prefix,
+      });
       expect(await fresh.getMany(["user:1:posts", "user:2:posts"])).toEqual([1, 2]);
       await fresh.close();
     }

@@ -1,5 +1,5 @@
-import { inject } from "vitest";
 import { createClient } from "redis";
+import { inject } from "vitest";
 
 /**
  * A Redis database of this test file's own, so parallel test files never see each other's keys.

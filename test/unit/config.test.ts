@@ -20,12 +20,15 @@ describe("environment", () => {
     }
     expect(error).toBeInstanceOf(CacheError);
     const message = (error as Error).message;
-    for (const name of ["REDIS_PORT", "UPSTASH_REDIS_REST_URL", "CACHE_ENABLED"]) expect(message).toContain(name);
+    for (const name of ["REDIS_PORT", "UPSTASH_REDIS_REST_URL", "CACHE_ENABLED"])
+      expect(message).toContain(name);
     for (const secret of ["s3cret-token", "hunter2", "not a url"]) expect(message).not.toContain(secret);
   });
 
   it("a REST URL without its token is an error at createCache", () => {
-    expect(() => resolveConfig({ env: { KV_REST_API_URL: "https://x.example" } })).toThrow(/KV_REST_API_TOKEN is missing/);
+    expect(() => resolveConfig({ env: { KV_REST_API_URL: "https://x.example" } })).toThrow(
+      /KV_REST_API_TOKEN is missing/,
+    );
   });
 
   it("no Redis configured, or REDIS_ENABLED=false, means L1 only", () => {
@@ -40,7 +43,12 @@ describe("environment", () => {
   });
 
   it("options passed in code win over env", () => {
-    const env = { CACHE_TTL_DEFAULT: "60", REDIS_ENV: "staging", CACHE_FAIL_SILENTLY: "false", CACHE_ENABLED: "0" };
+    const env = {
+      CACHE_TTL_DEFAULT: "60",
+      REDIS_ENV: "staging",
+      CACHE_FAIL_SILENTLY: "false",
+      CACHE_ENABLED: "0",
+    };
     const fromEnv = resolveConfig({ env });
     expect(fromEnv).toMatchObject({ ttlMs: 60_000, prefix: "staging", failSilently: false, enabled: false });
     const fromCode = resolveConfig({ env, ttl: "2m", prefix: "mine", failSilently: true, enabled: true });

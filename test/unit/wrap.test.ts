@@ -7,7 +7,9 @@ const l1Cache = () => createCache({ redis: false, env: {} });
 
 describe("key templates", () => {
   it("fill named placeholders from an object argument and positional ones by index", () => {
-    expect(fillTemplate("{username}_posts:page_{page}", [{ username: "ada", page: 2 }])).toBe("ada_posts:page_2");
+    expect(fillTemplate("{username}_posts:page_{page}", [{ username: "ada", page: 2 }])).toBe(
+      "ada_posts:page_2",
+    );
     expect(fillTemplate("user:{0}:{1}", ["a", 7])).toBe("user:a:7");
   });
 
@@ -30,12 +32,16 @@ describe("wrap and invalidating", () => {
     await posts({ username: "ada", page: 2 });
     expect(fetchPosts).toHaveBeenCalledTimes(2);
 
-    const renameByTag = cache.invalidating(async (q: { username: string }) => q.username, { tags: ["user:{username}"] });
+    const renameByTag = cache.invalidating(async (q: { username: string }) => q.username, {
+      tags: ["user:{username}"],
+    });
     await renameByTag({ username: "ada" });
     await posts({ username: "ada", page: 1 });
     expect(fetchPosts).toHaveBeenCalledTimes(3);
 
-    const byPattern = cache.invalidating(async (q: { username: string }) => q, { patterns: ["{username}_posts:*"] });
+    const byPattern = cache.invalidating(async (q: { username: string }) => q, {
+      patterns: ["{username}_posts:*"],
+    });
     await byPattern({ username: "ada" });
     await posts({ username: "ada", page: 1 });
     expect(fetchPosts).toHaveBeenCalledTimes(4);
