@@ -39,7 +39,7 @@ try {
   // --- L1 hits -------------------------------------------------------------------------------
   const tiered = createCache({ redis: nodeRedis({ url: server.url }), env: {}, prefix: "bench", ttl: "1h" });
   await tiered.set("user:42", value);
-  const lru = new LRUCache<string, unknown>({ max: 1000 });
+  const lru = new LRUCache<string, object>({ max: 1000 });
   lru.set("user:42", value);
   const bento = new BentoCache({
     default: "tiered",
@@ -56,6 +56,10 @@ try {
   l1.add("raw lru-cache.get", () => {
     lru.get("user:42");
   })
+    // The floor of any promise-returning API: the same lookup, awaited.
+    .add("await lru-cache.get (async floor)", async () => {
+      await lru.get("user:42");
+    })
     .add("tiercache get (L1 hit)", async () => {
       await tiered.get("user:42");
     })
@@ -78,6 +82,7 @@ try {
   );
   for (const [name, peer] of [
     ["raw lru-cache.get", ""],
+    ["await lru-cache.get (async floor)", ""],
     ["tiercache get (L1 hit)", "bentocache get (L1 hit)"],
     ["tiercache getOrSet (L1 hit)", "bentocache getOrSet (L1 hit)"],
     ["bentocache get (L1 hit)", ""],

@@ -103,7 +103,7 @@ export class Cache {
     fullKey: string | Promise<string>,
     options: GetOptions<T>,
   ): Promise<T | undefined> {
-    const full = await fullKey;
+    const full = typeof fullKey === "string" ? fullKey : await fullKey;
     if (!this.config.enabled) return this.miss(key);
     const found = await this.lookup(key, full, options.schema);
     if (found && found.entry.fresh > Date.now()) return this.hit(key, found.entry, found.tier) as T;
@@ -178,7 +178,7 @@ export class Cache {
     loader: (context: LoaderContext) => T | Promise<T>,
     options: GetOrSetOptions<T>,
   ): Promise<T> {
-    const full = await fullKey;
+    const full = typeof fullKey === "string" ? fullKey : await fullKey;
     if (!this.config.enabled) return (await this.load(key, full, loader, options)).value;
     const running = this.inflight.get(full);
     if (running) return running as Promise<T>;
@@ -609,15 +609,17 @@ export class Cache {
   ): Promise<Entry | undefined> {
     // The epoch rides in the same MGET as the value: coherence costs no extra round trip.
     const epochDue = this.invalidations.claimEpochCheck(Date.now());
-    const [stored, epoch] = await Promise.all([
-      this.tolerate("GET", key, () => this.l2!.get(full)),
-      epochDue ? this.tolerate("GET", this.keys.epoch, () => this.l2!.get(this.keys.epoch)) : undefined,
-    ]);
-    if (epoch !== undefined) this.applyEpoch(epoch);
+    const pendingValue = this.tolerate("GET", key, () => this.l2!.get(full));
+    if (epochDue) {
+      const epoch = await this.tolerate("GET", this.keys.epoch, () => this.l2!.get(this.keys.epoch));
+      if (epoch !== undefined) this.applyEpoch(epoch);
+    }
+    const stored = await pendingValue;
     if (typeof stored !== "string") return undefined;
     let entry: Entry;
     try {
-      entry = await parseEntry(stored);
+      const parsed = parseEntry(stored);
+      entry = parsed instanceof Promise ? await parsed : parsed;
     } catch (error) {
       this.config.logger.warn(`corrupt entry at ${key} deleted: ${asError(error).message}`);
       void this.tolerate("UNLINK", key, () => this.l2!.send(["UNLINK", full]));

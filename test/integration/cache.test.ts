@@ -133,7 +133,8 @@ describe.each(["l1", "node-redis", "upstash"] as const)("Cache on %s", (backendN
     expect(await cache.exists("shape")).toBe(0);
     const loaded = await cache.getOrSet("shape", async () => ({ name: "new", age: 12 }), { schema });
     expect(loaded).toEqual({ name: "new", age: 12 });
-    await expect(cache.getOrSet("bad", async () => ({ name: 1 }), { schema })).rejects.toMatchObject({
+    const wrongShape = async () => ({ name: 1 }) as unknown as { name: string; age: number };
+    await expect(cache.getOrSet("bad", wrongShape, { schema })).rejects.toMatchObject({
       code: "SCHEMA",
     });
     await cache.close();

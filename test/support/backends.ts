@@ -6,13 +6,16 @@ import type { Transport } from "../../src/transports/types.js";
 import { upstash } from "../../src/transports/upstash.js";
 import type { CacheOptions } from "../../src/types.js";
 
+const connectRaw = (url: string) => createClient({ url });
+type RawRedis = ReturnType<typeof connectRaw>;
+
 /** One way of reaching L2 the cache suite runs against; `raw` talks to the same Redis directly. */
 export interface Backend {
   readonly name: string;
   /** A transport for one cache instance (each instance = one function instance). */
   transport(): Transport | false;
   /** Direct access to the Redis behind it, for assertions; null for L1-only. */
-  readonly raw: ReturnType<typeof createClient> | null;
+  readonly raw: RawRedis | null;
   close(): Promise<void>;
 }
 
@@ -20,7 +23,7 @@ const BRIDGE_TOKEN = "test-token-backends";
 
 export async function openBackend(name: "l1" | "node-redis" | "upstash", redisUrl: string): Promise<Backend> {
   if (name === "l1") return { name, transport: () => false, raw: null, close: async () => {} };
-  const raw = createClient({ url: redisUrl });
+  const raw = connectRaw(redisUrl);
   await raw.connect();
   const transports: Transport[] = [];
   if (name === "node-redis") {

@@ -77,7 +77,7 @@ describe("entries", () => {
   it.each(["garbage", "[1,2,3]", '{"a":1}', "z:not-base64!", "[2,1,2,3,[],null]", ""])(
     "refuses text it did not write: %j",
     async (stored) => {
-      await expect(parseEntry(stored)).rejects.toThrow();
+      await expect(async () => parseEntry(stored)).rejects.toThrow();
     },
   );
 });
