@@ -1,4 +1,5 @@
 import { CacheError } from "../errors.js";
+import { abortable } from "../transports/abort.js";
 import type { RedisArg, RedisReply, Transport } from "../transports/types.js";
 import type { Breaker } from "./breaker.js";
 
@@ -101,17 +102,17 @@ export class L2 {
         this.transport = undefined; // a failed import or setup is retried by the next operation
         throw error;
       });
-      const result = await withDeadline(
+      const result = await abortable(
         this.transport.then((transport) => work(transport, signal)),
         signal,
-        this.timeoutMs,
       );
       this.breaker.success();
       return result;
     } catch (thrown) {
       this.breaker.failure(Date.now());
-      const error =
-        thrown instanceof CacheError
+      const error = signal.aborted
+        ? new CacheError("TIMEOUT", `${operation}: Redis did not answer within ${this.timeoutMs} ms`)
+        : thrown instanceof CacheError
           ? thrown
           : new CacheError("UNAVAILABLE", `${operation} failed: ${(thrown as Error)?.message ?? thrown}`, {
               cause: thrown,
@@ -125,25 +126,4 @@ export class L2 {
 function asArray(reply: RedisReply): RedisReply[] {
   if (!Array.isArray(reply)) throw new CacheError("UNAVAILABLE", "MGET answered with something not an array");
   return reply;
-}
-
-/** Settles with `work`, or rejects with a TIMEOUT as soon as `signal` fires, whatever `work` does. */
-function withDeadline<T>(work: Promise<T>, signal: AbortSignal, timeoutMs: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new CacheError("TIMEOUT", `Redis did not answer within ${timeoutMs} ms`));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(
-          signal.aborted ? new CacheError("TIMEOUT", `Redis did not answer within ${timeoutMs} ms`) : error,
-        );
-      },
-    );
-  });
 }
