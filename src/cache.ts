@@ -4,6 +4,8 @@ import { compressText, createEntry, type Entry, parseEntry } from "./entry.js";
 import { asError, CacheError } from "./errors.js";
 import { type FlushContext, runFlush } from "./flush.js";
 import { deployHook as deployHandler } from "./http/deploy-hook.js";
+import { healthHandler } from "./http/health.js";
+import { type RouteHandler, type RouteOptions, route } from "./http/route.js";
 import { formatMark, Invalidations, parseMark, type TagMark } from "./invalidation.js";
 import { globToRegExp, KeySpace } from "./keys.js";
 import { validate } from "./schema.js";
@@ -90,7 +92,7 @@ export class Cache {
   get<T = unknown>(key: string, options: GetOptions<T> = {}): Promise<T | undefined> {
     try {
       const full = this.keys.entry(key, options.versioned);
-      const local = this.freshInL1(full, options.schema);
+      const local = this.freshInL1(full, options);
       if (local) return Promise.resolve(this.hit(key, local, "l1") as T);
       return this.getThroughTiers(key, full, options);
     } catch (error) {
@@ -105,7 +107,7 @@ export class Cache {
   ): Promise<T | undefined> {
     const full = typeof fullKey === "string" ? fullKey : await fullKey;
     if (!this.config.enabled) return this.miss(key);
-    const found = await this.lookup(key, full, options.schema);
+    const found = await this.lookup(key, full, options.schema, options.waitUntil);
     if (found && found.entry.fresh > Date.now()) return this.hit(key, found.entry, found.tier) as T;
     return this.miss(key);
   }
@@ -114,12 +116,12 @@ export class Cache {
    * A fresh L1 entry found without a single await: the hot path of every warm invocation, so a
    * hit costs one resolved promise rather than a chain of them.
    */
-  private freshInL1(full: string | Promise<string>, schema: Schema<unknown> | undefined): Entry | undefined {
-    if (typeof full !== "string" || schema || !this.l1 || !this.config.enabled) return undefined;
+  private freshInL1(full: string | Promise<string>, options: GetOptions<unknown>): Entry | undefined {
+    if (typeof full !== "string" || options.schema || !this.l1 || !this.config.enabled) return undefined;
     const now = Date.now();
     const entry = this.l1.get(full, now);
     if (!entry || entry.fresh <= now) return undefined;
-    if (this.l2) this.syncInBackground(now);
+    if (this.l2) this.syncInBackground(now, options.waitUntil);
     return entry;
   }
 
@@ -164,7 +166,7 @@ export class Cache {
   ): Promise<T> {
     try {
       const full = this.keys.entry(key, options.versioned);
-      const local = this.freshInL1(full, options.schema);
+      const local = this.freshInL1(full, options);
       if (local) return Promise.resolve(this.hit(key, local, "l1") as T);
       return this.getOrLoad(key, full, loader, options);
     } catch (error) {
@@ -441,7 +443,7 @@ export class Cache {
     loader: (context: LoaderContext) => T | Promise<T>,
     options: GetOrSetOptions<T>,
   ): Promise<T> {
-    const found = await this.lookup(key, full, options.schema);
+    const found = await this.lookup(key, full, options.schema, options.waitUntil);
     const now = Date.now();
     if (found && found.entry.fresh > now) return this.hit(key, found.entry, found.tier) as T;
     const stale = found?.entry;
@@ -587,12 +589,13 @@ export class Cache {
     key: string,
     full: string,
     schema: Schema<unknown> | undefined,
+    waitUntil?: WaitUntil,
   ): Promise<Found | undefined> {
-    void this.ensureRegistered();
+    void this.ensureRegistered(true, waitUntil);
     const now = Date.now();
     let local: Entry | undefined = this.l1?.get(full, now);
     if (local && schema && !(await this.conforms(full, local, schema, false))) local = undefined;
-    if (local && local.fresh > now && this.l2) this.syncInBackground(now);
+    if (local && local.fresh > now && this.l2) this.syncInBackground(now, waitUntil);
     if ((local && local.fresh > now) || !this.l2) return local ? { entry: local, tier: "l1" } : undefined;
     const remote = await this.readRemote(key, full, schema);
     if (remote && (!local || remote.fresh > local.fresh)) {
@@ -610,11 +613,15 @@ export class Cache {
     // The epoch rides in the same MGET as the value: coherence costs no extra round trip.
     const epochDue = this.invalidations.claimEpochCheck(Date.now());
     const pendingValue = this.tolerate("GET", key, () => this.l2!.get(full));
+    let stored: string | null | undefined;
     if (epochDue) {
-      const epoch = await this.tolerate("GET", this.keys.epoch, () => this.l2!.get(this.keys.epoch));
+      const pendingEpoch = this.tolerate("GET", this.keys.epoch, () => this.l2!.get(this.keys.epoch));
+      const [value, epoch] = await Promise.all([pendingValue, pendingEpoch]);
       if (epoch !== undefined) this.applyEpoch(epoch);
+      stored = value;
+    } else {
+      stored = await pendingValue;
     }
-    const stored = await pendingValue;
     if (typeof stored !== "string") return undefined;
     let entry: Entry;
     try {
@@ -648,13 +655,19 @@ export class Cache {
     return !gone;
   }
 
-  /** On an L1 hit, learns of invalidations elsewhere without delaying the hit. */
-  private syncInBackground(now: number): void {
+  /**
+   * On an L1 hit, learns of invalidations elsewhere without delaying the hit. The check goes to
+   * `waitUntil` when there is one: workerd cancels a request's loose I/O when it answers.
+   */
+  private syncInBackground(now: number, waitUntil: WaitUntil | undefined): void {
     if (!this.invalidations.claimEpochCheck(now)) return;
-    void this.tolerate("GET", this.keys.epoch, () => this.l2!.get(this.keys.epoch)).then(
-      (epoch) => epoch !== undefined && this.applyEpoch(epoch),
+    const check = this.tolerate("GET", this.keys.epoch, () => this.l2!.get(this.keys.epoch)).then(
+      (epoch) => {
+        if (epoch !== undefined) this.applyEpoch(epoch);
+      },
       () => {},
     );
+    (waitUntil ?? this.config.waitUntil)?.(check);
   }
 
   private applyEpoch(epoch: string | null): void {
@@ -766,6 +779,24 @@ export class Cache {
     }
   }
 
+  /**
+   * Caches a Web-standard handler's `GET`/`HEAD` responses (Next.js route handlers, Vercel
+   * Functions, Cloudflare `fetch(req, env, ctx)`, Hono); other methods run it, then invalidate.
+   * Adds `x-cache: HIT|MISS|STALE|BYPASS` and `age`, answers `If-None-Match` with 304. See
+   * {@link RouteOptions} for what is cached and how it is keyed.
+   */
+  route<R extends Request, A extends unknown[]>(
+    handler: RouteHandler<R, A>,
+    options?: RouteOptions<R>,
+  ): (req: R, ...rest: A) => Promise<Response> {
+    return route(this, handler, options);
+  }
+
+  /** A Web handler answering `health()` as JSON: 200 when healthy, 503 otherwise; no keys, no secrets. */
+  healthHandler(): (req: Request) => Promise<Response> {
+    return healthHandler(this);
+  }
+
   // Versioning and flush (issue 4)
 
   /** This instance's version registration, started on its first Redis contact; settles with the versions it flushed. */
@@ -808,7 +839,7 @@ export class Cache {
    * when there is one and otherwise runs on its own; it never rejects, and a failed registration is
    * retried on a later contact. `autoFlush: false` for an explicit flush, which does the work itself.
    */
-  private ensureRegistered(autoFlush = true): Promise<string[]> {
+  private ensureRegistered(autoFlush = true, waitUntil?: WaitUntil): Promise<string[]> {
     if (this.registration || !this.l2) return this.registration ?? Promise.resolve([]);
     const context = this.flushContext();
     const registration = registerVersion(
@@ -824,7 +855,7 @@ export class Cache {
       return [];
     });
     this.registration = registration;
-    this.config.waitUntil?.(registration);
+    (waitUntil ?? this.config.waitUntil)?.(registration);
     return registration;
   }
 

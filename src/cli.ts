@@ -3,10 +3,21 @@
  * `npx tiercache <command>`: each command lives in its own module, loaded only when asked for,
  * so `tiercache flush` in a deploy step never loads the bridge's HTTP server and vice versa.
  */
-const commands: Record<string, { summary: string; load: () => Promise<{ main(args: string[]): Promise<number> }> }> = {
+const commands: Record<
+  string,
+  { summary: string; load: () => Promise<{ main(args: string[]): Promise<number> }> }
+> = {
   bridge: {
     summary: "serve the Upstash REST protocol in front of a TCP Redis (local dev, CI, workerd tests)",
     load: () => import("./bridge/cli.js"),
+  },
+  flush: {
+    summary: "delete cached keys by scope (default: stale versions); run it as a deploy step",
+    load: () => import("./commands/flush.js"),
+  },
+  health: {
+    summary: "print the cache's health report as JSON (exit 0 healthy, 1 not)",
+    load: () => import("./commands/health.js"),
   },
   demo: {
     summary: "a slow database behind the cache: MISS, HIT, stats (L1 only unless Redis is configured)",

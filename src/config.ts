@@ -82,10 +82,10 @@ function defaultEnv(): Record<string, unknown> {
 }
 
 /** Reads and validates the environment: one CacheError naming every bad variable, never a late crash. */
-export function readEnv(source: Record<string, unknown>): Env {
+export function readEnv(source: object): Env {
   const picked: Record<string, string> = {};
   for (const name of Object.keys(envSchema.shape)) {
-    const value = source[name];
+    const value = (source as Record<string, unknown>)[name];
     if (typeof value === "string" && value !== "") picked[name] = value;
   }
   const result = envSchema.safeParse(picked);

@@ -5,6 +5,7 @@
  */
 export { Cache, createCache } from "./cache.js";
 export { CacheError, type CacheErrorCode } from "./errors.js";
+export type { Invalidation, RouteHandler, RouteOptions } from "./http/route.js";
 export { escapeGlob, KeySpace } from "./keys.js";
 export type { StandardSchemaV1 } from "./standard-schema.js";
 export type { RedisArg, RedisReply, Transport } from "./transports/types.js";

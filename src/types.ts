@@ -43,7 +43,7 @@ export interface CacheOptions {
   /** A transport (`upstash()`, `nodeRedis()`), or `false` for L1 only. Default: from env. */
   redis?: Transport | false;
   /** Where environment variables are read (default `process.env` where it exists; Workers pass `env`). */
-  env?: Record<string, unknown>;
+  env?: object;
   /** Key prefix isolating environments (default `REDIS_ENV`, else `VERCEL_ENV` when not production). */
   prefix?: string;
   /** Cache version (default `REDIS_CACHE_VERSION`, else `VERCEL_GIT_COMMIT_SHA` cut to 8, else `"1"`). */
@@ -88,6 +88,11 @@ export interface GetOptions<T = unknown> {
   schema?: Schema<T>;
   /** `false`: the entry lives outside the versioned key space and survives deploys. */
   versioned?: boolean;
+  /**
+   * Schedules this call's background work (refresh, L2 write, invalidation check); default: the
+   * cache's `waitUntil`. On Workers pass `ctx.waitUntil` — workerd cancels loose I/O at the response.
+   */
+  waitUntil?: WaitUntil;
 }
 
 /** Per-call options of writes. */
@@ -115,8 +120,6 @@ export interface GetOrSetOptions<T = unknown> extends SetOptions, GetOptions<T> 
    * themselves rather than fail.
    */
   lease?: boolean | Duration;
-  /** Schedules this call's background work (refresh, L2 write); default: the cache's `waitUntil`. */
-  waitUntil?: WaitUntil;
 }
 
 /** One entry of {@link Cache.setMany}. */

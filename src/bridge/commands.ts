@@ -67,7 +67,8 @@ export function parseCommand(value: unknown, where = "command"): Command {
 
 /** Parses the body of `/pipeline` and `/multi-exec`: a non-empty array of commands. */
 export function parseCommandList(value: unknown): Command[] {
-  if (!Array.isArray(value)) throw new HttpError(400, 'body must be a JSON array of commands such as [["GET","key"]]');
+  if (!Array.isArray(value))
+    throw new HttpError(400, 'body must be a JSON array of commands such as [["GET","key"]]');
   if (value.length === 0) throw new HttpError(400, "no commands");
   return value.map((command, i) => parseCommand(command, `command ${i}`));
 }

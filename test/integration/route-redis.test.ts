@@ -32,7 +32,9 @@ describe("route on real Redis (node-redis)", () => {
     const body = Uint8Array.from({ length: 4096 }, (_, i) => (i * 131 + 7) % 256);
     const handler = vi.fn(
       async () =>
-        new Response(body, { headers: { "content-type": "application/octet-stream", "x-made-by": "handler" } }),
+        new Response(body, {
+          headers: { "content-type": "application/octet-stream", "x-made-by": "handler" },
+        }),
     );
     const first = route(instance(), handler, { ttl: "1m" });
     const second = route(instance(), handler, { ttl: "1m" });

@@ -34,7 +34,10 @@ describe("route: hits and misses", () => {
   it("answers MISS, then HIT from the entry with the same status, headers and body", async () => {
     const handler = counting(
       (_req, run) =>
-        new Response(`body ${run}`, { status: 200, headers: { "content-type": "text/plain", "x-app": "yes" } }),
+        new Response(`body ${run}`, {
+          status: 200,
+          headers: { "content-type": "text/plain", "x-app": "yes" },
+        }),
     );
     const serve = cached(handler);
     const first = await serve(get("https://a.test/x"));
@@ -53,7 +56,10 @@ describe("route: hits and misses", () => {
   it("counts age in whole seconds since the handler made the response", async () => {
     vi.useFakeTimers({ toFake: ["Date"] });
     vi.setSystemTime(1_700_000_000_000);
-    const serve = cached(counting(() => new Response("x")), { ttl: "1m" });
+    const serve = cached(
+      counting(() => new Response("x")),
+      { ttl: "1m" },
+    );
     await serve(get("https://a.test/age"));
     vi.setSystemTime(1_700_000_003_900);
     const later = await serve(get("https://a.test/age"));
@@ -111,9 +117,13 @@ describe("route: hits and misses", () => {
   });
 
   it("gives each concurrent request its own body when the response is not cacheable", async () => {
-    const handler = counting((_req, run) => new Response(`private ${run}`, { headers: { "set-cookie": "s=1" } }));
+    const handler = counting(
+      (_req, run) => new Response(`private ${run}`, { headers: { "set-cookie": "s=1" } }),
+    );
     const serve = cached(handler);
-    const responses = await Promise.all(Array.from({ length: 3 }, () => serve(get("https://a.test/herd-pass"))));
+    const responses = await Promise.all(
+      Array.from({ length: 3 }, () => serve(get("https://a.test/herd-pass"))),
+    );
     const bodies = await Promise.all(responses.map((r) => r.text()));
     expect(new Set(bodies).size).toBe(3);
     expect(responses.every((r) => r.headers.get("x-cache") === "BYPASS")).toBe(true);
@@ -176,25 +186,32 @@ describe("route: what is never cached", () => {
 
   it("bypasses requests for which `key` returns null", async () => {
     const handler = counting(() => new Response("x"));
-    const serve = cached(handler, { key: (req, key) => (new URL(req.url).searchParams.has("debug") ? null : key) });
+    const serve = cached(handler, {
+      key: (req, key) => (new URL(req.url).searchParams.has("debug") ? null : key),
+    });
     await serve(get("https://a.test/k?debug=1"));
     const again = await serve(get("https://a.test/k?debug=1"));
     expect(again.headers.get("x-cache")).toBe("BYPASS");
     expect(handler).toHaveBeenCalledTimes(2);
   });
 
-  it.each(["no-store", "private, max-age=60", "no-cache"])("does not store Cache-Control: %s", async (value) => {
-    const handler = counting(() => new Response("x", { headers: { "cache-control": value } }));
-    const serve = cached(handler);
-    await serve(get("https://a.test/cc"));
-    const second = await serve(get("https://a.test/cc"));
-    expect(second.headers.get("x-cache")).toBe("BYPASS");
-    expect(second.headers.get("cache-control")).toBe(value);
-    expect(handler).toHaveBeenCalledTimes(2);
-  });
+  it.each(["no-store", "private, max-age=60", "no-cache"])(
+    "does not store Cache-Control: %s",
+    async (value) => {
+      const handler = counting(() => new Response("x", { headers: { "cache-control": value } }));
+      const serve = cached(handler);
+      await serve(get("https://a.test/cc"));
+      const second = await serve(get("https://a.test/cc"));
+      expect(second.headers.get("x-cache")).toBe("BYPASS");
+      expect(second.headers.get("cache-control")).toBe(value);
+      expect(handler).toHaveBeenCalledTimes(2);
+    },
+  );
 
   it("stores a response that allows shared caching", async () => {
-    const serve = cached(counting(() => new Response("x", { headers: { "cache-control": "public, max-age=60" } })));
+    const serve = cached(
+      counting(() => new Response("x", { headers: { "cache-control": "public, max-age=60" } })),
+    );
     await serve(get("https://a.test/public"));
     expect((await serve(get("https://a.test/public"))).headers.get("x-cache")).toBe("HIT");
   });
@@ -208,7 +225,10 @@ describe("route: what is never cached", () => {
     await missing(get("https://a.test/404"));
     const again = await missing(get("https://a.test/404"));
     expect([again.status, again.headers.get("x-cache")]).toEqual([404, "HIT"]);
-    const only200 = cached(counting(() => new Response("none", { status: 404 })), { statuses: [200] });
+    const only200 = cached(
+      counting(() => new Response("none", { status: 404 })),
+      { statuses: [200] },
+    );
     await only200(get("https://a.test/404"));
     expect((await only200(get("https://a.test/404"))).headers.get("x-cache")).toBe("BYPASS");
   });
@@ -237,7 +257,10 @@ describe("route: what is never cached", () => {
     const serve = cached(handler, { maxBodyBytes: 9 });
     const first = await serve(get("https://a.test/len"));
     expect([first.headers.get("x-cache"), await first.text()]).toEqual(["BYPASS", "0123456789"]);
-    const atCap = cached(counting(() => new Response("012345678")), { maxBodyBytes: 9 });
+    const atCap = cached(
+      counting(() => new Response("012345678")),
+      { maxBodyBytes: 9 },
+    );
     await atCap(get("https://a.test/len"));
     expect((await atCap(get("https://a.test/len"))).headers.get("x-cache")).toBe("HIT");
   });
@@ -287,7 +310,9 @@ describe("route: bodies", () => {
 
 describe("route: conditional requests and HEAD", () => {
   it("answers If-None-Match with 304 from the ETag it computed", async () => {
-    const serve = cached(counting(() => new Response("tagged", { headers: { "cache-control": "max-age=5" } })));
+    const serve = cached(
+      counting(() => new Response("tagged", { headers: { "cache-control": "max-age=5" } })),
+    );
     const first = await serve(get("https://a.test/etag"));
     const etag = first.headers.get("etag");
     expect(etag).toMatch(/^W\/"[\w-]{24}"$/);
@@ -320,7 +345,9 @@ describe("route: conditional requests and HEAD", () => {
   });
 
   it("serves HEAD from the GET entry: same headers, no body, the GET body's length", async () => {
-    const handler = counting(() => new Response("twelve bytes", { headers: { "content-type": "text/plain" } }));
+    const handler = counting(
+      () => new Response("twelve bytes", { headers: { "content-type": "text/plain" } }),
+    );
     const serve = cached(handler);
     await serve(get("https://a.test/head"));
     const head = await serve(new Request("https://a.test/head", { method: "HEAD" }));
@@ -395,7 +422,11 @@ describe("route: writes invalidate", () => {
     let ok = false;
     const list = route(cache, async () => new Response("list"), { tags: ["list"] });
     const write = route(cache, async () => new Response(null, { status: ok ? 204 : 409 }), {
-      invalidates: (req) => ({ tags: ["list"], keys: [`raw:${new URL(req.url).pathname}`], patterns: ["pat:*"] }),
+      invalidates: (req) => ({
+        tags: ["list"],
+        keys: [`raw:${new URL(req.url).pathname}`],
+        patterns: ["pat:*"],
+      }),
     });
     await list(get("https://a.test/list"));
     await cache.set("raw:/w", 1);
@@ -435,7 +466,11 @@ describe("route: failures", () => {
     const cache = createCache({ redis: down, env: {}, failSilently: false, logger: quiet, l1: false });
     const handler = counting(() => new Response("from handler"));
     const res = await route(cache, handler)(get("https://a.test/down"));
-    expect([res.status, res.headers.get("x-cache"), await res.text()]).toEqual([200, "BYPASS", "from handler"]);
+    expect([res.status, res.headers.get("x-cache"), await res.text()]).toEqual([
+      200,
+      "BYPASS",
+      "from handler",
+    ]);
     expect(handler).toHaveBeenCalledTimes(1);
   });
 
@@ -497,7 +532,8 @@ describe("route: waitUntil", () => {
     const scheduled: Promise<unknown>[] = [];
     const serve = route(cache, async (_req: Request, _env: unknown, _ctx: unknown) => new Response("x"));
     await serve(get("https://a.test/wu"), {}, { waitUntil: (p: Promise<unknown>) => scheduled.push(p) });
-    expect(scheduled).toHaveLength(1);
+    // The write, and the once-per-instance version registration; nothing is left to float.
+    expect(scheduled.length).toBeGreaterThanOrEqual(1);
     await Promise.all(scheduled);
     expect(written).toEqual([expect.stringContaining("route:a.test/wu")]);
   });
@@ -505,7 +541,7 @@ describe("route: waitUntil", () => {
 
 describe("healthHandler", () => {
   it("answers 200 with the report when healthy, never cached", async () => {
-    const res = await healthHandler(l1Cache())();
+    const res = await healthHandler(l1Cache())(get("https://a.test/health"));
     expect(res.status).toBe(200);
     expect(res.headers.get("cache-control")).toBe("no-store");
     expect(await res.json()).toMatchObject({ healthy: true, transport: "none", breaker: "closed" });
@@ -524,17 +560,23 @@ describe("healthHandler", () => {
         keys: ["tc:secret"],
       }),
     };
-    const res = await healthHandler(cache)();
+    const res = await healthHandler(cache)(get("https://a.test/health"));
     expect(res.status).toBe(503);
     const text = await res.text();
     expect(text).not.toContain("hunter2");
     expect(text).not.toContain("tok123");
     expect(text).not.toContain("tc:secret");
-    expect(JSON.parse(text)).toMatchObject({ healthy: false, breaker: "open", error: expect.stringContaining("***@") });
+    expect(JSON.parse(text)).toMatchObject({
+      healthy: false,
+      breaker: "open",
+      error: expect.stringContaining("***@"),
+    });
   });
 
   it("answers 503 when health() itself throws", async () => {
-    const res = await healthHandler({ health: () => Promise.reject(new Error("boom")) })();
+    const res = await healthHandler({ health: () => Promise.reject(new Error("boom")) })(
+      get("https://a.test/health"),
+    );
     expect(res.status).toBe(503);
   });
 });

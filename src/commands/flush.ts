@@ -1,0 +1,124 @@
+import { parseArgs } from "node:util";
+import { createCache } from "../cache.js";
+import { wholeNumber } from "../config.js";
+import { asError } from "../errors.js";
+import { isFlushScope } from "../flush.js";
+import type { Logger } from "../types.js";
+
+const USAGE = `usage: tiercache flush [--scope <scope>] [--dry-run] [--keep N] [--namespace NAME]
+
+Deletes cached keys from the Redis configured by the environment, as createCache() reads it
+(REDIS_URL or REDIS_HOST…, UPSTASH_REDIS_REST_URL/TOKEN or KV_REST_API_URL/TOKEN, REDIS_ENV,
+REDIS_CACHE_VERSION or VERCEL_GIT_COMMIT_SHA).
+
+  --scope      stale-versions (default): versions older than the current one and the N before it
+               version: the current version      namespace: everything of the namespace
+               environment: everything under REDIS_ENV's prefix
+               database: FLUSHDB, every key of the database, tiercache's or not
+  --dry-run    count, delete nothing
+  --keep N     versions kept before the current one (stale-versions; default 1)
+  --namespace  default "default"
+
+Exit code: 0 done, 1 Redis failed, 2 bad usage or configuration.`;
+
+/** Progress lines at most this often, so a long flush shows it is alive without flooding CI logs. */
+const PROGRESS_EVERY_MS = 1000;
+
+/**
+ * `tiercache flush`: a deploy step. Prints what it is about to flush, progress for long flushes, and
+ * one summary line ("Flushed N keys (scope stale-versions) in X ms"). Never prints a secret: only
+ * the transport's kind is named, never its URL or token.
+ */
+export async function main(args: string[]): Promise<number> {
+  let options: ReturnType<typeof parse>;
+  try {
+    options = parse(args);
+  } catch (error) {
+    console.error(`tiercache flush: ${asError(error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (options.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const logger: Logger = {
+    warn: (message) => console.error(`tiercache flush: ${message}`),
+    error: (message) => console.error(`tiercache flush: ${message}`),
+  };
+  let cache: ReturnType<typeof createCache>;
+  try {
+    // Generous per-batch deadline: nobody waits on a deploy step the way a request waits on a read.
+    cache = createCache({
+      namespace: options.namespace,
+      keepVersions: options.keep,
+      logger,
+      timeoutMs: 10_000,
+    });
+  } catch (error) {
+    console.error(`tiercache flush: ${asError(error).message}`);
+    return 2;
+  }
+  // health() rather than connect(): connecting registers the version and may start an automatic
+  // flush, which a dry run must not do and an explicit flush does itself.
+  const health = await cache.health();
+  const { transport } = health;
+  if (transport === "none") {
+    console.error(
+      "tiercache flush: no Redis configured (set REDIS_URL, or UPSTASH_REDIS_REST_URL and its token)",
+    );
+    return 2;
+  }
+  if (!health.healthy) {
+    console.error(`tiercache flush: Redis unreachable via ${transport}: ${health.error}`);
+    await cache.close();
+    return 1;
+  }
+  const { prefix, namespace, version } = cache.keys;
+  console.error(
+    `tiercache flush: scope ${options.scope}${options.dryRun ? " (dry run)" : ""}, environment ${prefix ?? "production"}, ` +
+      `namespace ${namespace}, version ${version}, via ${transport}`,
+  );
+  const started = performance.now();
+  let reportedAt = started;
+  try {
+    const result = await cache.flush({
+      scope: options.scope,
+      dryRun: options.dryRun,
+      onProgress: (removed) => {
+        if (performance.now() - reportedAt < PROGRESS_EVERY_MS) return;
+        reportedAt = performance.now();
+        console.error(`  … ${removed} keys ${options.dryRun ? "counted" : "removed"}`);
+      },
+    });
+    const ms = Math.round(performance.now() - started);
+    const versions = result.versions?.length ? ` — versions ${result.versions.join(", ")}` : "";
+    const verb = options.dryRun ? "Would flush" : "Flushed";
+    console.log(`${verb} ${result.removed} keys (scope ${result.scope}) in ${ms} ms${versions}`);
+    return 0;
+  } catch (error) {
+    console.error(`tiercache flush: failed: ${asError(error).message}`);
+    return 1;
+  } finally {
+    await cache.close();
+  }
+}
+
+function parse(args: string[]) {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      scope: { type: "string", default: "stale-versions" },
+      "dry-run": { type: "boolean", default: false },
+      keep: { type: "string" },
+      namespace: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  const scope = values.scope;
+  if (!isFlushScope(scope)) throw new Error(`unknown --scope ${JSON.stringify(scope)}`);
+  const keep = values.keep === undefined ? undefined : Number(values.keep);
+  if (keep !== undefined) wholeNumber("--keep", /^\d+$/.test(values.keep ?? "") ? keep : Number.NaN);
+  return { scope, dryRun: values["dry-run"], keep, namespace: values.namespace, help: values.help };
+}

@@ -1,0 +1,28 @@
+/**
+ * A validator computed from the body bytes (SHA-256, 144 bits kept). Weak, because the platform may
+ * re-encode the body after us (Next.js and Vercel compress responses) and a strong ETag promises
+ * byte-identical representations; `If-None-Match` compares weakly anyway (RFC 9110 §13.1.2).
+ */
+export async function computeEtag(body: Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body)).subarray(0, 18);
+  const base64 = btoa(String.fromCharCode(...digest));
+  return `W/"${base64.replace(/\+/g, "-").replace(/\//g, "_")}"`;
+}
+
+/** Entity tags in a header, e.g. `W/"a", "b,c"` → [`W/"a"`, `"b,c"`] (an opaque tag may hold commas). */
+const ENTITY_TAG = /(?:W\/)?"[^"]*"/g;
+
+/**
+ * Whether `If-None-Match` matches `etag` with the weak comparison RFC 9110 §13.1.3 prescribes for
+ * it: `W/"x"` and `"x"` match each other, and `*` matches any current representation.
+ */
+export function ifNoneMatch(header: string, etag: string): boolean {
+  if (header.trim() === "*") return true;
+  const target = opaque(etag);
+  for (const candidate of header.match(ENTITY_TAG) ?? []) if (opaque(candidate) === target) return true;
+  return false;
+}
+
+function opaque(tag: string): string {
+  return tag.startsWith("W/") ? tag.slice(2) : tag;
+}
