@@ -42,7 +42,12 @@ try {
   await writer.getOrSet("tagged-2", loader, { tags, ttl: "1h" });
   const l1Reader = createCache({ redis: nodeRedis({ url: server.url }), env: {}, prefix: "bench" });
   await l1Reader.get("tagged");
-  const l2Reader = createCache({ redis: nodeRedis({ url: server.url }), env: {}, prefix: "bench", l1: false });
+  const l2Reader = createCache({
+    redis: nodeRedis({ url: server.url }),
+    env: {},
+    prefix: "bench",
+    l1: false,
+  });
   await l2Reader.get("tagged"); // learns the epoch and the three tag marks
   const bulk = Array.from({ length: 10_000 }, (_, i) => ({ key: `bulk:${i}`, value: i, tags: ["bulk"] }));
   for (let i = 0; i < bulk.length; i += 1000) await writer.setMany(bulk.slice(i, i + 1000));
@@ -52,7 +57,11 @@ try {
   const bento = () =>
     new BentoCache({
       default: "tiered",
-      stores: { tiered: bentostore().useL1Layer(memoryDriver({ maxItems: 10_000 })).useL2Layer(redisDriver({ connection })) },
+      stores: {
+        tiered: bentostore()
+          .useL1Layer(memoryDriver({ maxItems: 10_000 }))
+          .useL2Layer(redisDriver({ connection })),
+      },
     });
   const bentoWriter = bento();
   await bentoWriter.getOrSet({ key: "tagged", factory: loader, tags, ttl: "1h" });
@@ -61,7 +70,9 @@ try {
   const bentoL2Reader = bento();
   for (let i = 0; i < 10_000; i += 500) {
     await Promise.all(
-      bulk.slice(i, i + 500).map((e) => bentoWriter.set({ key: e.key, value: e.value, tags: ["bulk"], ttl: "1h" })),
+      bulk
+        .slice(i, i + 500)
+        .map((e) => bentoWriter.set({ key: e.key, value: e.value, tags: ["bulk"], ttl: "1h" })),
     );
   }
 
@@ -90,7 +101,12 @@ try {
   row(
     "next read of one of those entries (fresh instance)",
     await commandsDuring(async () => {
-      const fresh = createCache({ redis: nodeRedis({ url: server.url }), env: {}, prefix: "bench", l1: false });
+      const fresh = createCache({
+        redis: nodeRedis({ url: server.url }),
+        env: {},
+        prefix: "bench",
+        l1: false,
+      });
       if ((await fresh.get("bulk:42")) !== undefined) throw new Error("invalidated entry served");
       await fresh.close();
     }),
