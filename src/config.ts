@@ -122,7 +122,9 @@ export function resolveConfig(options: CacheOptions = {}): ResolvedConfig {
   return {
     transport,
     transportKind,
-    prefix: options.prefix !== undefined ? validateSegment("prefix", options.prefix) : prefixDefault,
+    prefix: validatePrefix(
+      options.prefix !== undefined ? validateSegment("prefix", options.prefix) : prefixDefault,
+    ),
     namespace: validateSegment("namespace", options.namespace ?? "default"),
     version: validateSegment("version", options.version ?? resolveVersion(env)),
     ttlMs: options.ttl !== undefined ? toMs(options.ttl, "ttl") : Number(env.CACHE_TTL_DEFAULT ?? 300) * 1000,
@@ -160,6 +162,13 @@ export function resolveVersion(env: Pick<Env, "REDIS_CACHE_VERSION" | "VERCEL_GI
 function previewPrefix(vercelEnv: string | undefined): string | undefined {
   if (!vercelEnv || vercelEnv === "production") return undefined;
   return validateSegment("VERCEL_ENV", vercelEnv);
+}
+
+/** A prefix named like the library root would put its keys inside production's `tc:*` flushes. */
+function validatePrefix(prefix: string | undefined): string | undefined {
+  if (prefix === "tc")
+    throw new CacheError("CONFIG", 'prefix "tc" is reserved (it is the library\'s own key root)');
+  return prefix;
 }
 
 function positive(what: string, value: number): number {
@@ -216,6 +225,12 @@ function resolveTransport(
  * bundle of the core never pulls node-redis in.
  */
 async function importNodeRedis(): Promise<typeof import("./transports/node-redis.js")> {
-  const specifier = "tiercache/redis";
-  return import(/* @vite-ignore */ /* webpackIgnore: true */ specifier);
+  const published = "tiercache/redis";
+  try {
+    return await import(/* @vite-ignore */ /* webpackIgnore: true */ published);
+  } catch (error) {
+    // Running from source (the demo, the CLI under tsx) before a build: the sibling module.
+    const sibling = "./transports/node-redis.js";
+    return import(/* @vite-ignore */ /* webpackIgnore: true */ sibling).catch(() => Promise.reject(error));
+  }
 }

@@ -42,6 +42,13 @@ export async function main(): Promise<number> {
   await timed("delete user:42", () => cache.delete("user:42"));
   await timed("getOrSet after delete (MISS)", getUser);
 
+  if (connection.connected) {
+    // A second instance (another function instance) has an empty L1: it is served by Redis.
+    const other = createCache({ ttl: "1m" });
+    await timed("another instance: user:7 (Redis HIT)", () => other.getOrSet("user:7", () => db.user(7)));
+    await other.close();
+  }
+
   console.log(`\ndatabase reads: ${db.reads} (4 reads of user:42 and 100 of user:7 cost 3)`);
   console.log("stats:", cache.stats());
   await cache.close();

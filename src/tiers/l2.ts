@@ -96,21 +96,22 @@ export class L2 {
     if (!this.breaker.allow(Date.now())) {
       throw new CacheError("BREAKER_OPEN", `${operation} skipped: Redis is failing, circuit open`);
     }
-    const signal = AbortSignal.timeout(this.timeoutMs);
+    let signal: AbortSignal | undefined;
     try {
       this.transport ??= this.createTransport().catch((error) => {
         this.transport = undefined; // a failed import or setup is retried by the next operation
         throw error;
       });
-      const result = await abortable(
-        this.transport.then((transport) => work(transport, signal)),
-        signal,
-      );
+      // The deadline starts once the transport module is loaded: a cold import is local work,
+      // not Redis being slow (connecting is the transport's first command, inside the deadline).
+      const transport = await this.transport;
+      signal = AbortSignal.timeout(this.timeoutMs);
+      const result = await abortable(work(transport, signal), signal);
       this.breaker.success();
       return result;
     } catch (thrown) {
       this.breaker.failure(Date.now());
-      const error = signal.aborted
+      const error = signal?.aborted
         ? new CacheError("TIMEOUT", `${operation}: Redis did not answer within ${this.timeoutMs} ms`)
         : thrown instanceof CacheError
           ? thrown

@@ -74,6 +74,7 @@ describe("environment", () => {
     expect(() => resolveConfig({ env: {}, version: "" })).toThrow(CacheError);
     expect(() => resolveConfig({ env: {}, ttl: "5 minutes" })).toThrow(/invalid ttl/);
     expect(() => resolveConfig({ env: {}, timeoutMs: 0 })).toThrow(/timeoutMs/);
+    expect(() => resolveConfig({ env: { REDIS_ENV: "tc" } })).toThrow(/reserved/);
   });
 });
 
