@@ -7,13 +7,13 @@
  * Goal (issue 5): an L1 HIT adds under 50 µs to the bare handler.
  */
 import { fileURLToPath } from "node:url";
-import { build, type Plugin } from "esbuild";
 import { Miniflare } from "miniflare";
 import { Bench } from "tinybench";
 import { startBridge } from "../src/bridge/index.js";
 import { createCache } from "../src/index.js";
 import { nodeRedis } from "../src/transports/node-redis.js";
 import { startRedisServer } from "../test/support/redis-server.js";
+import { bundleForWorkerd } from "../test/support/workerd-bundle.js";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const TOKEN = "route-bench-token";
@@ -80,18 +80,6 @@ async function nodeBench(redisUrl: string): Promise<void> {
   }
 }
 
-/** `tiercache` and `tiercache/upstash` resolve to this checkout's sources. */
-const tiercacheSources: Plugin = {
-  name: "tiercache-sources",
-  setup(b) {
-    const entries: Record<string, string> = {
-      tiercache: "src/index.ts",
-      "tiercache/upstash": "src/transports/upstash.ts",
-    };
-    b.onResolve({ filter: /^tiercache(\/upstash)?$/ }, (args) => ({ path: `${root}${entries[args.path]}` }));
-  },
-};
-
 /**
  * `/bare`, `/l1`, `/l2` answer one request each; with `?k=N` the isolate calls the handler N times
  * itself and answers once, so the dispatch overhead (Node → workerd over loopback HTTP) drops out.
@@ -134,24 +122,13 @@ async function workerdBench(redisUrl: string): Promise<void> {
     port: 0,
     logger: { info() {}, warn() {}, error() {} },
   });
-  const bundle = await build({
-    stdin: { contents: WORKER, resolveDir: root, sourcefile: "route-bench-worker.js", loader: "js" },
-    bundle: true,
-    write: false,
-    format: "esm",
-    platform: "neutral",
-    target: "es2022",
-    conditions: ["workerd", "worker", "browser"],
-    mainFields: ["browser", "module", "main"],
-    plugins: [tiercacheSources],
-    logLevel: "silent",
-  });
+  const script = await bundleForWorkerd(WORKER, "route-bench-worker.js");
   const mf = new Miniflare({
     modules: [
       {
         type: "ESModule",
         path: `${root}route-bench-worker.mjs`,
-        contents: bundle.outputFiles[0]?.text ?? "",
+        contents: script,
       },
     ],
     compatibilityDate: "2026-04-01",

@@ -1,10 +1,10 @@
 import { fileURLToPath } from "node:url";
-import { build, type Plugin } from "esbuild";
 import { Miniflare } from "miniflare";
 import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Bridge, startBridge } from "../../src/bridge/index.js";
 import { isolatedRedisUrl } from "../support/redis-db.js";
+import { bundleForWorkerd } from "../support/workerd-bundle.js";
 
 /**
  * The example Worker (examples/worker) bundled as wrangler would and run inside workerd through
@@ -36,36 +36,7 @@ export default {
 };
 `;
 
-/** `tiercache` and `tiercache/upstash` resolve to this checkout's sources, as the package's exports would to dist. */
-const tiercacheSources: Plugin = {
-  name: "tiercache-sources",
-  setup(b) {
-    const entries: Record<string, string> = {
-      tiercache: "src/index.ts",
-      "tiercache/upstash": "src/transports/upstash.ts",
-    };
-    b.onResolve({ filter: /^tiercache(\/upstash)?$/ }, (args) => ({ path: `${root}${entries[args.path]}` }));
-  },
-};
-
-async function bundleWorker(): Promise<string> {
-  const result = await build({
-    stdin: { contents: ENTRY, resolveDir: root, sourcefile: "worker-entry.js", loader: "js" },
-    bundle: true,
-    write: false,
-    format: "esm",
-    // "neutral": no Node built-ins, so a `node:` import anywhere in the SDK fails the bundle.
-    platform: "neutral",
-    target: "es2022",
-    conditions: ["workerd", "worker", "browser"],
-    mainFields: ["browser", "module", "main"],
-    plugins: [tiercacheSources],
-    logLevel: "silent",
-  });
-  const [file] = result.outputFiles;
-  if (!file) throw new Error("esbuild produced no output");
-  return file.text;
-}
+const bundleWorker = () => bundleForWorkerd(ENTRY, "worker-entry.js");
 
 describe("examples/worker in workerd, on Redis through the bridge", () => {
   let script: string;
