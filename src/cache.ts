@@ -1,4 +1,4 @@
-import { type ResolvedConfig, resolveConfig } from "./config.js";
+import { fraction, type ResolvedConfig, resolveConfig } from "./config.js";
 import { toMs } from "./duration.js";
 import { compressText, createEntry, type Entry, parseEntry } from "./entry.js";
 import { asError, CacheError } from "./errors.js";
@@ -714,7 +714,9 @@ export class Cache {
     options: SetOptions,
   ): Promise<{ full: string; entry: Entry; command: (string | number)[] | undefined }> {
     const now = Date.now();
-    const ttlMs = options.ttl !== undefined ? toMs(options.ttl, "ttl") : this.config.ttlMs;
+    const baseTtlMs = options.ttl !== undefined ? toMs(options.ttl, "ttl") : this.config.ttlMs;
+    const jitter = options.jitter !== undefined ? fraction("jitter", options.jitter) : this.config.jitter;
+    const ttlMs = jitter > 0 ? Math.round(baseTtlMs * (1 - Math.random() * jitter)) : baseTtlMs;
     const swrMs = toMs(
       options.staleWhileRevalidate ?? this.config.staleWhileRevalidateMs,
       "staleWhileRevalidate",

@@ -60,6 +60,7 @@ export interface ResolvedConfig {
   ttlMs: number;
   staleWhileRevalidateMs: number;
   staleIfErrorMs: number;
+  jitter: number;
   l1: { maxEntries: number; maxBytes: number; ttlMs: number | undefined; syncMs: number } | false;
   timeoutMs: number;
   failSilently: boolean;
@@ -130,6 +131,7 @@ export function resolveConfig(options: CacheOptions = {}): ResolvedConfig {
     ttlMs: options.ttl !== undefined ? toMs(options.ttl, "ttl") : Number(env.CACHE_TTL_DEFAULT ?? 300) * 1000,
     staleWhileRevalidateMs: toMs(options.staleWhileRevalidate ?? 0, "staleWhileRevalidate"),
     staleIfErrorMs: toMs(options.staleIfError ?? 0, "staleIfError"),
+    jitter: fraction("jitter", options.jitter ?? 0),
     l1:
       l1 === false
         ? false
@@ -169,6 +171,13 @@ function validatePrefix(prefix: string | undefined): string | undefined {
   if (prefix === "tc")
     throw new CacheError("CONFIG", 'prefix "tc" is reserved (it is the library\'s own key root)');
   return prefix;
+}
+
+/** A number in 0…1, or a clear error. */
+export function fraction(what: string, value: number): number {
+  if (!(value >= 0 && value <= 1))
+    throw new CacheError("CONFIG", `${what} must be between 0 and 1, got ${value}`);
+  return value;
 }
 
 function positive(what: string, value: number): number {

@@ -56,6 +56,11 @@ export interface CacheOptions {
   staleWhileRevalidate?: Duration;
   /** How long after freshness a stale entry may be served when the loader fails (default 0). */
   staleIfError?: Duration;
+  /**
+   * Shortens each entry's freshness by a random fraction up to this (0…1, default 0), so entries
+   * written together do not all expire — and reload — in the same instant.
+   */
+  jitter?: number;
   /** In-process LRU settings, or `false` to disable L1. */
   l1?: L1Options | false;
   /** Deadline of each L2 operation in ms (default 500). */
@@ -100,6 +105,8 @@ export interface SetOptions {
   ttl?: Duration;
   staleWhileRevalidate?: Duration;
   staleIfError?: Duration;
+  /** See {@link CacheOptions.jitter}. */
+  jitter?: number;
   tags?: readonly string[];
   versioned?: boolean;
 }

@@ -91,6 +91,20 @@ describe.each(["l1", "node-redis", "upstash"] as const)("Cache on %s", (backendN
     await cache.close();
   });
 
+  it("jitter shortens freshness by a random fraction, never lengthens it", async () => {
+    const cache = cacheOn(backend, { jitter: 0.5 });
+    const ttls = new Set<number>();
+    for (let i = 0; i < 20; i++) {
+      await cache.set(`j${i}`, i, { ttl: "1000s" });
+      ttls.add(await cache.ttl(`j${i}`));
+    }
+    expect(ttls.size).toBeGreaterThan(1);
+    for (const ttl of ttls) expect(ttl).toBeGreaterThanOrEqual(500);
+    for (const ttl of ttls) expect(ttl).toBeLessThanOrEqual(1000);
+    expect(() => cacheOn(backend, { jitter: 2 })).toThrow(/between 0 and 1/);
+    await cache.close();
+  });
+
   it("entries expire after their ttl", async () => {
     const cache = cacheOn(backend);
     await cache.set("short", "x", { ttl: 40 });
@@ -154,6 +168,7 @@ describe.each(["l1", "node-redis", "upstash"] as const)("Cache on %s", (backendN
       cache.getOrSet("swr", loader, options),
     ]);
     expect([a, b]).toEqual([1, 1]);
+    expect(background.length).toBeGreaterThanOrEqual(1); // the one refresh went to waitUntil
     await Promise.all(background.splice(0));
     expect(loader).toHaveBeenCalledTimes(2);
     expect(await cache.getOrSet("swr", loader, options)).toBe(2);
