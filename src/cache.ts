@@ -2,7 +2,7 @@ import { fraction, type ResolvedConfig, resolveConfig } from "./config.js";
 import { toMs } from "./duration.js";
 import { compressText, createEntry, type Entry, parseEntry } from "./entry.js";
 import { asError, CacheError } from "./errors.js";
-import { type FlushContext, runFlush } from "./flush.js";
+import { type FlushContext, runFlush, scanAndUnlink } from "./flush.js";
 import { deployHook as deployHandler } from "./http/deploy-hook.js";
 import { healthHandler } from "./http/health.js";
 import { type RouteHandler, type RouteOptions, route } from "./http/route.js";
@@ -147,7 +147,7 @@ export class Cache {
     for (const write of writes) this.l1?.set(write.full, write.entry, now);
     const commands = writes.flatMap((write) => (write.command ? [write.command] : []));
     if (!this.l2 || commands.length === 0) return;
-    await this.tolerate("SET", entries.map((e) => e.key).join(","), async () => {
+    await this.tolerate(async () => {
       const replies = await this.l2!.pipeline(commands, "SET");
       const failed = replies.find((reply) => reply instanceof Error);
       if (failed) throw new CacheError("UNAVAILABLE", `SET failed: ${failed.message}`);
@@ -218,7 +218,7 @@ export class Cache {
     let local = 0;
     for (const full of pairs.flat()) if (this.l1?.delete(full)) local++;
     if (!this.l2 || pairs.length === 0) return local;
-    const replies = await this.tolerate("UNLINK", keys.join(","), () =>
+    const replies = await this.tolerate(() =>
       this.l2!.pipeline(
         [
           ["UNLINK", ...pairs.flat()],
@@ -250,7 +250,7 @@ export class Cache {
     });
     if (!this.l2) return;
     const stored = formatMark(mark);
-    const replies = await this.tolerate("MSET", tags.join(","), () =>
+    const replies = await this.tolerate(() =>
       this.l2!.pipeline(
         [
           ["MSET", ...tags.flatMap((tag) => [this.keys.tag(tag), stored])],
@@ -273,17 +273,13 @@ export class Cache {
     const matcher = globToRegExp(pattern);
     const local = this.l1?.deleteWhere((key) => matcher.test(key)) ?? 0;
     if (!this.l2) return local;
-    const removed = await this.tolerate("SCAN", glob, async () => {
-      let cursor = "0";
-      let count = 0;
-      do {
-        const reply = await this.l2!.send(["SCAN", cursor, "MATCH", pattern, "COUNT", 1000]);
-        if (!Array.isArray(reply) || !Array.isArray(reply[1]))
-          throw new CacheError("UNAVAILABLE", "bad SCAN reply");
-        cursor = String(reply[0]);
-        const found = reply[1].filter((key): key is string => typeof key === "string");
-        if (found.length > 0) count += Number(await this.l2!.send(["UNLINK", ...found])) || 0;
-      } while (cursor !== "0");
+    const removed = await this.tolerate(async () => {
+      const count = await scanAndUnlink(
+        this.l2!,
+        { pattern, matches: (key) => matcher.test(key) },
+        false,
+        undefined,
+      );
       this.ownBump(await this.l2!.send(["INCR", this.keys.epoch]));
       return count;
     });
@@ -296,7 +292,7 @@ export class Cache {
     const now = Date.now();
     const inL1 = pairs.filter((pair) => pair.some((full) => this.l1?.get(full, now))).length;
     if (!this.l2 || pairs.length === 0) return inL1;
-    const replies = await this.tolerate("EXISTS", keys.join(","), () =>
+    const replies = await this.tolerate(() =>
       this.l2!.pipeline(
         pairs.map((pair) => ["EXISTS", ...pair]),
         "EXISTS",
@@ -339,7 +335,7 @@ export class Cache {
     const full = await this.keys.counter(key);
     const local = (this.localCounters.get(full) ?? 0) + by;
     if (this.l2) {
-      const reply = await this.tolerate("INCRBY", key, () => this.l2!.send(["INCRBY", full, by]));
+      const reply = await this.tolerate(() => this.l2!.send(["INCRBY", full, by]));
       if (typeof reply === "number") return reply;
     }
     this.localCounters.set(full, local);
@@ -464,9 +460,7 @@ export class Cache {
       const leaseMs = options.lease === true ? 2000 : toMs(options.lease, "lease");
       leaseKey = this.keys.lease(full);
       const lease = leaseKey;
-      const granted = await this.tolerate("SET", key, () =>
-        this.l2!.send(["SET", lease, "1", "NX", "PX", leaseMs]),
-      );
+      const granted = await this.tolerate(() => this.l2!.send(["SET", lease, "1", "NX", "PX", leaseMs]));
       if (granted === null) {
         leaseKey = undefined;
         const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs);
@@ -573,13 +567,10 @@ export class Cache {
     this.l1?.set(full, write.entry, Date.now());
     if (leaseKey && this.l2) {
       const commands = write.command ? [write.command, ["DEL", leaseKey]] : [["DEL", leaseKey]];
-      await this.tolerate("SET", key, () => this.l2!.pipeline(commands, "SET"));
+      await this.tolerate(() => this.l2!.pipeline(commands, "SET"));
     } else if (write.command && this.l2) {
       const command = write.command;
-      await this.runInBackground(
-        () => this.tolerate("SET", key, () => this.l2!.send(command)),
-        options.waitUntil,
-      );
+      await this.runInBackground(() => this.tolerate(() => this.l2!.send(command)), options.waitUntil);
     }
     return { value };
   }
@@ -594,7 +585,7 @@ export class Cache {
     void this.ensureRegistered(true, waitUntil);
     const now = Date.now();
     let local: Entry | undefined = this.l1?.get(full, now);
-    if (local && schema && !(await this.conforms(full, local, schema, false))) local = undefined;
+    if (local && schema && !(await this.conforms(full, local, schema))) local = undefined;
     if (local && local.fresh > now && this.l2) this.syncInBackground(now, waitUntil);
     if ((local && local.fresh > now) || !this.l2) return local ? { entry: local, tier: "l1" } : undefined;
     const remote = await this.readRemote(key, full, schema);
@@ -612,10 +603,10 @@ export class Cache {
   ): Promise<Entry | undefined> {
     // The epoch rides in the same MGET as the value: coherence costs no extra round trip.
     const epochDue = this.invalidations.claimEpochCheck(Date.now());
-    const pendingValue = this.tolerate("GET", key, () => this.l2!.get(full));
+    const pendingValue = this.tolerate(() => this.l2!.get(full));
     let stored: string | null | undefined;
     if (epochDue) {
-      const pendingEpoch = this.tolerate("GET", this.keys.epoch, () => this.l2!.get(this.keys.epoch));
+      const pendingEpoch = this.tolerate(() => this.l2!.get(this.keys.epoch));
       const [value, epoch] = await Promise.all([pendingValue, pendingEpoch]);
       if (epoch !== undefined) this.applyEpoch(epoch);
       stored = value;
@@ -629,12 +620,12 @@ export class Cache {
       entry = parsed instanceof Promise ? await parsed : parsed;
     } catch (error) {
       this.config.logger.warn(`corrupt entry at ${key} deleted: ${asError(error).message}`);
-      void this.tolerate("UNLINK", key, () => this.l2!.send(["UNLINK", full]));
+      this.unlinkQuietly(full);
       return undefined;
     }
     if (entry.stale <= Date.now()) return undefined;
     if (entry.tags.length > 0 && !(await this.passesTags(entry))) return undefined;
-    if (schema && !(await this.conforms(full, entry, schema, true))) return undefined;
+    if (schema && !(await this.conforms(full, entry, schema))) return undefined;
     return entry;
   }
 
@@ -643,7 +634,7 @@ export class Cache {
     const unknown = entry.tags.filter((tag) => this.invalidations.mark(tag) === undefined);
     if (unknown.length > 0 && this.l2) {
       const stored = await Promise.all(
-        unknown.map((tag) => this.tolerate("GET", tag, () => this.l2!.get(this.keys.tag(tag)))),
+        unknown.map((tag) => this.tolerate(() => this.l2!.get(this.keys.tag(tag)))),
       );
       // A mark that could not be read stays unknown (fetched again next time); the entry is served.
       stored.forEach((value, i) => {
@@ -661,7 +652,7 @@ export class Cache {
    */
   private syncInBackground(now: number, waitUntil: WaitUntil | undefined): void {
     if (!this.invalidations.claimEpochCheck(now)) return;
-    const check = this.tolerate("GET", this.keys.epoch, () => this.l2!.get(this.keys.epoch)).then(
+    const check = this.tolerate(() => this.l2!.get(this.keys.epoch)).then(
       (epoch) => {
         if (epoch !== undefined) this.applyEpoch(epoch);
       },
@@ -681,12 +672,7 @@ export class Cache {
   }
 
   /** Schema check on read: a mismatch is a miss, and the entry is deleted so it is reloaded. */
-  private async conforms(
-    full: string,
-    entry: Entry,
-    schema: Schema<unknown>,
-    inRedis: boolean,
-  ): Promise<boolean> {
+  private async conforms(full: string, entry: Entry, schema: Schema<unknown>): Promise<boolean> {
     const checked = await validate(schema, entry.value);
     if (checked.ok) {
       entry.value = checked.value;
@@ -694,7 +680,7 @@ export class Cache {
     }
     this.debug(`Cache entry fails schema, deleting ${full}`);
     this.l1?.delete(full);
-    if (inRedis || this.l2) void this.tolerate("UNLINK", full, () => this.l2!.send(["UNLINK", full]));
+    this.unlinkQuietly(full);
     return false;
   }
 
@@ -703,7 +689,7 @@ export class Cache {
     const write = await this.prepare(key, full, value, options);
     this.l1?.set(full, write.entry, Date.now());
     const command = write.command;
-    if (command && this.l2) await this.tolerate("SET", key, () => this.l2!.send(command));
+    if (command && this.l2) await this.tolerate(() => this.l2!.send(command));
   }
 
   /** Builds the entry and its Redis SET (absent when the value is too large for Redis). */
@@ -736,12 +722,16 @@ export class Cache {
     return { full, entry, command: ["SET", full, stored, "PX", Math.max(1, times.stale - now)] };
   }
 
+  /**
+   * Deletes a bad entry from Redis without making the read wait. Its failure was reported by L2
+   * already and must not surface as an unhandled rejection, whatever `failSilently` says.
+   */
+  private unlinkQuietly(full: string): void {
+    this.l2?.send(["UNLINK", full]).catch(() => {});
+  }
+
   /** Runs an L2 operation; its CacheError is swallowed (undefined) with `failSilently`, thrown without. */
-  private async tolerate<T>(
-    _operation: string,
-    _key: string,
-    work: () => Promise<T>,
-  ): Promise<T | undefined> {
+  private async tolerate<T>(work: () => Promise<T>): Promise<T | undefined> {
     try {
       return await work();
     } catch (error) {

@@ -114,9 +114,9 @@ function versionOf(key: string, keys: KeySpace): string | undefined {
  * One SCAN cursor walk; the UNLINK of each batch rides in the same round trip as the next SCAN, so a
  * flush costs one round trip per batch (one HTTP request each on REST).
  */
-async function scanAndUnlink(
+export async function scanAndUnlink(
   l2: L2,
-  selection: Selection,
+  selection: Pick<Selection, "pattern" | "matches">,
   dryRun: boolean,
   onProgress: ((removed: number) => void) | undefined,
 ): Promise<number> {
