@@ -470,6 +470,7 @@ export class Cache {
     try {
       return (await this.load(key, full, loader, options, leaseKey)).value;
     } catch (error) {
+      if (leaseKey) this.releaseLease(leaseKey);
       const sieMs = toMs(options.staleIfError ?? this.config.staleIfErrorMs, "staleIfError");
       if (
         stale &&
@@ -501,25 +502,39 @@ export class Cache {
     );
   }
 
-  /** Polls Redis for the value another instance's lease holder is loading, until the lease ends. */
+  /**
+   * Polls Redis for the value another instance's lease holder is loading, until the lease ends or is
+   * released without a value (the holder's loader failed): then this instance loads for itself.
+   */
   private async awaitLeaseHolder(
     key: string,
     full: string,
     schema: Schema<unknown> | undefined,
     leaseMs: number,
   ): Promise<Entry | undefined> {
+    const lease = this.keys.lease(full);
     const until = Date.now() + leaseMs;
     let pause = 10;
     while (Date.now() < until) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(pause, Math.max(1, until - Date.now()))));
       pause = Math.min(pause * 2, 100);
-      const entry = await this.readRemote(key, full, schema);
+      // Both reads join one MGET.
+      const [entry, held] = await Promise.all([
+        this.readRemote(key, full, schema),
+        this.tolerate(() => this.l2!.get(lease)),
+      ]);
       if (entry && entry.fresh > Date.now()) {
         this.l1?.set(full, entry, Date.now());
         return entry;
       }
+      if (held === null) return undefined;
     }
     return undefined;
+  }
+
+  /** Lets the instances waiting on this lease load for themselves at once. */
+  private releaseLease(lease: string): void {
+    this.l2?.send(["DEL", lease]).catch(() => {});
   }
 
   /**
@@ -555,7 +570,10 @@ export class Cache {
         throw new CacheError("SCHEMA", `loader value for "${key}" fails the schema: ${checked.message}`);
       value = checked.value;
     }
-    if (skip) return { value };
+    if (skip) {
+      if (leaseKey) this.releaseLease(leaseKey);
+      return { value };
+    }
     let write: Awaited<ReturnType<Cache["prepare"]>>;
     try {
       write = await this.prepare(key, full, value, { ...options, ttl });

@@ -169,6 +169,26 @@ describe.each(["node-redis", "upstash"] as const)("read policy on %s", (backendN
     await Promise.all([holder.close(), other.close()]);
   });
 
+  it("a lease holder whose loader fails releases the lease: the others load at once", async () => {
+    const holder = cacheOn(backend);
+    const other = cacheOn(backend, { prefix: holder.keys.prefix });
+    const failing = holder.getOrSet(
+      "fails",
+      async () => {
+        await sleep(50);
+        throw new Error("db down");
+      },
+      { lease: "5s" },
+    );
+    await sleep(10);
+    const started = performance.now();
+    const own = other.getOrSet("fails", async () => "own", { lease: "5s" });
+    await expect(failing).rejects.toThrow("db down");
+    expect(await own).toBe("own");
+    expect(performance.now() - started).toBeLessThan(2000);
+    await Promise.all([holder.close(), other.close()]);
+  });
+
   it("deletePattern stays in its namespace, version and environment, and escapes user input", async () => {
     const mine = cacheOn(backend, { namespace: "ns1", version: "v1" });
     const prefix = mine.keys.prefix;
