@@ -1,13 +1,13 @@
+import { Coherence } from "./coherence.js";
 import { fraction, type ResolvedConfig, resolveConfig } from "./config.js";
 import { toMs } from "./duration.js";
 import { compressText, createEntry, type Entry, parseEntry } from "./entry.js";
 import { asError, CacheError } from "./errors.js";
-import { type FlushContext, runFlush, scanAndUnlink } from "./flush.js";
+import { type FlushContext, runFlush } from "./flush.js";
 import { deployHook as deployHandler } from "./http/deploy-hook.js";
 import { healthHandler } from "./http/health.js";
 import { type RouteHandler, type RouteOptions, route } from "./http/route.js";
-import { formatMark, Invalidations, parseMark, type TagMark } from "./invalidation.js";
-import { globToRegExp, KeySpace } from "./keys.js";
+import { KeySpace } from "./keys.js";
 import { validate } from "./schema.js";
 import { Breaker } from "./tiers/breaker.js";
 import { L1 } from "./tiers/l1.js";
@@ -61,14 +61,13 @@ export class Cache {
   /** Counters when there is no Redis (or it is down): best effort, this instance only. */
   private readonly localCounters = new Map<string, number>();
   private readonly counts = { l1: 0, l2: 0, misses: 0, stale: 0, loads: 0, errors: 0 };
-  private readonly invalidations: Invalidations;
+  private readonly coherence: Coherence;
 
   constructor(options: CacheOptions = {}) {
     const config = resolveConfig(options);
     this.config = config;
     this.keys = new KeySpace(config.prefix, config.namespace, config.version);
     this.l1 = config.l1 ? new L1(config.l1.maxEntries, config.l1.maxBytes, config.l1.ttlMs) : null;
-    this.invalidations = new Invalidations(config.l1 ? config.l1.syncMs : 1000);
     this.breaker = new Breaker(config.breaker.failureThreshold, config.breaker.resetMs, (state) => {
       this.emit({ type: "breaker", state });
       if (state === "open") config.logger.warn("Redis circuit open: serving from L1 and loaders");
@@ -81,6 +80,14 @@ export class Cache {
           config.logger.warn(`Redis ${operation} failed: ${error.message}`, { code: error.code });
         })
       : null;
+    this.coherence = new Coherence(
+      this.l1,
+      this.l2,
+      this.keys,
+      (work) => this.tolerate(work),
+      config.l1 ? config.l1.syncMs : 1000,
+      () => this.debug("L1 dropped: invalidation on another instance"),
+    );
   }
 
   /** The cache version in force (part of every versioned key). */
@@ -121,7 +128,7 @@ export class Cache {
     const now = Date.now();
     const entry = this.l1.get(full, now);
     if (!entry || entry.fresh <= now) return undefined;
-    if (this.l2) this.syncInBackground(now, options.waitUntil);
+    this.coherence.syncInBackground(now, options.waitUntil ?? this.config.waitUntil);
     return entry;
   }
 
@@ -227,7 +234,7 @@ export class Cache {
         "UNLINK",
       ),
     );
-    this.ownBump(replies?.[1]);
+    this.coherence.ownBump(replies?.[1]);
     return typeof replies?.[0] === "number" ? replies[0] : local;
   }
 
@@ -238,28 +245,7 @@ export class Cache {
    * against the tag's invalidation time when read, never scanned.
    */
   async invalidateTags(tags: readonly string[], options: { soft?: boolean } = {}): Promise<void> {
-    if (tags.length === 0) return;
-    const mark: TagMark = { at: Date.now(), soft: options.soft === true };
-    const wanted = new Set(tags);
-    for (const tag of tags) this.invalidations.remember(tag, mark);
-    this.l1?.deleteWhere((_key, entry) => {
-      if (!entry.tags.some((tag) => wanted.has(tag))) return false;
-      if (!mark.soft) return true;
-      entry.fresh = Math.min(entry.fresh, mark.at);
-      return false;
-    });
-    if (!this.l2) return;
-    const stored = formatMark(mark);
-    const replies = await this.tolerate(() =>
-      this.l2!.pipeline(
-        [
-          ["MSET", ...tags.flatMap((tag) => [this.keys.tag(tag), stored])],
-          ["INCR", this.keys.epoch],
-        ],
-        "invalidateTags",
-      ),
-    );
-    this.ownBump(replies?.[1]);
+    if (tags.length > 0) await this.coherence.invalidateTags(tags, options.soft === true);
   }
 
   /**
@@ -269,21 +255,7 @@ export class Cache {
    */
   async deletePattern(glob: string, options: { versioned?: boolean } = {}): Promise<number> {
     if (typeof glob !== "string" || glob === "") throw new TypeError("tiercache: deletePattern needs a glob");
-    const pattern = this.keys.pattern(glob, options.versioned !== false);
-    const matcher = globToRegExp(pattern);
-    const local = this.l1?.deleteWhere((key) => matcher.test(key)) ?? 0;
-    if (!this.l2) return local;
-    const removed = await this.tolerate(async () => {
-      const count = await scanAndUnlink(
-        this.l2!,
-        { pattern, matches: (key) => matcher.test(key) },
-        false,
-        undefined,
-      );
-      this.ownBump(await this.l2!.send(["INCR", this.keys.epoch]));
-      return count;
-    });
-    return removed ?? local;
+    return this.coherence.deletePattern(this.keys.pattern(glob, options.versioned !== false));
   }
 
   /** How many of `keys` exist (in Redis, or in L1 when there is none). */
@@ -604,7 +576,7 @@ export class Cache {
     const now = Date.now();
     let local: Entry | undefined = this.l1?.get(full, now);
     if (local && schema && !(await this.conforms(full, local, schema))) local = undefined;
-    if (local && local.fresh > now && this.l2) this.syncInBackground(now, waitUntil);
+    if (local && local.fresh > now) this.coherence.syncInBackground(now, waitUntil ?? this.config.waitUntil);
     if ((local && local.fresh > now) || !this.l2) return local ? { entry: local, tier: "l1" } : undefined;
     const remote = await this.readRemote(key, full, schema);
     if (remote && (!local || remote.fresh > local.fresh)) {
@@ -619,18 +591,7 @@ export class Cache {
     full: string,
     schema: Schema<unknown> | undefined,
   ): Promise<Entry | undefined> {
-    // The epoch rides in the same MGET as the value: coherence costs no extra round trip.
-    const epochDue = this.invalidations.claimEpochCheck(Date.now());
-    const pendingValue = this.tolerate(() => this.l2!.get(full));
-    let stored: string | null | undefined;
-    if (epochDue) {
-      const pendingEpoch = this.tolerate(() => this.l2!.get(this.keys.epoch));
-      const [value, epoch] = await Promise.all([pendingValue, pendingEpoch]);
-      if (epoch !== undefined) this.applyEpoch(epoch);
-      stored = value;
-    } else {
-      stored = await pendingValue;
-    }
+    const stored = await this.coherence.read(full);
     if (typeof stored !== "string") return undefined;
     let entry: Entry;
     try {
@@ -642,51 +603,9 @@ export class Cache {
       return undefined;
     }
     if (entry.stale <= Date.now()) return undefined;
-    if (entry.tags.length > 0 && !(await this.passesTags(entry))) return undefined;
+    if (entry.tags.length > 0 && !(await this.coherence.passesTags(entry))) return undefined;
     if (schema && !(await this.conforms(full, entry, schema))) return undefined;
     return entry;
-  }
-
-  /** Checks an entry's tags against their invalidation marks, fetching unknown marks in one batch. */
-  private async passesTags(entry: Entry): Promise<boolean> {
-    const unknown = entry.tags.filter((tag) => this.invalidations.mark(tag) === undefined);
-    if (unknown.length > 0 && this.l2) {
-      const stored = await Promise.all(
-        unknown.map((tag) => this.tolerate(() => this.l2!.get(this.keys.tag(tag)))),
-      );
-      // A mark that could not be read stays unknown (fetched again next time); the entry is served.
-      stored.forEach((value, i) => {
-        if (value !== undefined) this.invalidations.remember(unknown[i] as string, parseMark(value));
-      });
-    }
-    const { gone, staleFrom } = this.invalidations.verdict(entry);
-    if (staleFrom !== undefined) entry.fresh = Math.min(entry.fresh, staleFrom);
-    return !gone;
-  }
-
-  /**
-   * On an L1 hit, learns of invalidations elsewhere without delaying the hit. The check goes to
-   * `waitUntil` when there is one: workerd cancels a request's loose I/O when it answers.
-   */
-  private syncInBackground(now: number, waitUntil: WaitUntil | undefined): void {
-    if (!this.invalidations.claimEpochCheck(now)) return;
-    const check = this.tolerate(() => this.l2!.get(this.keys.epoch)).then(
-      (epoch) => {
-        if (epoch !== undefined) this.applyEpoch(epoch);
-      },
-      () => {},
-    );
-    (waitUntil ?? this.config.waitUntil)?.(check);
-  }
-
-  private applyEpoch(epoch: string | null): void {
-    if (!this.invalidations.observeEpoch(epoch)) return;
-    this.debug("L1 dropped: invalidation on another instance");
-    this.l1?.clear();
-  }
-
-  private ownBump(reply: unknown): void {
-    if (typeof reply === "number" && this.invalidations.observeOwnBump(reply)) this.l1?.clear();
   }
 
   /** Schema check on read: a mismatch is a miss, and the entry is deleted so it is reloaded. */
