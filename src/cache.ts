@@ -7,6 +7,7 @@ import { type FlushContext, runFlush } from "./flush.js";
 import { deployHook as deployHandler } from "./http/deploy-hook.js";
 import { healthHandler } from "./http/health.js";
 import { type RouteHandler, type RouteOptions, route } from "./http/route.js";
+import { vercelWaitUntil } from "./http/wait-until.js";
 import { KeySpace } from "./keys.js";
 import { validate } from "./schema.js";
 import { Breaker } from "./tiers/breaker.js";
@@ -128,7 +129,7 @@ export class Cache {
     const now = Date.now();
     const entry = this.l1.get(full, now);
     if (!entry || entry.fresh <= now) return undefined;
-    this.coherence.syncInBackground(now, options.waitUntil ?? this.config.waitUntil);
+    this.coherence.syncInBackground(now, this.scheduler(options.waitUntil));
     return entry;
   }
 
@@ -395,9 +396,14 @@ export class Cache {
     const promise = work().catch((error) =>
       this.config.logger.warn(`background work failed: ${asError(error).message}`),
     );
-    const schedule = waitUntil ?? this.config.waitUntil;
+    const schedule = this.scheduler(waitUntil);
     if (schedule) schedule(promise);
     else await promise;
+  }
+
+  /** Who keeps the function alive for background work: the call's, the cache's, else the live Vercel request's. */
+  private scheduler(given: WaitUntil | undefined): WaitUntil | undefined {
+    return given ?? this.config.waitUntil ?? vercelWaitUntil();
   }
 
   /** Closes the Redis connection; the cache keeps working from L1 and loaders. */
@@ -576,7 +582,7 @@ export class Cache {
     const now = Date.now();
     let local: Entry | undefined = this.l1?.get(full, now);
     if (local && schema && !(await this.conforms(full, local, schema))) local = undefined;
-    if (local && local.fresh > now) this.coherence.syncInBackground(now, waitUntil ?? this.config.waitUntil);
+    if (local && local.fresh > now) this.coherence.syncInBackground(now, this.scheduler(waitUntil));
     if ((local && local.fresh > now) || !this.l2) return local ? { entry: local, tier: "l1" } : undefined;
     const remote = await this.readRemote(key, full, schema);
     if (remote && (!local || remote.fresh > local.fresh)) {
@@ -784,7 +790,7 @@ export class Cache {
       return [];
     });
     this.registration = registration;
-    (waitUntil ?? this.config.waitUntil)?.(registration);
+    this.scheduler(waitUntil)?.(registration);
     return registration;
   }
 

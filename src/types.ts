@@ -73,7 +73,10 @@ export interface CacheOptions {
   logger?: Logger;
   /** Called for every hit, miss, load, error and breaker change. Must not throw. */
   onEvent?: (event: CacheEvent) => void;
-  /** Background-work scheduler (default: `@vercel/functions` when present; otherwise work is awaited). */
+  /**
+   * Background-work scheduler. Default: inside a Vercel request, its `waitUntil` (what `@vercel/functions`
+   * exports); otherwise background work is awaited. Per-call `waitUntil` options win.
+   */
   waitUntil?: WaitUntil;
   /** Circuit breaker: failures in a row that open it, and how long it stays open (defaults 5 and 5 s). */
   breaker?: { failureThreshold?: number; resetMs?: number };

@@ -137,7 +137,7 @@ class CachedRoute<R extends Request, A extends unknown[]> {
     const key = directives.has("no-store") ? null : await this.keyOf(req, true);
     if (key === null) return withXCache(await this.handler(req, ...rest), "BYPASS");
     if (req.method === "HEAD") return this.head(req, rest, key);
-    const waitUntil = await waitUntilFrom(rest);
+    const waitUntil = waitUntilFrom(rest);
     if (directives.has("no-cache")) return this.refresh(req, rest, key, waitUntil);
     return this.lookup(req, rest, key, waitUntil);
   }

@@ -1,26 +1,33 @@
 import type { WaitUntil } from "../types.js";
 
 /**
- * `@vercel/functions` is an optional peer: the specifier is assembled at run time so bundlers
- * (esbuild, webpack, Vite, Turbopack) neither resolve it nor fail the build when it is absent.
+ * The slot Vercel's runtime fills for each request. `@vercel/functions`' `waitUntil` is nothing but
+ * `globalThis[slot].get().waitUntil`; reading the slot directly gives the same function without an
+ * optional module for every bundler to trip over.
  */
-const VERCEL_FUNCTIONS = ["@vercel", "functions"].join("/");
-/** The slot Vercel's runtime fills per request; `@vercel/functions` reads its `waitUntil` from there. */
 const VERCEL_REQUEST_CONTEXT = Symbol.for("@vercel/request-context");
 
-let vercelWaitUntil: Promise<WaitUntil | undefined> | undefined;
+interface HasWaitUntil {
+  waitUntil(promise: Promise<unknown>): void;
+}
+
+/** The live Vercel request's `waitUntil`, or undefined outside one (e.g. under `next start`). */
+export function vercelWaitUntil(): WaitUntil | undefined {
+  const slot = (globalThis as Record<symbol, { get?: () => Partial<HasWaitUntil> | undefined } | undefined>)[
+    VERCEL_REQUEST_CONTEXT
+  ];
+  const context = slot?.get?.();
+  return typeof context?.waitUntil === "function" ? (promise) => context.waitUntil?.(promise) : undefined;
+}
 
 /**
  * The `waitUntil` for background work of one request, in order of preference:
  * 1. a `waitUntil` method on any argument after the request — Cloudflare's `fetch(req, env, ctx)`,
  *    Hono's `app.mount()` (which passes `c.executionCtx`), Vercel Edge's `(req, ctx)`;
- * 2. `@vercel/functions`' `waitUntil`, while a Vercel request is live: outside one it silently drops
- *    the promise (e.g. under `next start`), which would leave the write floating unobserved;
+ * 2. the live Vercel request's (what `@vercel/functions` exports);
  * 3. `undefined`: the cache then uses its own `waitUntil` option, or awaits the work.
  */
-export function waitUntilFrom(
-  args: readonly unknown[],
-): WaitUntil | undefined | Promise<WaitUntil | undefined> {
+export function waitUntilFrom(args: readonly unknown[]): WaitUntil | undefined {
   for (const arg of args) {
     if (
       typeof arg === "object" &&
@@ -32,30 +39,5 @@ export function waitUntilFrom(
       return (promise) => context.waitUntil(promise);
     }
   }
-  if (!inVercelRequest()) return undefined;
-  vercelWaitUntil ??= loadVercelWaitUntil();
-  return vercelWaitUntil;
-}
-
-interface HasWaitUntil {
-  waitUntil(promise: Promise<unknown>): void;
-}
-
-function inVercelRequest(): boolean {
-  const slot = (globalThis as Record<symbol, { get?: () => Partial<HasWaitUntil> | undefined } | undefined>)[
-    VERCEL_REQUEST_CONTEXT
-  ];
-  return typeof slot?.get?.()?.waitUntil === "function";
-}
-
-async function loadVercelWaitUntil(): Promise<WaitUntil | undefined> {
-  try {
-    const module: { waitUntil?: unknown } = await import(
-      /* webpackIgnore: true */ /* turbopackIgnore: true */ /* @vite-ignore */ VERCEL_FUNCTIONS
-    );
-    return typeof module.waitUntil === "function" ? (module.waitUntil as WaitUntil) : undefined;
-  } catch {
-    // Not installed (or not traced into the deployment): fall back to the cache's own or awaiting.
-    return undefined;
-  }
+  return vercelWaitUntil();
 }
