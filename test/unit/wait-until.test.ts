@@ -16,7 +16,10 @@ function slowWrites() {
     pipeline: async (commands) => commands.map(() => null),
     close: async () => {},
   };
-  return { transport, release: () => pending.splice(0).forEach((done) => done()) };
+  const release = () => {
+    for (const done of pending.splice(0)) done();
+  };
+  return { transport, release };
 }
 
 describe("background work inside a Vercel request", () => {
