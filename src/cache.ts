@@ -674,12 +674,15 @@ export class Cache {
   }
 
   /** Runs an L2 operation; its CacheError is swallowed (undefined) with `failSilently`, thrown without. */
-  private async tolerate<T>(work: () => Promise<T>): Promise<T | undefined> {
-    try {
-      return await work();
-    } catch (error) {
+  private tolerate<T>(work: () => Promise<T>): Promise<T | undefined> {
+    const swallow = (error: unknown) => {
       if (!this.config.failSilently) throw error;
       return undefined;
+    };
+    try {
+      return work().catch(swallow);
+    } catch (error) {
+      return Promise.resolve().then(() => swallow(error));
     }
   }
 

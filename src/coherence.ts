@@ -75,15 +75,16 @@ export class Coherence {
   }
 
   /** The stored text at `full`, with the epoch riding in the same MGET when a check is due. */
-  async read(full: string): Promise<string | null | undefined> {
+  read(full: string): Promise<string | null | undefined> {
     const l2 = this.l2;
-    if (!l2) return undefined;
-    const epochDue = this.state.claimEpochCheck(Date.now());
+    if (!l2) return Promise.resolve(undefined);
     const pendingValue = this.tolerate(() => l2.get(full));
-    if (!epochDue) return pendingValue;
-    const [value, epoch] = await Promise.all([pendingValue, this.tolerate(() => l2.get(this.keys.epoch))]);
-    if (epoch !== undefined) this.applyEpoch(epoch);
-    return value;
+    if (!this.state.claimEpochCheck(Date.now())) return pendingValue;
+    const pendingEpoch = this.tolerate(() => l2.get(this.keys.epoch));
+    return Promise.all([pendingValue, pendingEpoch]).then(([value, epoch]) => {
+      if (epoch !== undefined) this.applyEpoch(epoch);
+      return value;
+    });
   }
 
   /**
