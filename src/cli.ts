@@ -13,15 +13,15 @@ const commands: Record<
   },
   flush: {
     summary: "delete cached keys by scope (default: stale versions); run it as a deploy step",
-    load: () => import("./commands/flush.js"),
+    load: () => import("./cli/flush.js"),
   },
   health: {
     summary: "print the cache's health report as JSON (exit 0 healthy, 1 not)",
-    load: () => import("./commands/health.js"),
+    load: () => import("./cli/health.js"),
   },
   demo: {
     summary: "a slow database behind the cache: MISS, HIT, stats (L1 only unless Redis is configured)",
-    load: () => import("./demo.js"),
+    load: () => import("./cli/demo.js"),
   },
 };
 

@@ -1,4 +1,4 @@
-import { createCache } from "./index.js";
+import { createCache } from "../index.js";
 
 /**
  * `npm run demo`: a slow "database" behind getOrSet, showing a MISS, then HITs, then what an
