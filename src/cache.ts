@@ -43,6 +43,8 @@ type Tier = "l1" | "l2";
 interface Found {
   entry: Entry;
   tier: Tier;
+  /** What the caller gets: the schema's output when one was given, else the entry's value. */
+  value: unknown;
 }
 
 /**
@@ -101,7 +103,7 @@ export class Cache {
     try {
       const full = this.keys.entry(key, options.versioned);
       const local = this.freshInL1(full, options);
-      if (local) return Promise.resolve(this.hit(key, local, "l1") as T);
+      if (local) return Promise.resolve(this.hit(key, local.value, "l1") as T);
       return this.getThroughTiers(key, full, options);
     } catch (error) {
       return Promise.reject(error);
@@ -116,7 +118,7 @@ export class Cache {
     const full = typeof fullKey === "string" ? fullKey : await fullKey;
     if (!this.config.enabled) return this.miss(key);
     const found = await this.lookup(key, full, options.schema, options.waitUntil);
-    if (found && found.entry.fresh > Date.now()) return this.hit(key, found.entry, found.tier) as T;
+    if (found && found.entry.fresh > Date.now()) return this.hit(key, found.value, found.tier) as T;
     return this.miss(key);
   }
 
@@ -175,7 +177,7 @@ export class Cache {
     try {
       const full = this.keys.entry(key, options.versioned);
       const local = this.freshInL1(full, options);
-      if (local) return Promise.resolve(this.hit(key, local, "l1") as T);
+      if (local) return Promise.resolve(this.hit(key, local.value, "l1") as T);
       return this.getOrLoad(key, full, loader, options);
     } catch (error) {
       return Promise.reject(error);
@@ -419,8 +421,9 @@ export class Cache {
   ): Promise<T> {
     const found = await this.lookup(key, full, options.schema, options.waitUntil);
     const now = Date.now();
-    if (found && found.entry.fresh > now) return this.hit(key, found.entry, found.tier) as T;
+    if (found && found.entry.fresh > now) return this.hit(key, found.value, found.tier) as T;
     const stale = found?.entry;
+    const staleValue = found?.value as T;
     const swrMs = toMs(
       options.staleWhileRevalidate ?? this.config.staleWhileRevalidateMs,
       "staleWhileRevalidate",
@@ -430,19 +433,19 @@ export class Cache {
       this.emit({ type: "stale", key, tier: found.tier });
       this.debug(`Cache STALE (${found.tier}) ${key}`);
       this.refreshInBackground(key, full, loader, options);
-      return stale.value as T;
+      return staleValue;
     }
     this.miss(key);
     let leaseKey: string | undefined;
     if (options.lease && this.l2 && !stale) {
-      const leaseMs = options.lease === true ? 2000 : toMs(options.lease, "lease");
+      const leaseMs = Math.ceil(options.lease === true ? 2000 : toMs(options.lease, "lease"));
       leaseKey = this.keys.lease(full);
       const lease = leaseKey;
       const granted = await this.tolerate(() => this.l2!.send(["SET", lease, "1", "NX", "PX", leaseMs]));
       if (granted === null) {
         leaseKey = undefined;
         const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs);
-        if (loaded) return this.hit(key, loaded, "l2") as T;
+        if (loaded) return this.hit(key, loaded.value, "l2") as T;
       }
     }
     try {
@@ -457,7 +460,7 @@ export class Cache {
       ) {
         this.counts.stale++;
         this.config.logger.warn(`loader failed, serving stale ${key}: ${asError(error).message}`);
-        return stale.value as T;
+        return staleValue;
       }
       throw error;
     }
@@ -489,7 +492,7 @@ export class Cache {
     full: string,
     schema: Schema<unknown> | undefined,
     leaseMs: number,
-  ): Promise<Entry | undefined> {
+  ): Promise<Found | undefined> {
     const lease = this.keys.lease(full);
     const until = Date.now() + leaseMs;
     let pause = 10;
@@ -498,12 +501,15 @@ export class Cache {
       pause = Math.min(pause * 2, 100);
       // Both reads join one MGET.
       const [entry, held] = await Promise.all([
-        this.readRemote(key, full, schema),
+        this.readRemote(key, full),
         this.tolerate(() => this.l2!.get(lease)),
       ]);
       if (entry && entry.fresh > Date.now()) {
-        this.l1?.set(full, entry, Date.now());
-        return entry;
+        const checked = schema ? await this.conforming(full, entry, schema) : { value: entry.value };
+        if (checked) {
+          this.l1?.set(full, entry, Date.now());
+          return { entry, tier: "l2", value: checked.value };
+        }
       }
       if (held === null) return undefined;
     }
@@ -537,13 +543,17 @@ export class Cache {
         skip = true;
       },
     };
+    // An invalidation of its tags made while the loader runs must still hit this value: it is
+    // dated from before the load, not from the write.
+    const createdAt = Date.now();
     const started = performance.now();
-    let value: T = await loader(context);
+    const loaded: T = await loader(context);
     const durationMs = performance.now() - started;
     this.counts.loads++;
     this.emit({ type: "load", key, durationMs });
+    let value = loaded;
     if (options.schema) {
-      const checked = await validate(options.schema, value);
+      const checked = await validate(options.schema, loaded);
       if (!checked.ok)
         throw new CacheError("SCHEMA", `loader value for "${key}" fails the schema: ${checked.message}`);
       value = checked.value;
@@ -554,7 +564,8 @@ export class Cache {
     }
     let write: Awaited<ReturnType<Cache["prepare"]>>;
     try {
-      write = await this.prepare(key, full, value, { ...options, ttl });
+      // The loader's own value is cached (a schema's transform is applied on every read).
+      write = await this.prepare(key, full, loaded, { ...options, ttl }, createdAt);
     } catch (error) {
       if (!this.config.failSilently) throw error;
       this.config.logger.warn(`not cached: ${asError(error).message}`);
@@ -580,23 +591,26 @@ export class Cache {
   ): Promise<Found | undefined> {
     void this.ensureRegistered(true, waitUntil);
     const now = Date.now();
-    let local: Entry | undefined = this.l1?.get(full, now);
-    if (local && schema && !(await this.conforms(full, local, schema))) local = undefined;
-    if (local && local.fresh > now) this.coherence.syncInBackground(now, this.scheduler(waitUntil));
-    if ((local && local.fresh > now) || !this.l2) return local ? { entry: local, tier: "l1" } : undefined;
-    const remote = await this.readRemote(key, full, schema);
-    if (remote && (!local || remote.fresh > local.fresh)) {
-      this.l1?.set(full, remote, Date.now());
-      return { entry: remote, tier: "l2" };
+    const localEntry = this.l1?.get(full, now);
+    const localChecked =
+      localEntry && (schema ? await this.conforming(full, localEntry, schema) : localEntry);
+    const local: Found | undefined =
+      localEntry && localChecked ? { entry: localEntry, tier: "l1", value: localChecked.value } : undefined;
+    if (local && local.entry.fresh > now) this.coherence.syncInBackground(now, this.scheduler(waitUntil));
+    if ((local && local.entry.fresh > now) || !this.l2) return local;
+    const remote = await this.readRemote(key, full);
+    if (remote && (!local || remote.fresh > local.entry.fresh)) {
+      const checked = schema ? await this.conforming(full, remote, schema) : remote;
+      if (checked) {
+        this.l1?.set(full, remote, Date.now());
+        return { entry: remote, tier: "l2", value: checked.value };
+      }
     }
-    return local ? { entry: local, tier: "l1" } : undefined;
+    return local;
   }
 
-  private async readRemote(
-    key: string,
-    full: string,
-    schema: Schema<unknown> | undefined,
-  ): Promise<Entry | undefined> {
+  /** The servable entry stored in Redis at `full`: corrupt ones are deleted, invalidated ones skipped. */
+  private async readRemote(key: string, full: string): Promise<Entry | undefined> {
     const stored = await this.coherence.read(full);
     if (typeof stored !== "string") return undefined;
     let entry: Entry;
@@ -610,21 +624,24 @@ export class Cache {
     }
     if (entry.stale <= Date.now()) return undefined;
     if (entry.tags.length > 0 && !(await this.coherence.passesTags(entry))) return undefined;
-    if (schema && !(await this.conforms(full, entry, schema))) return undefined;
     return entry;
   }
 
-  /** Schema check on read: a mismatch is a miss, and the entry is deleted so it is reloaded. */
-  private async conforms(full: string, entry: Entry, schema: Schema<unknown>): Promise<boolean> {
+  /**
+   * Schema check on read: the schema's output, or undefined for a mismatch — a miss, and the entry
+   * is deleted so it is reloaded. The entry itself is left as stored (a transform runs on every read).
+   */
+  private async conforming(
+    full: string,
+    entry: Entry,
+    schema: Schema<unknown>,
+  ): Promise<{ value: unknown } | undefined> {
     const checked = await validate(schema, entry.value);
-    if (checked.ok) {
-      entry.value = checked.value;
-      return true;
-    }
+    if (checked.ok) return { value: checked.value };
     this.debug(`Cache entry fails schema, deleting ${full}`);
     this.l1?.delete(full);
     this.unlinkQuietly(full);
-    return false;
+    return undefined;
   }
 
   private async store(key: string, full: string, value: unknown, options: SetOptions): Promise<void> {
@@ -635,12 +652,13 @@ export class Cache {
     if (command && this.l2) await this.tolerate(() => this.l2!.send(command));
   }
 
-  /** Builds the entry and its Redis SET (absent when the value is too large for Redis). */
+  /** Builds the entry and its Redis write: a SET, or an UNLINK of the old value when this one is too large for Redis. */
   private async prepare(
     key: string,
     full: string,
     value: unknown,
     options: SetOptions,
+    createdAt?: number,
   ): Promise<{ full: string; entry: Entry; command: (string | number)[] | undefined }> {
     const now = Date.now();
     const baseTtlMs = options.ttl !== undefined ? toMs(options.ttl, "ttl") : this.config.ttlMs;
@@ -652,7 +670,7 @@ export class Cache {
     );
     const sieMs = toMs(options.staleIfError ?? this.config.staleIfErrorMs, "staleIfError");
     const fresh = now + ttlMs;
-    const times = { created: now, fresh, stale: fresh + Math.max(swrMs, sieMs) };
+    const times = { created: createdAt ?? now, fresh, stale: fresh + Math.max(swrMs, sieMs) };
     const { entry, text } = createEntry(key, value, times, options.tags ?? []);
     if (!this.l2) return { full, entry, command: undefined };
     const stored = text.length > COMPRESS_ABOVE ? await compressText(text) : text;
@@ -660,9 +678,11 @@ export class Cache {
       this.config.logger.warn(
         `value for ${key} is ${stored.length} bytes, over ${MAX_L2_VALUE}: kept in L1 only`,
       );
-      return { full, entry, command: undefined };
+      // The previous value must not stay behind in Redis for other instances to serve.
+      return { full, entry, command: ["UNLINK", full] };
     }
-    return { full, entry, command: ["SET", full, stored, "PX", Math.max(1, times.stale - now)] };
+    // PX takes whole milliseconds only: a fractional ttl would make every write an error reply.
+    return { full, entry, command: ["SET", full, stored, "PX", Math.max(1, Math.ceil(times.stale - now))] };
   }
 
   /**
@@ -690,11 +710,11 @@ export class Cache {
     return Promise.all([this.keys.entry(key, true), this.keys.entry(key, false)]);
   }
 
-  private hit(key: string, entry: Entry, tier: Tier): unknown {
+  private hit(key: string, value: unknown, tier: Tier): unknown {
     this.counts[tier]++;
     if (this.config.onEvent) this.emit({ type: "hit", key, tier });
     this.config.logger.debug?.(`Cache HIT (${tier === "l1" ? "l1" : "redis"}) ${key}`);
-    return entry.value;
+    return value;
   }
 
   private miss(key: string): undefined {

@@ -20,6 +20,9 @@ function replacer(this: Record<string, unknown>, key: string, value: unknown): u
       if (raw === null) return null;
       if (raw instanceof Date) return { $d: Number.isNaN(raw.getTime()) ? null : raw.toISOString() };
       if (raw instanceof Uint8Array) return { $8: bytesToBase64(raw) };
+      if (ArrayBuffer.isView(raw) || raw instanceof ArrayBuffer) {
+        throw new TypeError(`${raw.constructor.name} is not supported: store binary data as a Uint8Array`);
+      }
       if (raw instanceof Map) return { $m: [...raw] };
       if (raw instanceof Set) return { $s: [...raw] };
       if (!Array.isArray(value) && value !== null && typeof value === "object" && looksLikeTag(value)) {

@@ -41,7 +41,8 @@ export function createEntry(
  */
 export function parseEntry(stored: string): Entry | Promise<Entry> {
   if (stored.startsWith(COMPRESSED)) {
-    return gunzip(stored.slice(COMPRESSED.length)).then((text) => parseText(text, stored.length));
+    // Sized by the decompressed text: that is what L1 holds, and what `l1.maxBytes` must bound.
+    return gunzip(stored.slice(COMPRESSED.length)).then((text) => parseText(text, text.length));
   }
   return parseText(stored, stored.length);
 }

@@ -26,6 +26,8 @@ interface Selection {
   /** The versions a version-based scope removes; for stale-versions, their registry records too. */
   versions?: string[];
   stale?: VersionRecord[];
+  /** Epoch counters the scope reaches: kept (a deleted counter restarts at 1, an epoch already seen) and bumped. */
+  epochs?: Set<string>;
 }
 
 const SCOPES: readonly FlushScope[] = ["stale-versions", "version", "namespace", "environment", "database"];
@@ -52,9 +54,16 @@ export async function runFlush(context: FlushContext, options: FlushOptions = {}
   if (!l2) return withVersions({ scope, removed: inL1 }, selection);
   const removed = await scanAndUnlink(l2, selection, dryRun, options.onProgress);
   if (!dryRun && selection.stale) await markFlushed(l2, keys, selection.stale);
-  // Other instances of this namespace drop their L1 copies within `l1.syncMs` (the epoch moved).
+  // Other instances drop their L1 copies within `l1.syncMs` (their namespace's epoch moved).
   // A stale-versions flush removes nothing current instances hold, so it leaves their L1 alone.
-  if (!dryRun && !selection.stale) await l2.send(["INCR", keys.epoch], "flush");
+  if (!dryRun && !selection.stale) {
+    const epochs = new Set([keys.epoch, ...(selection.epochs ?? [])]);
+    for (const reply of await l2.pipeline(
+      [...epochs].map((epoch) => ["INCR", epoch]),
+      "flush",
+    ))
+      count(reply);
+  }
   const what = selection.versions ? `of versions ${selection.versions.join(", ")}` : `(scope ${scope})`;
   logger.info?.(
     `${dryRun ? "Would flush" : "Flushed"} ${removed} keys ${what} in ${Date.now() - started} ms`,
@@ -73,10 +82,19 @@ function withVersions(result: FlushResult, selection: Selection): FlushResult {
  */
 async function select(context: FlushContext, scope: FlushScope, options: FlushOptions): Promise<Selection> {
   const { keys } = context;
-  const under = (root: string): Selection => ({
-    pattern: `${escapeGlob(root)}*`,
-    matches: (key) => key.startsWith(root),
-  });
+  const under = (root: string): Selection => {
+    const epochs = new Set<string>();
+    return {
+      pattern: `${escapeGlob(root)}*`,
+      matches: (key) => {
+        if (!key.startsWith(root)) return false;
+        if (!isEpochKey(key, keys)) return true;
+        epochs.add(key);
+        return false;
+      },
+      epochs,
+    };
+  };
   switch (scope) {
     case "environment":
       return under(keys.root);
@@ -101,6 +119,11 @@ async function select(context: FlushContext, scope: FlushScope, options: FlushOp
       };
     }
   }
+}
+
+/** `[<prefix>:]tc:<namespace>:~e`, the invalidation epoch of some namespace of this environment. */
+function isEpochKey(key: string, keys: KeySpace): boolean {
+  return key.endsWith(":~e") && key.indexOf(":", keys.root.length) === key.length - 3;
 }
 
 /** The version segment of an entry key of this namespace (`~` and bookkeeping included), if any. */
@@ -162,10 +185,13 @@ async function flushDatabase(context: FlushContext, dryRun: boolean, started: nu
   if (!l2) return { scope: "database", removed: local };
   const removed = count(await l2.send(["DBSIZE"], "flush"));
   if (!dryRun) {
+    // The epoch goes with the database; a value no instance can have seen makes this namespace's
+    // instances drop their L1 (other namespaces' epochs are gone, which their instances see as a move
+    // only if they had seen one).
     const replies = await l2.pipeline(
       [
         ["FLUSHDB", "ASYNC"],
-        ["INCR", context.keys.epoch],
+        ["SET", context.keys.epoch, Date.now()],
       ],
       "flush",
     );

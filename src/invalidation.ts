@@ -18,6 +18,9 @@ export function parseMark(stored: string | null): TagMark | null {
   return Number.isFinite(at) ? { at, soft } : null;
 }
 
+/** Tag marks kept in memory at most; per-user tags on a long-lived server would grow without it. */
+const MAX_KNOWN_MARKS = 10_000;
+
 /**
  * What this instance knows of invalidations made anywhere, without pub/sub: the epoch counter that
  * every invalidation bumps (checked at most once per `syncMs`, piggybacked on L2 reads) and the
@@ -38,9 +41,12 @@ export class Invalidations {
     return true;
   }
 
-  /** Records the epoch read from Redis; true when it moved since the last look (L1 must go). */
+  /**
+   * Records the epoch read from Redis; true when it moved since the last look (L1 must go). The first
+   * look counts as a move: L1 may hold entries from before an invalidation this instance never saw.
+   */
   observeEpoch(value: string | null): boolean {
-    const moved = this.epoch !== undefined && this.epoch !== value;
+    const moved = this.epoch !== value;
     this.epoch = value;
     if (moved) this.marks.clear();
     return moved;
@@ -51,8 +57,8 @@ export class Invalidations {
    * value, someone else invalidated too: true, so L1 is dropped as for any outside change.
    */
   observeOwnBump(value: number): boolean {
-    const expected = this.epoch === undefined || this.epoch === null ? 1 : Number(this.epoch) + 1;
-    const missedOne = this.epoch !== undefined && value !== expected;
+    const expected = this.epoch === undefined ? undefined : this.epoch === null ? 1 : Number(this.epoch) + 1;
+    const missedOne = value !== expected;
     this.epoch = String(value);
     if (missedOne) this.marks.clear();
     return missedOne;
@@ -64,6 +70,8 @@ export class Invalidations {
   }
 
   remember(tag: string, mark: TagMark | null): void {
+    // Marks are only a cache of Redis: past the cap, forget them all and fetch again as needed.
+    if (this.marks.size >= MAX_KNOWN_MARKS) this.marks.clear();
     this.marks.set(tag, mark);
   }
 

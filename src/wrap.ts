@@ -67,7 +67,8 @@ export function wrap<A extends unknown[], R>(
   options: WrapOptions<A, R>,
 ): (...args: A) => Promise<R> {
   const { key, tags, ...rest } = options;
-  return (...args: A) =>
+  // async: a bad template or tags callback rejects, like every other failure of the wrapped call.
+  return async (...args: A) =>
     cache.getOrSet(keyOf(key, args), () => fn(...args), {
       ...rest,
       tags: typeof tags === "function" ? tags(...args) : tags,

@@ -36,14 +36,18 @@ export class L1 {
    * freshness and its stale window here, so L1 never outlives what L2 would serve.
    */
   set(key: string, entry: Entry, now: number): void {
-    if (entry.size > this.maxBytes) return;
+    // An entry L1 will not hold must not leave the previous value of the key in its place.
+    if (entry.size > this.maxBytes) {
+      this.lru.delete(key);
+      return;
+    }
     let stored = entry;
     if (this.ttlCapMs !== undefined) {
       const cap = now + this.ttlCapMs;
       if (entry.stale > cap) stored = { ...entry, fresh: Math.min(entry.fresh, cap), stale: cap };
     }
-    if (stored.stale <= now) return;
-    this.lru.set(key, stored);
+    if (stored.stale <= now) this.lru.delete(key);
+    else this.lru.set(key, stored);
   }
 
   delete(key: string): boolean {

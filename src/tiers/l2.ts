@@ -1,6 +1,6 @@
 import { CacheError } from "../errors.js";
 import { abortable } from "../transports/abort.js";
-import type { RedisArg, RedisReply, Transport } from "../transports/types.js";
+import { isReplyError, type RedisArg, type RedisReply, type Transport } from "../transports/types.js";
 import type { Breaker } from "./breaker.js";
 
 /** Keys per MGET; larger batches are split and pipelined so one reply never gets huge. */
@@ -98,19 +98,26 @@ export class L2 {
     }
     let signal: AbortSignal | undefined;
     try {
-      this.transport ??= this.createTransport().catch((error) => {
-        this.transport = undefined; // a failed import or setup is retried by the next operation
-        throw error;
-      });
-      // The deadline starts once the transport module is loaded: a cold import is local work,
-      // not Redis being slow (connecting is the transport's first command, inside the deadline).
+      this.transport ??= this.createTransport()
+        .then(async (transport) => {
+          await transport.warmup?.();
+          return transport;
+        })
+        .catch((error) => {
+          this.transport = undefined; // a failed import or setup is retried by the next operation
+          throw error;
+        });
+      // The deadline starts once the transport and its client module are loaded: a cold import is
+      // local work, not Redis being slow (connecting is part of the first command, inside it).
       const transport = await this.transport;
       signal = AbortSignal.timeout(this.timeoutMs);
       const result = await abortable(work(transport, signal), signal);
       this.breaker.success();
       return result;
     } catch (thrown) {
-      this.breaker.failure(Date.now());
+      // An error reply means Redis answered: only silence and transport failures open the circuit.
+      if (isReplyError(thrown)) this.breaker.success();
+      else this.breaker.failure(Date.now());
       const error = signal?.aborted
         ? new CacheError("TIMEOUT", `${operation}: Redis did not answer within ${this.timeoutMs} ms`)
         : thrown instanceof CacheError

@@ -103,7 +103,9 @@ class NodeRedisTransport implements Transport {
       connection = await this.connect(signal);
       return toReply(await abortable(connection.command(toArgs(command)), signal));
     } catch (thrown) {
-      throw this.redact(connection?.explain(thrown) ?? thrown);
+      const error = this.redact(connection?.explain(thrown) ?? thrown);
+      if (this.redis && thrown instanceof (await this.redis).ErrorReply) error.name = "ReplyError";
+      throw error;
     }
   }
 
@@ -137,6 +139,11 @@ class NodeRedisTransport implements Transport {
     } catch (thrown) {
       throw this.redact(connection?.explain(thrown) ?? thrown);
     }
+  }
+
+  /** `redis` takes ~150–250 ms to load: done before the first deadline starts, not inside it. */
+  async warmup(): Promise<void> {
+    await this.module();
   }
 
   async close(): Promise<void> {

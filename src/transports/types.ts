@@ -24,4 +24,23 @@ export interface Transport {
   pipeline(commands: readonly (readonly RedisArg[])[], signal?: AbortSignal): Promise<(RedisReply | Error)[]>;
   /** Releases connections; the transport is not used afterwards. */
   close(): Promise<void>;
+  /**
+   * Loads what the first command needs (a client module, say) so that local start-up work is not
+   * charged to the first operation's deadline. Called once, before the first command.
+   */
+  warmup?(): Promise<void>;
+}
+
+/**
+ * An error reply from Redis itself (WRONGTYPE, a script error…): Redis answered, so it says nothing
+ * about Redis being reachable, and the circuit breaker does not count it.
+ */
+export function replyError(message: string): Error {
+  const error = new Error(message);
+  error.name = "ReplyError";
+  return error;
+}
+
+export function isReplyError(error: unknown): boolean {
+  return error instanceof Error && error.name === "ReplyError";
 }

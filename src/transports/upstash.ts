@@ -1,7 +1,7 @@
 import { Redis, type Requester, type UpstashRequest, type UpstashResponse } from "@upstash/redis";
 import { Redis as CloudflareRedis } from "@upstash/redis/cloudflare";
 import { abortable, abortError } from "./abort.js";
-import type { RedisArg, RedisReply, Transport } from "./types.js";
+import { type RedisArg, type RedisReply, replyError, type Transport } from "./types.js";
 
 /** Options of {@link upstash}: the REST endpoint and token, or an `@upstash/redis` client of your own. */
 export type UpstashOptions = { url: string; token: string } | { client: Redis };
@@ -105,7 +105,7 @@ function toArgs(command: readonly RedisArg[]): string[] {
 
 /** A reply, or the error it carries. A missing result is an error, never a miss. */
 function toReply({ result, error }: UpstashResponse<RedisReply>): RedisReply {
-  if (typeof error === "string") throw new Error(error);
+  if (typeof error === "string") throw replyError(error);
   if (result === undefined) throw new Error("upstash: the answer carried no result");
   return result;
 }
@@ -117,7 +117,7 @@ function describe(thrown: unknown, request: UpstashRequest): Error {
   // Error replies arrive as HTTP 400, which @upstash/redis words "<error>, command was: <body>" —
   // the echoed body would put cached values into log lines.
   const echo = `, command was: ${JSON.stringify(request.body)}`;
-  if (thrown.message.endsWith(echo)) return new Error(thrown.message.slice(0, -echo.length));
+  if (thrown.message.endsWith(echo)) return replyError(thrown.message.slice(0, -echo.length));
   if (thrown.message === "fetch failed" && thrown.cause instanceof Error) {
     return new Error(`upstash: request failed: ${thrown.cause.message}`, { cause: thrown.cause });
   }

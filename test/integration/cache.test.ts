@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
-import { CacheError, type LoaderContext } from "../../src/index.js";
+import { CacheError, type GetOrSetOptions, type LoaderContext } from "../../src/index.js";
 import { type Backend, cacheOn, openBackend } from "../support/backends.js";
 import { isolatedRedisUrl } from "../support/redis-db.js";
 
@@ -102,6 +102,36 @@ describe.each(["l1", "node-redis", "upstash"] as const)("Cache on %s", (backendN
     for (const ttl of ttls) expect(ttl).toBeGreaterThanOrEqual(500);
     for (const ttl of ttls) expect(ttl).toBeLessThanOrEqual(1000);
     expect(() => cacheOn(backend, { jitter: 2 })).toThrow(/between 0 and 1/);
+    await cache.close();
+  });
+
+  it("a fractional ttl works (PX is rounded up to whole milliseconds)", async () => {
+    const cache = cacheOn(backend);
+    await cache.set("frac", 1, { ttl: 60_000 / 7 });
+    const reader = backendName === "l1" ? cache : cacheOn(backend, { prefix: cache.keys.prefix });
+    expect(await reader.get("frac")).toBe(1);
+    expect(cache.stats().errors).toBe(0);
+    await cache.close();
+    await reader.close();
+  });
+
+  it("a schema's transform runs on every read; the cached value stays the loader's", async () => {
+    const cache = cacheOn(backend);
+    const schema = z.string().transform((s) => s.length);
+    const loader = vi.fn(async () => "abcd");
+    // getOrSet's types tie the loader to the schema's output; a transforming schema needs a cast.
+    const options = { schema } as unknown as GetOrSetOptions<string>;
+    for (let i = 0; i < 3; i++) expect(await cache.getOrSet("shaped", loader, options)).toBe(4);
+    expect(loader).toHaveBeenCalledTimes(1);
+    expect(await cache.get("shaped")).toBe("abcd");
+    await cache.close();
+  });
+
+  it("a value L1 will not hold does not leave the previous one served in its place", async () => {
+    const cache = cacheOn(backend, { l1: { maxBytes: 1000 } });
+    await cache.set("sized", "small");
+    await cache.set("sized", "x".repeat(5000));
+    expect(await cache.get("sized")).toBe(backendName === "l1" ? undefined : "x".repeat(5000));
     await cache.close();
   });
 
@@ -270,6 +300,18 @@ describe.each(["l1", "node-redis", "upstash"] as const)("Cache on %s", (backendN
       expect(await reader.get("big")).toEqual(big);
       await cache.close();
       await reader.close();
+    });
+
+    it("a value too large for Redis removes the previous one there instead of leaving it", async () => {
+      const cache = cacheOn(backend);
+      await cache.set("huge", "small");
+      const random = new Uint8Array(900_000);
+      for (let i = 0; i < random.length; i += 65_536) crypto.getRandomValues(random.subarray(i, i + 65_536));
+      await cache.set("huge", random); // incompressible: over 1 MB once base64'd
+      expect(await backend.raw!.exists(await cache.keys.entry("huge"))).toBe(0);
+      const other = cacheOn(backend, { prefix: cache.keys.prefix });
+      expect(await other.get("huge")).toBeUndefined();
+      await Promise.all([cache.close(), other.close()]);
     });
 
     it("Redis keeps the entry until its stale window ends (PX)", async () => {

@@ -72,6 +72,60 @@ describe.each(["node-redis", "upstash"] as const)("read policy on %s", (backendN
     await Promise.all([a.close(), b.close()]);
   });
 
+  it("an instance that filled L1 before ever reading the epoch still sees a later delete", async () => {
+    const a = cacheOn(backend, { l1: { syncMs: 50 } });
+    const b = cacheOn(backend, { prefix: a.keys.prefix, l1: { syncMs: 50 } });
+    await a.set("k", "v1"); // L1 filled, no epoch read yet
+    await b.delete("k");
+    await sleep(60);
+    await a.get("k"); // this request's background check learns the epoch
+    await sleep(30);
+    expect(await a.get("k")).toBeUndefined();
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it("a namespace flush elsewhere empties this instance's L1 within the bound", async () => {
+    const a = cacheOn(backend, { l1: { syncMs: 50 } });
+    const b = cacheOn(backend, { prefix: a.keys.prefix, l1: { syncMs: 50 } });
+    await a.invalidateTags(["warm-up"]); // the epoch exists and A has seen it
+    await a.set("k", "v1");
+    await b.flush({ scope: "namespace" });
+    await sleep(60);
+    await a.get("k");
+    await sleep(30);
+    expect(await a.get("k")).toBeUndefined();
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it("a tag invalidated while the loader runs makes the loaded value a miss elsewhere", async () => {
+    const loaderSide = cacheOn(backend);
+    const writer = cacheOn(backend, { prefix: loaderSide.keys.prefix });
+    const loaded = loaderSide.getOrSet(
+      "racy",
+      async () => {
+        await writer.invalidateTags(["row:1"]); // the row changes after the loader read it
+        await sleep(5);
+        return "old row";
+      },
+      { tags: ["row:1"] },
+    );
+    expect(await loaded).toBe("old row");
+    const fresh = cacheOn(backend, { prefix: loaderSide.keys.prefix });
+    expect(await fresh.get("racy")).toBeUndefined();
+    await Promise.all([loaderSide.close(), writer.close(), fresh.close()]);
+  });
+
+  it("Redis error replies do not open the circuit", async () => {
+    const cache = cacheOn(backend, { breaker: { failureThreshold: 2, resetMs: 60_000 } });
+    await backend.raw!.set(await cache.keys.counter("not-a-number"), "abc");
+    for (let i = 0; i < 5; i++) await cache.increment("not-a-number");
+    expect((await cache.health()).breaker).toBe("closed");
+    await cache.set("still", "works");
+    const other = cacheOn(backend, { prefix: cache.keys.prefix });
+    expect(await other.get("still")).toBe("works");
+    await Promise.all([cache.close(), other.close()]);
+  });
+
   it("an entry with 3 tags is gone after any one is invalidated; written after, it is fresh", async () => {
     const writer = cacheOn(backend);
     const reader = cacheOn(backend, { prefix: writer.keys.prefix, l1: false });

@@ -54,6 +54,12 @@ describe("value codec", () => {
     expect(roundTrip(value)).toEqual(value);
   });
 
+  it("rejects binary types other than Uint8Array instead of silently mangling them", () => {
+    expect(() => encodeValue(new Int16Array([1, 2]), "k")).toThrowError(/Int16Array is not supported/);
+    expect(() => encodeValue({ b: new ArrayBuffer(4) }, "k")).toThrowError(CacheError);
+    expect(() => encodeValue(new Uint8Array([1]), "k")).not.toThrow();
+  });
+
   it("rejects a circular value with a clear CacheError", () => {
     const a: Record<string, unknown> = {};
     a.self = a;
@@ -71,6 +77,8 @@ describe("entries", () => {
     for (const stored of [text, compressed]) {
       const back = await parseEntry(stored);
       expect(back).toMatchObject({ ...times, tags: ["t1", "t2"], value: entry.value });
+      // L1 bounds bytes by what it holds: the decompressed size, not the stored one.
+      expect(back.size).toBe(text.length);
     }
   });
 

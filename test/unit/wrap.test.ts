@@ -20,6 +20,15 @@ describe("key templates", () => {
 });
 
 describe("wrap and invalidating", () => {
+  it("a wrapped call with a bad template rejects; it never throws synchronously", async () => {
+    const fetchUser = l1Cache().wrap(async (q: { id?: number }) => q.id, { key: "user:{id}" });
+    let pending: Promise<unknown> | undefined;
+    expect(() => {
+      pending = fetchUser({});
+    }).not.toThrow();
+    await expect(pending).rejects.toThrow(/needs \{id\}/);
+  });
+
   it("wrap caches by the key template, invalidating drops keys, tags and patterns", async () => {
     const cache = l1Cache();
     const fetchPosts = vi.fn(async (q: { username: string; page: number }) => [`${q.username}-${q.page}`]);
