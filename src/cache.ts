@@ -60,6 +60,8 @@ export class Cache {
   private readonly l2: L2 | null;
   private readonly breaker: Breaker;
   private readonly inflight = new Map<string, Promise<unknown>>();
+  private readonly schemaIds = new WeakMap<Schema<unknown>, number>();
+  private lastSchemaId = 0;
   private readonly refreshing = new Set<string>();
   /** Counters when there is no Redis (or it is down): best effort, this instance only. */
   private readonly localCounters = new Map<string, number>();
@@ -192,11 +194,22 @@ export class Cache {
   ): Promise<T> {
     const full = typeof fullKey === "string" ? fullKey : await fullKey;
     if (!this.config.enabled) return (await this.load(key, full, loader, options)).value;
-    const running = this.inflight.get(full);
+    // Callers share a flight only when they would get the same value: same key, same schema.
+    const flightKey = options.schema ? `${full}\u0000${this.schemaId(options.schema)}` : full;
+    const running = this.inflight.get(flightKey);
     if (running) return running as Promise<T>;
-    const flight = this.resolve(key, full, loader, options).finally(() => this.inflight.delete(full));
-    this.inflight.set(full, flight);
+    const flight = this.resolve(key, full, loader, options).finally(() => this.inflight.delete(flightKey));
+    this.inflight.set(flightKey, flight);
     return flight;
+  }
+
+  private schemaId(schema: Schema<unknown>): number {
+    let id = this.schemaIds.get(schema);
+    if (id === undefined) {
+      id = ++this.lastSchemaId;
+      this.schemaIds.set(schema, id);
+    }
+    return id;
   }
 
   /**

@@ -127,6 +127,22 @@ describe.each(["l1", "node-redis", "upstash"] as const)("Cache on %s", (backendN
     await cache.close();
   });
 
+  it("concurrent getOrSet with different schemas do not share one schema's output", async () => {
+    const cache = cacheOn(backend);
+    const asLength = z.string().transform((s) => s.length) as unknown as GetOrSetOptions<string>["schema"];
+    const asUpper = z.string().transform((s) => s.toUpperCase());
+    const loader = async () => {
+      await sleep(10);
+      return "abc";
+    };
+    const [a, b] = await Promise.all([
+      cache.getOrSet("two-shapes", loader, { schema: asLength }),
+      cache.getOrSet("two-shapes", loader, { schema: asUpper }),
+    ]);
+    expect([a, b]).toEqual([3, "ABC"]);
+    await cache.close();
+  });
+
   it("a value L1 will not hold does not leave the previous one served in its place", async () => {
     const cache = cacheOn(backend, { l1: { maxBytes: 1000 } });
     await cache.set("sized", "small");
