@@ -92,7 +92,7 @@ const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
  * - Unsafe methods (POST, PUT, PATCH, DELETE…) run the handler; after a 2xx they invalidate the route's entry for that URL, its
  *   `tags` for that request and `invalidates` — awaited, so the next GET anywhere misses.
  * - Writes after a miss go through `waitUntil`: the handler context's (Cloudflare, Hono), else
- *   `@vercel/functions`' inside a Vercel request, else the cache's own, else they are awaited.
+ *   the live Vercel request's (what `@vercel/functions` exports), else the cache's own, else they are awaited.
  * - Cache trouble never costs the response: the handler's own goes through. Handler errors propagate.
  */
 export function route<R extends Request, A extends unknown[]>(
