@@ -30,8 +30,11 @@ describe("route() under Hono", () => {
 
     const scheduled: Promise<unknown>[] = [];
     const executionCtx = {
-      waitUntil: (p: Promise<unknown>) => scheduled.push(p),
+      waitUntil: (p: Promise<unknown>) => {
+        scheduled.push(p);
+      },
       passThroughOnException() {},
+      props: {},
     };
     const first = await app.fetch(new Request("https://h.test/api/items?b=2&a=1"), {}, executionCtx);
     expect(first.headers.get("x-cache")).toBe("MISS");
