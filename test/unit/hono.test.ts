@@ -1,20 +1,11 @@
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
 import { createCache } from "../../src/index.js";
-import type { Transport } from "../../src/transports/types.js";
+import { recordingTransport } from "../support/recording-transport.js";
 
 describe("route() under Hono", () => {
   it("caches a mounted handler and hands its Redis write to Hono's executionCtx.waitUntil", async () => {
-    const written: string[] = [];
-    const redis: Transport = {
-      kind: "memory",
-      send: async (command) => {
-        if (command[0] === "SET") written.push(String(command[1]));
-        return command[0] === "SET" ? "OK" : null;
-      },
-      pipeline: async (commands) => commands.map(() => null),
-      close: async () => {},
-    };
+    const { transport: redis, written } = recordingTransport();
     const cache = createCache({ redis, env: {}, logger: { warn: () => {} } });
     let renders = 0;
     const app = new Hono();

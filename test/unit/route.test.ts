@@ -5,6 +5,7 @@ import { waitUntilFrom } from "../../src/http/wait-until.js";
 import { createCache } from "../../src/index.js";
 import type { Transport } from "../../src/transports/types.js";
 import type { CacheOptions } from "../../src/types.js";
+import { recordingTransport } from "../support/recording-transport.js";
 
 const quiet = { warn: () => {} };
 
@@ -518,16 +519,7 @@ describe("route: waitUntil", () => {
   });
 
   it("hands the miss's Redis write to the request's waitUntil", async () => {
-    const written: string[] = [];
-    const redis: Transport = {
-      kind: "memory",
-      send: async (command) => {
-        if (command[0] === "SET") written.push(String(command[1]));
-        return command[0] === "SET" ? "OK" : null;
-      },
-      pipeline: async (commands) => commands.map(() => null),
-      close: async () => {},
-    };
+    const { transport: redis, written } = recordingTransport();
     const cache = createCache({ redis, env: {}, logger: quiet });
     const scheduled: Promise<unknown>[] = [];
     const serve = route(cache, async (_req: Request, _env: unknown, _ctx: unknown) => new Response("x"));

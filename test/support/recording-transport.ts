@@ -1,0 +1,19 @@
+import type { Transport } from "../../src/transports/types.js";
+
+/**
+ * A unit-test transport that answers every read with a miss and records the keys SET, so a test can
+ * see which writes reached "Redis" and when. Never the only proof of a Redis behaviour.
+ */
+export function recordingTransport(): { transport: Transport; written: string[] } {
+  const written: string[] = [];
+  const transport: Transport = {
+    kind: "memory",
+    send: async (command) => {
+      if (command[0] === "SET") written.push(String(command[1]));
+      return command[0] === "SET" ? "OK" : null;
+    },
+    pipeline: async (commands) => commands.map(() => null),
+    close: async () => {},
+  };
+  return { transport, written };
+}
