@@ -133,7 +133,7 @@ export class Cache {
     const now = Date.now();
     const entry = this.l1.get(full, now);
     if (!entry || entry.fresh <= now) return undefined;
-    this.coherence.syncInBackground(now, this.scheduler(options.waitUntil));
+    this.coherence.syncInBackground(now, () => this.scheduler(options.waitUntil));
     return entry;
   }
 
@@ -609,7 +609,8 @@ export class Cache {
       localEntry && (schema ? await this.conforming(full, localEntry, schema) : localEntry);
     const local: Found | undefined =
       localEntry && localChecked ? { entry: localEntry, tier: "l1", value: localChecked.value } : undefined;
-    if (local && local.entry.fresh > now) this.coherence.syncInBackground(now, this.scheduler(waitUntil));
+    if (local && local.entry.fresh > now)
+      this.coherence.syncInBackground(now, () => this.scheduler(waitUntil));
     if ((local && local.entry.fresh > now) || !this.l2) return local;
     const remote = await this.readRemote(key, full);
     if (remote && (!local || remote.fresh > local.entry.fresh)) {
@@ -715,7 +716,7 @@ export class Cache {
     try {
       return work().catch(swallow);
     } catch (error) {
-      return Promise.resolve().then(() => swallow(error));
+      return Promise.reject(error).catch(swallow);
     }
   }
 
