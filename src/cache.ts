@@ -9,8 +9,10 @@ import { healthHandler } from "./http/health.js";
 import { type RouteHandler, type RouteOptions, route } from "./http/route.js";
 import { vercelWaitUntil } from "./http/wait-until.js";
 import { KeySpace } from "./keys.js";
+import { OutageLog } from "./log-limiter.js";
 import { validate } from "./schema.js";
 import { Breaker } from "./tiers/breaker.js";
+import type { Budget } from "./tiers/budget.js";
 import { L1 } from "./tiers/l1.js";
 import { L2 } from "./tiers/l2.js";
 import type {
@@ -67,22 +69,24 @@ export class Cache {
   private readonly localCounters = new Map<string, number>();
   private readonly counts = { l1: 0, l2: 0, misses: 0, stale: 0, loads: 0, errors: 0 };
   private readonly coherence: Coherence;
+  private readonly outage: OutageLog;
 
   constructor(options: CacheOptions = {}) {
     const config = resolveConfig(options);
     this.config = config;
     this.keys = new KeySpace(config.prefix, config.namespace, config.version);
     this.l1 = config.l1 ? new L1(config.l1.maxEntries, config.l1.maxBytes, config.l1.ttlMs) : null;
+    const outage = new OutageLog(config.logger);
+    this.outage = outage;
     this.breaker = new Breaker(config.breaker.failureThreshold, config.breaker.resetMs, (state) => {
       this.emit({ type: "breaker", state });
-      if (state === "open") config.logger.warn("Redis circuit open: serving from L1 and loaders");
-      else if (state === "closed") config.logger.info?.("Redis circuit closed: Redis is back");
+      outage.breaker(state);
     });
     this.l2 = config.transport
       ? new L2(config.transport, config.transportKind, config.timeoutMs, this.breaker, (operation, error) => {
           this.counts.errors++;
           this.emit({ type: "error", operation, error });
-          config.logger.warn(`Redis ${operation} failed: ${error.message}`, { code: error.code });
+          outage.failure(operation, error);
         })
       : null;
     this.coherence = new Coherence(
@@ -421,7 +425,11 @@ export class Cache {
     return given ?? this.config.waitUntil ?? vercelWaitUntil();
   }
 
-  /** Closes the Redis connection; the cache keeps working from L1 and loaders. */
+  /**
+   * Closes the Redis connection for good: the cache keeps working from L1 and loaders only and
+   * never reconnects (a cache configured from the environment included); `ping()` and `flush()`
+   * fail with a `CLOSED` CacheError. Create a new cache to use Redis again.
+   */
   async close(): Promise<void> {
     await this.l2?.close();
   }
@@ -432,7 +440,9 @@ export class Cache {
     loader: (context: LoaderContext) => T | Promise<T>,
     options: GetOrSetOptions<T>,
   ): Promise<T> {
-    const found = await this.lookup(key, full, options.schema, options.waitUntil);
+    // One timeoutMs for all the Redis work this call awaits: read, lease, write-back.
+    const budget = this.l2?.budget();
+    const found = await this.lookup(key, full, options.schema, options.waitUntil, budget);
     const now = Date.now();
     if (found && found.entry.fresh > now) return this.hit(key, found.value, found.tier) as T;
     const stale = found?.entry;
@@ -454,15 +464,17 @@ export class Cache {
       const leaseMs = Math.ceil(options.lease === true ? 2000 : toMs(options.lease, "lease"));
       leaseKey = this.keys.lease(full);
       const lease = leaseKey;
-      const granted = await this.tolerate(() => this.l2!.send(["SET", lease, "1", "NX", "PX", leaseMs]));
+      const granted = await this.tolerate(() =>
+        this.l2!.send(["SET", lease, "1", "NX", "PX", leaseMs], "SET", budget),
+      );
       if (granted === null) {
         leaseKey = undefined;
-        const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs);
+        const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs, budget);
         if (loaded) return this.hit(key, loaded.value, "l2") as T;
       }
     }
     try {
-      return (await this.load(key, full, loader, options, leaseKey)).value;
+      return (await this.load(key, full, loader, options, leaseKey, budget)).value;
     } catch (error) {
       if (leaseKey) this.releaseLease(leaseKey);
       const sieMs = toMs(options.staleIfError ?? this.config.staleIfErrorMs, "staleIfError");
@@ -505,6 +517,7 @@ export class Cache {
     full: string,
     schema: Schema<unknown> | undefined,
     leaseMs: number,
+    budget: Budget | undefined,
   ): Promise<Found | undefined> {
     const lease = this.keys.lease(full);
     const until = Date.now() + leaseMs;
@@ -514,8 +527,8 @@ export class Cache {
       pause = Math.min(pause * 2, 100);
       // Both reads join one MGET.
       const [entry, held] = await Promise.all([
-        this.readRemote(key, full),
-        this.tolerate(() => this.l2!.get(lease)),
+        this.readRemote(key, full, budget),
+        this.tolerate(() => this.l2!.get(lease, budget)),
       ]);
       if (entry && entry.fresh > Date.now()) {
         const checked = schema ? await this.conforming(full, entry, schema) : { value: entry.value };
@@ -544,6 +557,7 @@ export class Cache {
     loader: (context: LoaderContext) => T | Promise<T>,
     options: GetOrSetOptions<T>,
     leaseKey?: string,
+    budget?: Budget,
   ): Promise<{ value: T }> {
     let ttl: Duration | undefined = options.ttl;
     let skip = !this.config.enabled;
@@ -587,10 +601,15 @@ export class Cache {
     this.l1?.set(full, write.entry, Date.now());
     if (leaseKey && this.l2) {
       const commands = write.command ? [write.command, ["DEL", leaseKey]] : [["DEL", leaseKey]];
-      await this.tolerate(() => this.l2!.pipeline(commands, "SET"));
+      await this.tolerate(() => this.l2!.pipeline(commands, "SET", budget));
     } else if (write.command && this.l2) {
       const command = write.command;
-      await this.runInBackground(() => this.tolerate(() => this.l2!.send(command)), options.waitUntil);
+      // Only a write this call awaits draws on its budget; one handed to waitUntil has its own deadline.
+      const own = this.scheduler(options.waitUntil) ? undefined : budget;
+      await this.runInBackground(
+        () => this.tolerate(() => this.l2!.send(command, undefined, own)),
+        options.waitUntil,
+      );
     }
     return { value };
   }
@@ -601,6 +620,7 @@ export class Cache {
     full: string,
     schema: Schema<unknown> | undefined,
     waitUntil?: WaitUntil,
+    budget?: Budget,
   ): Promise<Found | undefined> {
     void this.ensureRegistered(true, waitUntil);
     const now = Date.now();
@@ -612,7 +632,7 @@ export class Cache {
     if (local && local.entry.fresh > now)
       this.coherence.syncInBackground(now, () => this.scheduler(waitUntil));
     if ((local && local.entry.fresh > now) || !this.l2) return local;
-    const remote = await this.readRemote(key, full);
+    const remote = await this.readRemote(key, full, budget);
     if (remote && (!local || remote.fresh > local.entry.fresh)) {
       const checked = schema ? await this.conforming(full, remote, schema) : remote;
       if (checked) {
@@ -624,8 +644,8 @@ export class Cache {
   }
 
   /** The servable entry stored in Redis at `full`: corrupt ones are deleted, invalidated ones skipped. */
-  private async readRemote(key: string, full: string): Promise<Entry | undefined> {
-    const stored = await this.coherence.read(full);
+  private async readRemote(key: string, full: string, budget?: Budget): Promise<Entry | undefined> {
+    const stored = await this.coherence.read(full, budget);
     if (typeof stored !== "string") return undefined;
     let entry: Entry;
     try {
@@ -637,7 +657,7 @@ export class Cache {
       return undefined;
     }
     if (entry.stale <= Date.now()) return undefined;
-    if (entry.tags.length > 0 && !(await this.coherence.passesTags(entry))) return undefined;
+    if (entry.tags.length > 0 && !(await this.coherence.passesTags(entry, budget))) return undefined;
     return entry;
   }
 
@@ -710,7 +730,8 @@ export class Cache {
   /** Runs an L2 operation; its CacheError is swallowed (undefined) with `failSilently`, thrown without. */
   private tolerate<T>(work: () => Promise<T>): Promise<T | undefined> {
     const swallow = (error: unknown) => {
-      if (!this.config.failSilently) throw error;
+      // After close() the cache runs as if it had no Redis: not an error even without failSilently.
+      if (!this.config.failSilently && !(error instanceof CacheError && error.code === "CLOSED")) throw error;
       return undefined;
     };
     try {
@@ -821,8 +842,10 @@ export class Cache {
     ).catch((error: unknown) => {
       this.registration = undefined;
       // While the circuit is open every contact retries at no cost; only real failures are worth a line.
-      if (!(error instanceof CacheError && error.code === "BREAKER_OPEN")) {
-        this.config.logger.warn(`Cache version registration failed: ${asError(error).message}`);
+      if (!(error instanceof CacheError && (error.code === "BREAKER_OPEN" || error.code === "CLOSED"))) {
+        this.outage.warn("registration", () => [
+          `Cache version registration failed: ${asError(error).message}`,
+        ]);
       }
       return [];
     });
