@@ -841,9 +841,10 @@ export class Cache {
       autoFlush ? () => runFlush(context) : undefined,
     ).catch((error: unknown) => {
       this.registration = undefined;
-      // While the circuit is open every contact retries at no cost; only real failures are worth a line.
+      // While the circuit is open every contact retries at no cost; only real failures are worth a
+      // line, and not a second one for a Redis failure L2 has logged.
       if (!(error instanceof CacheError && (error.code === "BREAKER_OPEN" || error.code === "CLOSED"))) {
-        this.outage.warn("registration", () => [
+        this.outage.consequence("registration", error, () => [
           `Cache version registration failed: ${asError(error).message}`,
         ]);
       }

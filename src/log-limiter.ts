@@ -16,6 +16,8 @@ export class OutageLog {
   /** Per kind of failure: when it was last logged, and how many repeats were kept quiet since. */
   private readonly kinds = new Map<string, { loggedAt: number; quiet: number }>();
   private quietTotal = 0;
+  /** Errors {@link failure} logged or counted, so whoever rethrows them does not log them again. */
+  private readonly reported = new WeakSet<object>();
   /** Between the circuit opening and closing again. */
   private down = false;
 
@@ -23,14 +25,27 @@ export class OutageLog {
 
   /** An operation failed: logged unless the same failure was logged within the last minute. */
   failure(operation: string, error: CacheError): void {
+    this.reported.add(error);
     this.warn(`${error.code}:${shape(error.message.replace(/^tiercache: \S+/, ""))}`, () => [
       `Redis ${operation} failed: ${error.message}`,
       { code: error.code },
     ]);
   }
 
-  /** Any other line that repeats under an outage (a failed version registration, say). */
-  warn(kind: string, line: () => [message: string, details?: Record<string, unknown>]): void {
+  /**
+   * A line about a failure of something built on L2 (a version registration, say): skipped when it
+   * is an L2 failure that {@link failure} has reported already, else logged like one.
+   */
+  consequence(
+    kind: string,
+    error: unknown,
+    line: () => [message: string, details?: Record<string, unknown>],
+  ): void {
+    if (typeof error === "object" && error !== null && this.reported.has(error)) return;
+    this.warn(kind, line);
+  }
+
+  private warn(kind: string, line: () => [message: string, details?: Record<string, unknown>]): void {
     const now = Date.now();
     const seen = this.kinds.get(kind);
     if (seen && now - seen.loggedAt < WINDOW_MS) {
@@ -55,8 +70,8 @@ export class OutageLog {
     this.down = state === "open";
     const quiet = this.quietTotal;
     this.quietTotal = 0;
-    // After a change, the next failure is news again.
-    this.kinds.clear();
+    // Once Redis is back, the next failure is news again.
+    if (state === "closed") this.kinds.clear();
     const held = quiet > 0 ? ` (${quiet} repeated failure${quiet === 1 ? "" : "s"} not logged)` : "";
     if (state === "open") this.logger.warn(`Redis circuit open: serving from L1 and loaders${held}`);
     else this.logger.info?.(`Redis circuit closed: Redis is back${held}`);
