@@ -127,8 +127,8 @@ async function one(): Promise<void> {
       name,
       async () => {
         const v = stamp(key);
-        let running = loading.get(key);
-        if (!running) loading.set(key, (running = new Set()));
+        const running = loading.get(key) ?? new Set<number>();
+        loading.set(key, running);
         running.add(v);
         try {
           if (Math.random() < 0.2) await sleep(2);
