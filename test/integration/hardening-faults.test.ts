@@ -277,6 +277,58 @@ describe("2. one deadline per call", () => {
   }
 });
 
+describe("2. one deadline per call, on a slow Redis", () => {
+  const TIMEOUT = 300;
+  const RTT = 250;
+  const MARGIN = 150;
+
+  const slowCache = async (shared: string) => {
+    const proxy = await startProxy({ targetPort: Number(new URL(redisUrl).port) });
+    const db = Number(new URL(redisUrl).pathname.slice(1));
+    const cache = createCache({
+      redis: nodeRedis({ host: "127.0.0.1", port: proxy.port, db }),
+      env: {},
+      prefix: shared,
+      timeoutMs: TIMEOUT,
+      logger: { warn: () => {} },
+      breaker: { failureThreshold: 1000, resetMs: 60_000 },
+    });
+    for (let attempt = 0; attempt < 5; attempt++) if (await cache.ping().catch(() => 0)) break;
+    proxy.setMode("delay", RTT);
+    return { cache, proxy };
+  };
+
+  it("get of a tagged entry: the value and its tag marks are read within one timeoutMs", async () => {
+    const shared = prefix();
+    const writer = createCache({ redis: nodeRedis({ url: redisUrl }), env: {}, prefix: shared });
+    await writer.set("s:tagged", "v", { tags: ["s:t1", "s:t2"] });
+    await writer.close();
+    const { cache, proxy } = await slowCache(shared);
+    try {
+      const ms = await elapsed(() => cache.get("s:tagged"));
+      expect(ms).toBeLessThan(TIMEOUT + MARGIN);
+    } finally {
+      await cache.close();
+      await proxy.close();
+    }
+  });
+
+  it("expire: the read and the rewrite within one timeoutMs", async () => {
+    const shared = prefix();
+    const writer = createCache({ redis: nodeRedis({ url: redisUrl }), env: {}, prefix: shared });
+    await writer.set("s:exp", "v");
+    await writer.close();
+    const { cache, proxy } = await slowCache(shared);
+    try {
+      const ms = await elapsed(() => cache.expire("s:exp", "1m"));
+      expect(ms).toBeLessThan(TIMEOUT + MARGIN);
+    } finally {
+      await cache.close();
+      await proxy.close();
+    }
+  });
+});
+
 describe("3. log volume under an outage is bounded", () => {
   let server: RedisServerHandle;
 
