@@ -99,7 +99,8 @@ export function isLoopbackHost(host: string): boolean {
 
 function isLoopbackName(name: string): boolean {
   if (name === "localhost" || name.endsWith(".localhost") || name === "::1") return true;
-  return isIP(name) === 4 && name.startsWith("127.");
+  const v4 = name.startsWith("::ffff:") ? name.slice(7) : name;
+  return isIP(v4) === 4 && v4.startsWith("127.");
 }
 
 /** Names that mean this bridge: the bind address and, on a wildcard bind, this machine's addresses. */

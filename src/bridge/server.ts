@@ -105,6 +105,13 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         logger,
       }),
     );
+    if (!isLoopbackHost(host)) {
+      logger.warn(
+        `tiercache bridge: binding ${host}, which other machines can reach` +
+          (token === undefined ? " — and no token is required" : "") +
+          "; bind 127.0.0.1 unless that is what you want",
+      );
+    }
     server.listen(options.port ?? 0, host);
     await once(server, "listening");
   } catch (error) {
@@ -112,13 +119,6 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     throw error;
   }
   const { port } = server.address() as AddressInfo;
-  if (!isLoopbackHost(host)) {
-    logger.warn(
-      `tiercache bridge: listening on ${host}, which other machines can reach` +
-        (token === undefined ? " — and no token is required" : "") +
-        "; bind 127.0.0.1 unless that is what you want",
-    );
-  }
   let closing: Promise<void> | undefined;
   return {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
