@@ -80,8 +80,10 @@ async function serveJson(context: HandlerContext, path: string, body: unknown, r
   if (path === "/") {
     const command = parseCommand(body);
     assertAllowed(command, context.allowAdmin);
-    const reply = await tracked(context, res, [command], () => runCommand(context.pool, command, clientGone));
-    return sendJson(res, 200, { result: toJson(reply, base64) });
+    const result = await tracked(context, res, [command], () =>
+      runCommand(context.pool, command, clientGone),
+    );
+    return sendJson(res, 200, { result: toJson(result, base64) });
   }
   const commands = parseCommandList(body);
   for (const command of commands) assertAllowed(command, context.allowAdmin);
