@@ -58,8 +58,8 @@ interface RawResponse {
 }
 
 /**
- * A request through node:http, which (unlike fetch) sends any Host and Origin header, and a
- * chunked body when `chunks` is given.
+ * A request through node:http with exactly the headers given (Host included), and a chunked
+ * body when `chunks` is given.
  */
 function raw(
   target: Bridge,
@@ -807,7 +807,6 @@ describe("browsers and foreign Hosts (DNS rebinding) are refused", () => {
       headers: { "sec-fetch-site": "cross-site", "sec-fetch-mode": "no-cors" },
     });
     expect(img.status).toBe(403);
-    // fetch() itself cannot be given an Origin header; undici drops it, so use it only as a control.
     expect(await tcp.exists([posted, got, noCors])).toBe(0);
   });
 
