@@ -6,9 +6,10 @@ import { HttpError } from "./http-error.js";
  * API gives a database's clients its data, not the server. These read or change the server's
  * configuration and credentials (`CONFIG GET requirepass`), stop or stall it (`SHUTDOWN`,
  * `DEBUG SLEEP`, `CLIENT PAUSE`), touch persistence or replication, load code, or read what other
- * clients send (`MONITOR`, `SLOWLOG`, `CLIENT LIST`). `MIGRATE` is here too: it makes Redis
- * connect to any host the request names. `FLUSHDB`/`FLUSHALL`, `INFO`, `KEYS`, `SCRIPT` and
- * `FUNCTION` are data-level and stay allowed, as on Upstash.
+ * clients send (`SLOWLOG`, `CLIENT LIST`). `MIGRATE` is here too: it makes Redis connect to any
+ * host the request names. `FLUSHDB`/`FLUSHALL`, `INFO`, `KEYS`, `SCRIPT` and `FUNCTION` are
+ * data-level and stay allowed, as on Upstash. (`MONITOR`, `SYNC`, `PSYNC` and `REPLCONF` are
+ * refused before this, whatever `allowAdmin` says: they would take over a shared connection.)
  */
 const ADMIN = new Set([
   "ACL",
@@ -21,18 +22,14 @@ const ADMIN = new Set([
   "LATENCY",
   "MIGRATE",
   "MODULE",
-  "MONITOR",
   "PFDEBUG",
   "PFSELFTEST",
-  "PSYNC",
-  "REPLCONF",
   "REPLICAOF",
   "ROLE",
   "SAVE",
   "SHUTDOWN",
   "SLAVEOF",
   "SLOWLOG",
-  "SYNC",
 ]);
 
 /**
