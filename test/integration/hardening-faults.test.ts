@@ -230,6 +230,19 @@ describe("2. one deadline per call", () => {
       port: () => bridge.port,
       transport: (port) => upstash({ url: `http://127.0.0.1:${port}`, token: TOKEN }),
     },
+    {
+      name: "upstash { client }",
+      port: () => bridge.port,
+      transport: (port) =>
+        upstash({
+          client: new Redis({
+            url: `http://127.0.0.1:${port}`,
+            token: TOKEN,
+            retry: { retries: 0 },
+            enableTelemetry: false,
+          }),
+        }),
+    },
   ];
   const calls: [string, (cache: ReturnType<typeof createCache>) => Promise<unknown>][] = [
     ["getOrSet", (cache) => cache.getOrSet("d:k", async () => "v")],
