@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { inspect } from "node:util";
 import { Redis } from "@upstash/redis";
 import { build } from "esbuild";
 import { createClient } from "redis";
@@ -490,6 +491,9 @@ describe("13. no secret crosses a public boundary", () => {
       expect(message).toMatch(/`token` option/);
       expect(leaks(message)).toBe(false);
     }
+    // A transport logged or inspected whole does not show its token either.
+    const shown = inspect(upstash({ url: bridge.url, token: TOKEN }), { showHidden: true, depth: 10 });
+    expect(shown).not.toContain(TOKEN);
   });
 
   it("a client of your own with such a token: CacheErrors, log lines, health() and healthHandler() are clean", async () => {
