@@ -8,6 +8,7 @@ import { deployHook as deployHandler } from "./http/deploy-hook.js";
 import { healthHandler } from "./http/health.js";
 import { type RouteHandler, type RouteOptions, route } from "./http/route.js";
 import { vercelWaitUntil } from "./http/wait-until.js";
+import { checkTags } from "./input.js";
 import { KeySpace } from "./keys.js";
 import { validate } from "./schema.js";
 import { Breaker } from "./tiers/breaker.js";
@@ -33,6 +34,7 @@ import type {
 } from "./types.js";
 import { registerVersion } from "./versioning.js";
 import { type InvalidatingOptions, invalidating, type WrapOptions, wrap } from "./wrap.js";
+import { checkWriteOptions } from "./write-options.js";
 
 /** Stored texts longer than this are gzipped before they go to Redis. */
 const COMPRESS_ABOVE = 16 * 1024;
@@ -192,6 +194,7 @@ export class Cache {
     loader: (context: LoaderContext) => T | Promise<T>,
     options: GetOrSetOptions<T>,
   ): Promise<T> {
+    checkWriteOptions(options);
     const full = typeof fullKey === "string" ? fullKey : await fullKey;
     if (!this.config.enabled) return (await this.load(key, full, loader, options)).value;
     // Callers share a flight only when they would get the same value: same key, same schema.
@@ -261,7 +264,8 @@ export class Cache {
    * against the tag's invalidation time when read, never scanned.
    */
   async invalidateTags(tags: readonly string[], options: { soft?: boolean } = {}): Promise<void> {
-    if (tags.length > 0) await this.coherence.invalidateTags(tags, options.soft === true);
+    const list = checkTags(tags, "invalidateTags: tags");
+    if (list.length > 0) await this.coherence.invalidateTags(list, options.soft === true);
   }
 
   /**
@@ -270,7 +274,6 @@ export class Cache {
    * Keys long enough to be hashed cannot match a pattern.
    */
   async deletePattern(glob: string, options: { versioned?: boolean } = {}): Promise<number> {
-    if (typeof glob !== "string" || glob === "") throw new TypeError("tiercache: deletePattern needs a glob");
     return this.coherence.deletePattern(this.keys.pattern(glob, options.versioned !== false));
   }
 
@@ -675,7 +678,7 @@ export class Cache {
     createdAt?: number,
   ): Promise<{ full: string; entry: Entry; command: (string | number)[] | undefined }> {
     const now = Date.now();
-    const baseTtlMs = options.ttl !== undefined ? toMs(options.ttl, "ttl") : this.config.ttlMs;
+    const baseTtlMs = toMs(options.ttl ?? this.config.ttlMs, "ttl");
     const jitter = options.jitter !== undefined ? fraction("jitter", options.jitter) : this.config.jitter;
     const ttlMs = jitter > 0 ? Math.round(baseTtlMs * (1 - Math.random() * jitter)) : baseTtlMs;
     const swrMs = toMs(
@@ -685,7 +688,7 @@ export class Cache {
     const sieMs = toMs(options.staleIfError ?? this.config.staleIfErrorMs, "staleIfError");
     const fresh = now + ttlMs;
     const times = { created: createdAt ?? now, fresh, stale: fresh + Math.max(swrMs, sieMs) };
-    const { entry, text } = createEntry(key, value, times, options.tags ?? []);
+    const { entry, text } = createEntry(key, value, times, checkTags(options.tags));
     if (!this.l2) return { full, entry, command: undefined };
     const stored = text.length > COMPRESS_ABOVE ? await compressText(text) : text;
     if (stored.length > MAX_L2_VALUE) {

@@ -2,29 +2,66 @@ import { CacheError } from "./errors.js";
 
 /**
  * Values travel as JSON text. Types JSON cannot carry are written as one-key objects whose key is
- * a tag (`{"$d": "2024-…"}` is a Date); a user object that happens to look like a tag is escaped, so
+ * a tag (`{"$d": "2024-…"}` is a Date, `{"$n": "-0"}` is minus zero); a user object that happens to look like a tag is escaped, so
  * decoding never turns user data into something else.
  */
 const TAGS = new Set(["$u", "$d", "$b", "$m", "$s", "$8", "$n", "$o"]);
 
+/**
+ * Set while {@link encode} runs when the text will not decode to an equal value (a class instance,
+ * `toJSON`, an `undefined` member, a symbol key…): L1 must then hold the decoded value, as Redis will.
+ */
+let changed = false;
+
 function replacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
   const raw = this[key];
+  if (typeof value === "function" || typeof value === "symbol") {
+    // JSON would drop it silently (or write nothing at all at the top level), in Redis only.
+    throw new TypeError(
+      `a ${typeof value} cannot be cached${key === "" ? "" : ` (at ${JSON.stringify(key)})`}`,
+    );
+  }
   switch (typeof raw) {
     case "undefined":
+      // Comes back as a missing key (or an array hole); only a top-level undefined is itself again.
+      changed = true;
       return { $u: 0 };
     case "bigint":
       return { $b: raw.toString() };
     case "number":
-      return Number.isFinite(raw) ? raw : { $n: String(raw) };
+      if (Number.isFinite(raw)) return raw === 0 && 1 / raw < 0 ? { $n: "-0" } : raw;
+      return { $n: String(raw) };
     case "object": {
       if (raw === null) return null;
-      if (raw instanceof Date) return { $d: Number.isNaN(raw.getTime()) ? null : raw.toISOString() };
-      if (raw instanceof Uint8Array) return { $8: bytesToBase64(raw) };
+      const proto = Object.getPrototypeOf(raw);
+      if (raw instanceof Date) {
+        if (proto !== Date.prototype) changed = true;
+        return { $d: Number.isNaN(raw.getTime()) ? null : raw.toISOString() };
+      }
+      if (raw instanceof Uint8Array) {
+        if (proto !== Uint8Array.prototype) changed = true; // a Buffer comes back as a Uint8Array
+        return { $8: bytesToBase64(raw) };
+      }
       if (ArrayBuffer.isView(raw) || raw instanceof ArrayBuffer) {
         throw new TypeError(`${raw.constructor.name} is not supported: store binary data as a Uint8Array`);
       }
-      if (raw instanceof Map) return { $m: [...raw] };
-      if (raw instanceof Set) return { $s: [...raw] };
+      if (raw instanceof Map) {
+        if (proto !== Map.prototype) changed = true;
+        return { $m: [...raw] };
+      }
+      if (raw instanceof Set) {
+        if (proto !== Set.prototype) changed = true;
+        return { $s: [...raw] };
+      }
+      // What comes back is a plain object or array holding the enumerable string-keyed properties of
+      // what JSON saw: anything else (a class instance, a toJSON result, symbol keys) reads differently.
+      if (
+        raw !== value ||
+        (proto !== Object.prototype && proto !== Array.prototype) ||
+        Object.getOwnPropertySymbols(raw).length > 0
+      ) {
+        changed = true;
+      }
       if (!Array.isArray(value) && value !== null && typeof value === "object" && looksLikeTag(value)) {
         return { $o: Object.entries(value) };
       }
@@ -77,10 +114,25 @@ function reviver(_key: string, value: unknown): unknown {
   }
 }
 
-/** JSON text of `value`, carrying Date, undefined, BigInt, Map, Set, NaN/±Infinity and Uint8Array. */
-export function encodeValue(value: unknown, key: string): string {
+/** An encoded value: its JSON text, and whether decoding the text gives back an equal value. */
+export interface Encoded {
+  text: string;
+  /** False when a Redis read returns something else than `value` (see {@link encode}). */
+  exact: boolean;
+}
+
+/**
+ * JSON text of `value`, carrying Date, undefined, BigInt, Map, Set, NaN/±Infinity, -0 and Uint8Array.
+ * Functions and symbols (anywhere in the value) are a SERIALIZE error: JSON would drop them silently.
+ * `exact` is false when {@link decodeValue} of the text is not an equal value — class instances
+ * (which come back as plain objects), values with `toJSON` (which come back as its result), `undefined`
+ * members, symbol keys — so that the caller can keep the decoded form instead.
+ */
+export function encode(value: unknown, key: string): Encoded {
+  changed = false;
+  let text: string | undefined;
   try {
-    return JSON.stringify(value, replacer) as string;
+    text = JSON.stringify(value, replacer);
   } catch (cause) {
     throw new CacheError(
       "SERIALIZE",
@@ -90,6 +142,16 @@ export function encodeValue(value: unknown, key: string): string {
       },
     );
   }
+  if (text === undefined) {
+    // A toJSON that returned nothing JSON can write.
+    throw new CacheError("SERIALIZE", `value for key "${key}" cannot be cached: it encodes to nothing`);
+  }
+  return { text, exact: !changed || value === undefined };
+}
+
+/** The JSON text of {@link encode}. */
+export function encodeValue(value: unknown, key: string): string {
+  return encode(value, key).text;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Cache } from "./cache.js";
+import { checkTags, describe, invalidArgument } from "./input.js";
 import { escapeGlob } from "./keys.js";
 import type { GetOrSetOptions } from "./types.js";
 
@@ -56,8 +57,9 @@ function resolveList<A extends unknown[], R>(
   escapeValue?: (s: string) => string,
 ): string[] {
   if (!spec) return [];
-  const list = typeof spec === "function" ? spec(args, result) : spec;
-  return list.map((item) => fillTemplate(item, args, escapeValue));
+  const list: unknown = typeof spec === "function" ? spec(args, result) : spec;
+  if (!Array.isArray(list)) throw invalidArgument(`invalidating: expected an array, got ${describe(list)}`);
+  return (list as readonly string[]).map((item) => fillTemplate(item, args, escapeValue));
 }
 
 /** See {@link Cache.wrap}. */
@@ -67,11 +69,13 @@ export function wrap<A extends unknown[], R>(
   options: WrapOptions<A, R>,
 ): (...args: A) => Promise<R> {
   const { key, tags, ...rest } = options;
+  // A static list is checked once, here; a computed one on every call (a hit included).
+  if (typeof tags !== "function") checkTags(tags, "wrap: tags");
   // async: a bad template or tags callback rejects, like every other failure of the wrapped call.
   return async (...args: A) =>
     cache.getOrSet(keyOf(key, args), () => fn(...args), {
       ...rest,
-      tags: typeof tags === "function" ? tags(...args) : tags,
+      tags: typeof tags === "function" ? checkTags(tags(...args), "wrap: tags") : tags,
     });
 }
 

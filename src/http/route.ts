@@ -1,4 +1,6 @@
 import { toMs } from "../duration.js";
+import { CacheError } from "../errors.js";
+import { checkTags } from "../input.js";
 import type { Duration, GetOrSetOptions, LoaderContext, SetOptions, WaitUntil } from "../types.js";
 import { cacheControl } from "./cache-control.js";
 import { normalizeVary, requestKey } from "./cache-key.js";
@@ -124,6 +126,7 @@ class CachedRoute<R extends Request, A extends unknown[]> {
     // Bad durations fail here, when the route is defined, not on its first request.
     if (options.staleWhileRevalidate !== undefined)
       toMs(options.staleWhileRevalidate, "staleWhileRevalidate");
+    if (typeof options.tags !== "function") checkTags(options.tags, "route: tags");
     this.policy = {
       statuses: new Set(options.statuses ?? DEFAULT_STATUSES),
       vary: normalizeVary(options.vary),
@@ -143,22 +146,36 @@ class CachedRoute<R extends Request, A extends unknown[]> {
   }
 
   async mutate(req: R, rest: A): Promise<Response> {
+    // Computed first: a tags function that fails must fail before the handler changes anything.
+    const ownTags = this.tagsOf(req);
     const res = await this.handler(req, ...rest);
     if (res.status < 200 || res.status > 299) return res;
-    const own = await this.keyOf(req, false);
+    const ownKey = await this.keyOf(req, false);
     const extra =
       typeof this.options.invalidates === "function"
         ? await this.options.invalidates(req)
         : this.options.invalidates;
-    const keys = [...(own === null ? [] : [own]), ...(extra?.keys ?? [])];
-    const tags = [...this.tagsOf(req), ...(extra?.tags ?? [])];
+    const keys = [...(ownKey === null ? [] : [ownKey]), ...(extra?.keys ?? [])];
+    // Bad input is thrown, but only once everything valid was invalidated.
+    let badInput: unknown;
+    let extraTags: readonly string[] = [];
+    try {
+      extraTags = checkTags(extra?.tags, "route: invalidates.tags");
+    } catch (error) {
+      badInput = error;
+    }
+    const tags = [...ownTags, ...extraTags];
     // Settled, not raced: each is tried even if another fails, and a failure (already reported by
     // the cache) does not cost the handler's response.
-    await Promise.allSettled([
+    const settled = await Promise.allSettled([
       keys.length > 0 ? this.cache.delete(...keys) : undefined,
       tags.length > 0 ? this.cache.invalidateTags(tags) : undefined,
       ...(extra?.patterns ?? []).map((pattern) => this.cache.deletePattern(pattern)),
     ]);
+    for (const result of settled) {
+      if (result.status === "rejected" && isInvalidArgument(result.reason)) badInput ??= result.reason;
+    }
+    if (badInput !== undefined) throw badInput;
     return res;
   }
 
@@ -182,9 +199,11 @@ class CachedRoute<R extends Request, A extends unknown[]> {
       run.produced = produced;
       return produced;
     };
+    // Outside the try: a tags function that fails is the caller's error, not a cache failure to serve around.
+    const options = { ...this.writeOptions(req), waitUntil };
     let value: unknown;
     try {
-      value = await this.cache.getOrSet(key, loader, { ...this.writeOptions(req), waitUntil });
+      value = await this.cache.getOrSet(key, loader, options);
     } catch {
       if (run.failure) throw run.failure.error;
       // The cache failed (failSilently off, or a bug): serve what the handler made, or run it now.
@@ -252,7 +271,7 @@ class CachedRoute<R extends Request, A extends unknown[]> {
 
   private tagsOf(req: R): readonly string[] {
     const { tags } = this.options;
-    return typeof tags === "function" ? tags(req) : (tags ?? []);
+    return typeof tags === "function" ? checkTags(tags(req), "route: tags") : (tags ?? []);
   }
 
   private writeOptions(req: R): SetOptions {
@@ -279,4 +298,8 @@ function withXCache(res: Response, value: "BYPASS" | "MISS"): Response {
   } catch {
     return res;
   }
+}
+
+function isInvalidArgument(error: unknown): boolean {
+  return error instanceof CacheError && error.code === "INVALID_ARGUMENT";
 }
