@@ -45,7 +45,7 @@ describe("key layout", () => {
     const attempts = [
       "#count:visits",
       "c:k:visits",
-      "#" + hash,
+      `#${hash}`,
       `h:${hash}`,
       hash,
       "~t:user:1",
