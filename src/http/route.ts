@@ -204,8 +204,10 @@ class CachedRoute<R extends Request, A extends unknown[]> {
     let value: unknown;
     try {
       value = await this.cache.getOrSet(key, loader, options);
-    } catch {
+    } catch (error) {
       if (run.failure) throw run.failure.error;
+      // A bad key from the route's `key` option is the caller's error, not a cache failure.
+      if (isInvalidArgument(error)) throw error;
       // The cache failed (failSilently off, or a bug): serve what the handler made, or run it now.
       run.produced ??= { passthrough: await this.handler(req, ...rest) };
       value = run.produced;
@@ -243,7 +245,8 @@ class CachedRoute<R extends Request, A extends unknown[]> {
     let value: unknown;
     try {
       value = await this.cache.get(key);
-    } catch {
+    } catch (error) {
+      if (isInvalidArgument(error)) throw error;
       value = undefined;
     }
     if (isStoredResponse(value)) return this.serve(req, value, "HIT");

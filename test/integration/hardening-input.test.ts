@@ -126,6 +126,21 @@ describe.each(["l1", "node-redis", "upstash"] as const)("input hardening on %s",
     });
   });
 
+  it("invalidating refuses a tags list that is not an array, and route a key with a lone surrogate", async () => {
+    const { writer } = pair();
+    await writer.set("a", 1, { tags: ["a"] });
+    const update = writer.invalidating(async () => "done", { tags: () => "abc" as never });
+    await expect(update()).rejects.toThrow(invalid('expected an array, got "abc"'));
+    expect(await writer.get("a")).toBe(1);
+    const handler = vi.fn(async () => new Response("ok"));
+    const keyed = writer.route(handler, { key: () => "page:\uD800" });
+    await expect(keyed(new Request("https://app.test/p"))).rejects.toThrow(invalid("lone UTF-16 surrogate"));
+    await expect(keyed(new Request("https://app.test/p", { method: "HEAD" }))).rejects.toThrow(
+      invalid("lone UTF-16 surrogate"),
+    );
+    expect(handler).not.toHaveBeenCalled();
+  });
+
   describe("8. user keys never collide with internal keys or each other", () => {
     it("the unversioned key `#count:visits` is not counter `visits`", async () => {
       const { writer, reader } = pair();
