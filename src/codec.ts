@@ -15,12 +15,6 @@ let changed = false;
 
 function replacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
   const raw = this[key];
-  if (typeof value === "function" || typeof value === "symbol") {
-    // JSON would drop it silently (or write nothing at all at the top level), in Redis only.
-    throw new TypeError(
-      `a ${typeof value} cannot be cached${key === "" ? "" : ` (at ${JSON.stringify(key)})`}`,
-    );
-  }
   switch (typeof raw) {
     case "undefined":
       // Comes back as a missing key (or an array hole); only a top-level undefined is itself again.
@@ -31,45 +25,59 @@ function replacer(this: Record<string, unknown>, key: string, value: unknown): u
     case "number":
       if (Number.isFinite(raw)) return raw === 0 && 1 / raw < 0 ? { $n: "-0" } : raw;
       return { $n: String(raw) };
-    case "object": {
-      if (raw === null) return null;
-      const proto = Object.getPrototypeOf(raw);
-      if (raw instanceof Date) {
-        if (proto !== Date.prototype) changed = true;
-        return { $d: Number.isNaN(raw.getTime()) ? null : raw.toISOString() };
-      }
-      if (raw instanceof Uint8Array) {
-        if (proto !== Uint8Array.prototype) changed = true; // a Buffer comes back as a Uint8Array
-        return { $8: bytesToBase64(raw) };
-      }
-      if (ArrayBuffer.isView(raw) || raw instanceof ArrayBuffer) {
-        throw new TypeError(`${raw.constructor.name} is not supported: store binary data as a Uint8Array`);
-      }
-      if (raw instanceof Map) {
-        if (proto !== Map.prototype) changed = true;
-        return { $m: [...raw] };
-      }
-      if (raw instanceof Set) {
-        if (proto !== Set.prototype) changed = true;
-        return { $s: [...raw] };
-      }
-      // What comes back is a plain object or array holding the enumerable string-keyed properties of
-      // what JSON saw: anything else (a class instance, a toJSON result, symbol keys) reads differently.
-      if (
-        raw !== value ||
-        (proto !== Object.prototype && proto !== Array.prototype) ||
-        Object.getOwnPropertySymbols(raw).length > 0
-      ) {
-        changed = true;
-      }
-      if (!Array.isArray(value) && value !== null && typeof value === "object" && looksLikeTag(value)) {
-        return { $o: Object.entries(value) };
-      }
-      return value;
-    }
+    case "function":
+    case "symbol":
+      throw unstorable(raw, key);
+    case "object":
+      return raw === null ? null : replaceObject(raw, value, key);
     default:
       return value;
   }
+}
+
+/** JSON would drop it silently (or write nothing at all at the top level), in Redis only. */
+function unstorable(value: unknown, key: string): TypeError {
+  return new TypeError(
+    `a ${typeof value} cannot be cached${key === "" ? "" : ` (at ${JSON.stringify(key)})`}`,
+  );
+}
+
+/** `raw` as it is in the value; `value` is what JSON made of it (its `toJSON` result, if any). */
+function replaceObject(raw: object, value: unknown, key: string): unknown {
+  const proto = Object.getPrototypeOf(raw);
+  if (proto === Array.prototype) return value;
+  if (proto === Object.prototype && raw === value) {
+    // A plain object comes back as itself, minus its symbol-keyed properties.
+    if (Object.getOwnPropertySymbols(raw).length > 0) changed = true;
+    return looksLikeTag(raw) ? { $o: Object.entries(raw) } : value;
+  }
+  if (raw instanceof Date) {
+    if (proto !== Date.prototype) changed = true;
+    return { $d: Number.isNaN(raw.getTime()) ? null : raw.toISOString() };
+  }
+  if (raw instanceof Uint8Array) {
+    if (proto !== Uint8Array.prototype) changed = true; // a Buffer comes back as a Uint8Array
+    return { $8: bytesToBase64(raw) };
+  }
+  if (ArrayBuffer.isView(raw) || raw instanceof ArrayBuffer) {
+    throw new TypeError(`${raw.constructor.name} is not supported: store binary data as a Uint8Array`);
+  }
+  if (raw instanceof Map) {
+    if (proto !== Map.prototype) changed = true;
+    return { $m: [...raw] };
+  }
+  if (raw instanceof Set) {
+    if (proto !== Set.prototype) changed = true;
+    return { $s: [...raw] };
+  }
+  // A class instance, a null-prototype object, a toJSON result: what comes back is a plain object
+  // or array of what JSON saw, not this.
+  changed = true;
+  if (typeof value === "function" || typeof value === "symbol") throw unstorable(value, key);
+  if (value !== null && typeof value === "object" && !Array.isArray(value) && looksLikeTag(value)) {
+    return { $o: Object.entries(value) };
+  }
+  return value;
 }
 
 function looksLikeTag(value: object): boolean {
