@@ -68,9 +68,13 @@ function resolveList<A extends unknown[], R>(
   escapeValue?: (s: string) => string,
 ): string[] {
   if (!spec) return [];
-  const list: unknown = typeof spec === "function" ? spec(args, result) : spec;
+  const list = checkList(typeof spec === "function" ? spec(args, result) : spec);
+  return list.map((item) => fillTemplate(item, args, escapeValue));
+}
+
+function checkList(list: unknown): readonly string[] {
   if (!Array.isArray(list)) throw invalidArgument(`invalidating: expected an array, got ${describe(list)}`);
-  return (list as readonly string[]).map((item) => fillTemplate(item, args, escapeValue));
+  return list;
 }
 
 /** See {@link Cache.wrap}. */
@@ -96,6 +100,10 @@ export function invalidating<A extends unknown[], R>(
   fn: (...args: A) => R | Promise<R>,
   options: InvalidatingOptions<A, R>,
 ): (...args: A) => Promise<R> {
+  // Static lists are checked here: once `fn` has run, a bad list would leave its change uninvalidated.
+  for (const spec of [options.keys, options.tags, options.patterns]) {
+    if (spec !== undefined && typeof spec !== "function") checkList(spec);
+  }
   return async (...args: A) => {
     const result = await fn(...args);
     const keys = resolveList(options.keys, args, result);

@@ -129,6 +129,9 @@ describe.each(["l1", "node-redis", "upstash"] as const)("input hardening on %s",
   it("invalidating refuses a tags list that is not an array, and route a key with a lone surrogate", async () => {
     const { writer } = pair();
     await writer.set("a", 1, { tags: ["a"] });
+    expect(() => writer.invalidating(async () => 1, { tags: "abc" as never })).toThrow(
+      invalid("expected an array"),
+    );
     const update = writer.invalidating(async () => "done", { tags: () => "abc" as never });
     await expect(update()).rejects.toThrow(invalid('expected an array, got "abc"'));
     expect(await writer.get("a")).toBe(1);
