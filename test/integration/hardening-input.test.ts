@@ -28,10 +28,13 @@ describe.each(["l1", "node-redis", "upstash"] as const)("input hardening on %s",
     await backend.close();
   });
 
-  /** A writer and a second instance sharing its Redis (with its own, empty L1). */
+  /**
+   * A writer and a second instance sharing its Redis (with its own, empty L1). A generous deadline:
+   * nothing here is about timeouts, and a read that timed out on a loaded machine would be a miss.
+   */
   function pair(options: CacheOptions = {}): { writer: Cache; reader: Cache } {
-    const writer = cacheOn(backend, options);
-    const reader = cacheOn(backend, { ...options, prefix: writer.keys.prefix });
+    const writer = cacheOn(backend, { timeoutMs: 5000, ...options });
+    const reader = cacheOn(backend, { timeoutMs: 5000, ...options, prefix: writer.keys.prefix });
     opened.push(writer, reader);
     return { writer, reader };
   }
