@@ -2,8 +2,8 @@ import { CacheError } from "./errors.js";
 
 /**
  * Values travel as JSON text. Types JSON cannot carry are written as one-key objects whose key is
- * a tag (`{"$d": "2024-…"}` is a Date, `{"$n": "-0"}` is minus zero); a user object that happens to look like a tag is escaped, so
- * decoding never turns user data into something else.
+ * a tag (`{"$d": "2024-…"}` is a Date, `{"$n": "-0"}` is minus zero); a user object that happens to
+ * look like a tag is escaped, so decoding never turns user data into something else.
  */
 const TAGS = new Set(["$u", "$d", "$b", "$m", "$s", "$8", "$n", "$o"]);
 
@@ -137,8 +137,11 @@ export interface Encoded {
  * members, symbol keys — so that the caller can keep the decoded form instead.
  */
 export function encode(value: unknown, key: string): Encoded {
+  // Saved and restored: a toJSON may itself encode something (it runs inside JSON.stringify).
+  const outer = changed;
   changed = false;
   let text: string | undefined;
+  let exact: boolean;
   try {
     text = JSON.stringify(value, replacer);
   } catch (cause) {
@@ -149,12 +152,15 @@ export function encode(value: unknown, key: string): Encoded {
         cause,
       },
     );
+  } finally {
+    exact = !changed || value === undefined;
+    changed = outer;
   }
   if (text === undefined) {
     // A toJSON that returned nothing JSON can write.
     throw new CacheError("SERIALIZE", `value for key "${key}" cannot be cached: it encodes to nothing`);
   }
-  return { text, exact: !changed || value === undefined };
+  return { text, exact };
 }
 
 /** The JSON text of {@link encode}. */
