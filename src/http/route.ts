@@ -127,6 +127,9 @@ class CachedRoute<R extends Request, A extends unknown[]> {
     if (options.staleWhileRevalidate !== undefined)
       toMs(options.staleWhileRevalidate, "staleWhileRevalidate");
     if (typeof options.tags !== "function") checkTags(options.tags, "route: tags");
+    if (options.invalidates && typeof options.invalidates !== "function") {
+      checkTags(options.invalidates.tags, "route: invalidates.tags");
+    }
     this.policy = {
       statuses: new Set(options.statuses ?? DEFAULT_STATUSES),
       vary: normalizeVary(options.vary),

@@ -119,9 +119,13 @@ describe.each(["l1", "node-redis", "upstash"] as const)("input hardening on %s",
         invalid("route: tags"),
       );
       expect(handler).not.toHaveBeenCalled();
-      // A bad `invalidates.tags` is thrown too — after the valid invalidations ran.
+      // A bad `invalidates.tags` is thrown too: a static one at definition, a computed one after the
+      // valid invalidations ran.
+      expect(() => writer.route(handler, { invalidates: { tags: "x" as never } })).toThrow(
+        invalid("invalidates.tags"),
+      );
       await writer.set("other", 1);
-      const post = writer.route(handler, { invalidates: { keys: ["other"], tags: "x" as never } });
+      const post = writer.route(handler, { invalidates: () => ({ keys: ["other"], tags: "x" as never }) });
       await expect(post(new Request("https://app.test/b", { method: "POST" }))).rejects.toThrow(
         invalid("invalidates.tags"),
       );
