@@ -151,7 +151,11 @@ export class Cache {
   /** Removes keys (versioned and unversioned) from both tiers; returns how many Redis removed. */
   async delete(...keys: string[]): Promise<number> {
     const pairs = await Promise.all(keys.map((key) => this.bothSpaces(key)));
-    return this.core.coherence.deleteKeys(pairs.flat());
+    const [removed] = await Promise.all([
+      this.core.coherence.deleteKeys(pairs.flat()),
+      this.core.notifyInvalidation({ keys }),
+    ]);
+    return removed;
   }
 
   /**
@@ -162,7 +166,11 @@ export class Cache {
    */
   async invalidateTags(tags: readonly string[], options: { soft?: boolean } = {}): Promise<void> {
     const list = checkTags(tags, "invalidateTags: tags");
-    if (list.length > 0) await this.core.coherence.invalidateTags(list, options.soft === true);
+    if (list.length === 0) return;
+    await Promise.all([
+      this.core.coherence.invalidateTags(list, options.soft === true),
+      this.core.notifyInvalidation({ tags: list }),
+    ]);
   }
 
   /**
@@ -171,7 +179,11 @@ export class Cache {
    * Keys long enough to be hashed cannot match a pattern.
    */
   async deletePattern(glob: string, options: { versioned?: boolean } = {}): Promise<number> {
-    return this.core.coherence.deletePattern(this.keys.pattern(glob, options.versioned !== false));
+    const [removed] = await Promise.all([
+      this.core.coherence.deletePattern(this.keys.pattern(glob, options.versioned !== false)),
+      this.core.notifyInvalidation({ patterns: [glob] }),
+    ]);
+    return removed;
   }
 
   /** How many of `keys` exist (in Redis, or in L1 when there is none). */

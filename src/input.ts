@@ -5,8 +5,12 @@ import { CacheError } from "./errors.js";
  * whatever `failSilently` says, before anything is loaded or written.
  */
 
-/** Tags become Redis keys of their own (`…:~t:<tag>`) and are never hashed, so they are bounded. */
-export const MAX_TAG_LENGTH = 1024;
+/**
+ * Tags become Redis keys of their own (`…:~t:<tag>`), are never hashed and are stored in every
+ * entry that carries them, so they are bounded — generously: `route` tags each entry with its URL
+ * key, and a URL with its headers stays under 16 KiB in every common server.
+ */
+export const MAX_TAG_LENGTH = 16 * 1024;
 
 /** A CacheError with code `INVALID_ARGUMENT`. */
 export function invalidArgument(message: string): CacheError {

@@ -1,3 +1,5 @@
+import { varySuffix } from "./vary.js";
+
 /**
  * The default cache key of a request: host, path, the query sorted by parameter name, and the
  * values of the `vary` request headers. The method is left out so a HEAD finds the GET's entry;
@@ -11,9 +13,8 @@ export function requestKey(req: Request, vary: readonly string[]): string {
   // their order (`?id=2&id=1` may mean something else than `?id=1&id=2`).
   url.searchParams.sort();
   const query = url.searchParams.toString();
-  let key = `route:${url.host}${url.pathname}${query ? `?${query}` : ""}`;
-  for (const name of vary) key += `|${name}=${encodeURIComponent(req.headers.get(name) ?? "")}`;
-  return key;
+  const key = `route:${url.host}${url.pathname}${query ? `?${query}` : ""}`;
+  return key + varySuffix(req, vary);
 }
 
 /** Header names as {@link requestKey} wants them: lower case, deduplicated, sorted. */
