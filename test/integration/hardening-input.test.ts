@@ -294,6 +294,19 @@ describe.each(["l1", "node-redis", "upstash"] as const)("input hardening on %s",
       expect(() => cache.route(async () => new Response("x"), { ttl: 1e20 })).toThrow(invalid("invalid ttl"));
     });
 
+    it("Redis itself refuses a PX whose expiry overflows 64-bit ms; the cap is far below", async () => {
+      if (!backend.raw) return;
+      const px = async (ms: string) =>
+        backend.raw!.sendCommand(["SET", "tc-probe", "v", "PX", ms]).then(
+          () => "OK",
+          (error: Error) => error.message,
+        );
+      expect(await px(String(2 * 3650 * 86_400_000 + 3650 * 86_400_000))).toBe("OK");
+      expect(await px("9223372036854775807")).toMatch(/invalid expire time/);
+      expect(await px("9223372036854776000")).toMatch(/not an integer or out of range/);
+      await backend.raw.del("tc-probe");
+    });
+
     it("the longest accepted durations are stored by Redis", async () => {
       const { writer, reader } = pair({ failSilently: false });
       await writer.set("max", "v", { ttl: "3650d", staleWhileRevalidate: "3650d", staleIfError: "3650d" });
