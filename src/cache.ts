@@ -6,6 +6,7 @@ import { runFlush } from "./flush.js";
 import { deployHook as deployHandler } from "./http/deploy-hook.js";
 import { healthHandler } from "./http/health.js";
 import { type RouteHandler, type RouteOptions, route } from "./http/route.js";
+import { checkTags } from "./input.js";
 import type { KeySpace } from "./keys.js";
 import { LoadPolicy } from "./load-policy.js";
 import * as operations from "./operations.js";
@@ -166,10 +167,11 @@ export class Cache {
    * against the tag's invalidation time when read, never scanned.
    */
   async invalidateTags(tags: readonly string[], options: { soft?: boolean } = {}): Promise<void> {
-    if (tags.length === 0) return;
+    const list = checkTags(tags, "invalidateTags: tags");
+    if (list.length === 0) return;
     await Promise.all([
-      this.core.coherence.invalidateTags(tags, options.soft === true),
-      this.core.notifyInvalidation({ tags }),
+      this.core.coherence.invalidateTags(list, options.soft === true),
+      this.core.notifyInvalidation({ tags: list }),
     ]);
   }
 
@@ -179,7 +181,6 @@ export class Cache {
    * Keys long enough to be hashed cannot match a pattern.
    */
   async deletePattern(glob: string, options: { versioned?: boolean } = {}): Promise<number> {
-    if (typeof glob !== "string" || glob === "") throw new TypeError("tiercache: deletePattern needs a glob");
     const [removed] = await Promise.all([
       this.core.coherence.deletePattern(this.keys.pattern(glob, options.versioned !== false)),
       this.core.notifyInvalidation({ patterns: [glob] }),

@@ -5,6 +5,7 @@ import type { Found, ReadPath } from "./read-path.js";
 import { validate } from "./schema.js";
 import type { Budget } from "./tiers/budget.js";
 import type { Duration, GetOrSetOptions, LoaderContext, Schema } from "./types.js";
+import { checkWriteOptions } from "./write-options.js";
 import type { PreparedWrite, WritePath } from "./write-path.js";
 
 type Loader<T> = (context: LoaderContext) => T | Promise<T>;
@@ -33,6 +34,7 @@ export class LoadPolicy {
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
   ): Promise<T> {
+    checkWriteOptions(options);
     const full = typeof fullKey === "string" ? fullKey : await fullKey;
     if (!this.core.config.enabled) return (await this.load(key, full, loader, options)).value;
     // Callers share a flight only when they would get the same value: same key, same schema.

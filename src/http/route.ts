@@ -1,4 +1,6 @@
 import { toMs } from "../duration.js";
+import { CacheError } from "../errors.js";
+import { checkTags } from "../input.js";
 import type {
   Duration,
   GetOrSetOptions,
@@ -162,6 +164,10 @@ class CachedRoute<R extends Request, A extends unknown[]> {
           : toMs(options.staleWhileRevalidate, "staleWhileRevalidate"),
     };
     this.cdn = options.cdn ? cdnDirectives(options.cdn) : undefined;
+    if (typeof options.tags !== "function") checkTags(options.tags, "route: tags");
+    if (options.invalidates && typeof options.invalidates !== "function") {
+      checkTags(options.invalidates.tags, "route: invalidates.tags");
+    }
   }
 
   async read(req: R, rest: A): Promise<Response> {
@@ -179,6 +185,8 @@ class CachedRoute<R extends Request, A extends unknown[]> {
   }
 
   async mutate(req: R, rest: A): Promise<Response> {
+    // Computed first: a tags function that fails must fail before the handler changes anything.
+    const ownTags = this.tagsOf(req);
     const res = await this.handler(req, ...rest);
     if (res.status < 200 || res.status > 299) return res;
     const own = await this.keyOf(req, false);
@@ -187,15 +195,27 @@ class CachedRoute<R extends Request, A extends unknown[]> {
         ? await this.options.invalidates(req)
         : this.options.invalidates;
     const keys = [...(own === null ? [] : [own]), ...(extra?.keys ?? [])];
+    // Bad input is thrown, but only once everything valid was invalidated.
+    let badInput: unknown;
+    let extraTags: readonly string[] = [];
+    try {
+      extraTags = checkTags(extra?.tags, "route: invalidates.tags");
+    } catch (error) {
+      badInput = error;
+    }
     // Variants of the URL live under other keys: they carry its tag.
-    const tags = [...(own === null ? [] : [urlTag(own)]), ...this.tagsOf(req), ...(extra?.tags ?? [])];
+    const tags = [...(own === null ? [] : [urlTag(own)]), ...ownTags, ...extraTags];
     // Settled, not raced: each is tried even if another fails, and a failure (already reported by
     // the cache) does not cost the handler's response.
-    await Promise.allSettled([
+    const settled = await Promise.allSettled([
       keys.length > 0 ? this.cache.delete(...keys) : undefined,
       tags.length > 0 ? this.cache.invalidateTags(tags) : undefined,
       ...(extra?.patterns ?? []).map((pattern) => this.cache.deletePattern(pattern)),
     ]);
+    for (const result of settled) {
+      if (result.status === "rejected" && isInvalidArgument(result.reason)) badInput ??= result.reason;
+    }
+    if (badInput !== undefined) throw badInput;
     return res;
   }
 
@@ -230,11 +250,15 @@ class CachedRoute<R extends Request, A extends unknown[]> {
       run.produced = produced;
       return produced;
     };
+    // Outside the try: a tags function that fails is the caller's error, not a cache failure.
+    const options = { ...this.writeOptions(req, urlKey, key), waitUntil };
     let value: unknown;
     try {
-      value = await this.cache.getOrSet(key, loader, { ...this.writeOptions(req, urlKey, key), waitUntil });
-    } catch {
+      value = await this.cache.getOrSet(key, loader, options);
+    } catch (error) {
       if (run.failure) throw run.failure.error;
+      // So is a bad key from the route's `key` option.
+      if (isInvalidArgument(error)) throw error;
       // The cache failed (failSilently off, or a bug): serve what the handler made, or run it now.
       run.produced ??= { passthrough: await this.handler(req, ...rest) };
       value = run.produced;
@@ -316,11 +340,11 @@ class CachedRoute<R extends Request, A extends unknown[]> {
 
   /** HEAD is served from the GET's entry; on a miss the handler answers and nothing is stored. */
   private async head(req: R, rest: A, urlKey: string, key: string): Promise<Response> {
-    let value = await this.cache.get(key).catch(() => undefined);
+    let value = await this.cache.get(key).catch(unlessInvalidArgument);
     if (isStoredResponse(value)) {
       const variant = this.variantKey(req, urlKey, value);
       if (variant !== undefined && variant !== key)
-        value = await this.cache.get(variant).catch(() => undefined);
+        value = await this.cache.get(variant).catch(unlessInvalidArgument);
     }
     if (isStoredResponse(value)) return this.serve(req, value, "HIT");
     return withXCache(await this.handler(req, ...rest), "MISS");
@@ -348,7 +372,7 @@ class CachedRoute<R extends Request, A extends unknown[]> {
 
   private tagsOf(req: R): readonly string[] {
     const { tags } = this.options;
-    return typeof tags === "function" ? tags(req) : (tags ?? []);
+    return typeof tags === "function" ? checkTags(tags(req), "route: tags") : (tags ?? []);
   }
 
   /** The route's tags for the request, plus the URL's own once it is known to vary. */
@@ -397,4 +421,14 @@ function withXCache(res: Response, value: "BYPASS" | "MISS"): Response {
   } catch {
     return res;
   }
+}
+
+function isInvalidArgument(error: unknown): boolean {
+  return error instanceof CacheError && error.code === "INVALID_ARGUMENT";
+}
+
+/** A cache failure reads as a miss; bad input is the caller's error and is thrown. */
+function unlessInvalidArgument(error: unknown): undefined {
+  if (isInvalidArgument(error)) throw error;
+  return undefined;
 }
