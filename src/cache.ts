@@ -21,6 +21,7 @@ import type {
   GetOptions,
   GetOrSetOptions,
   HealthReport,
+  InvalidationResult,
   LoaderContext,
   SetManyEntry,
   SetOptions,
@@ -147,7 +148,12 @@ export class Cache {
     return invalidating(this, fn, options);
   }
 
-  /** Removes keys (versioned and unversioned) from both tiers; returns how many Redis removed. */
+  /**
+   * Removes keys (versioned and unversioned) from both tiers; returns how many entries Redis held.
+   * A loader of one of them running meanwhile does not put its older value back. While Redis is
+   * unreachable the delete is deferred (a `deferred` event; replayed when Redis answers, served by
+   * no read of this instance meanwhile) and the count is L1's.
+   */
   async delete(...keys: string[]): Promise<number> {
     const pairs = await Promise.all(keys.map((key) => this.bothSpaces(key)));
     return this.core.coherence.deleteKeys(pairs.flat());
@@ -156,11 +162,16 @@ export class Cache {
   /**
    * Makes every entry carrying one of `tags` a miss (or, with `soft`, stale: served within its
    * `staleWhileRevalidate` window while it refreshes) — here at once, on other instances within
-   * `l1.syncMs`. Costs one MSET and one INCR whatever the number of entries: entries are checked
-   * against the tag's invalidation time when read, never scanned.
+   * `l1.syncMs`. Costs one MSET and one epoch SET whatever the number of entries: entries are checked
+   * against the tag's invalidation time when read, never scanned. Resolves to `{ deferred: true }`
+   * when Redis could not be reached: the invalidation holds here at once and is replayed when it answers.
    */
-  async invalidateTags(tags: readonly string[], options: { soft?: boolean } = {}): Promise<void> {
-    if (tags.length > 0) await this.core.coherence.invalidateTags(tags, options.soft === true);
+  async invalidateTags(
+    tags: readonly string[],
+    options: { soft?: boolean } = {},
+  ): Promise<InvalidationResult> {
+    if (tags.length === 0) return { deferred: false };
+    return this.core.coherence.invalidateTags(tags, options.soft === true);
   }
 
   /**
@@ -277,7 +288,10 @@ export class Cache {
    */
   async flush(options: FlushOptions = {}): Promise<FlushResult> {
     // Registered first so that the current version is dated; a dry run writes nothing.
-    if (!options.dryRun) await this.core.ensureRegistered(false);
+    if (!options.dryRun) {
+      await this.core.ensureRegistered(false);
+      this.core.coherence.supersedeAll();
+    }
     return runFlush(this.core.flushContext(), options);
   }
 
