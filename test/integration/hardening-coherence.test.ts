@@ -312,6 +312,40 @@ describe.each(["node-redis", "upstash"] as const)("invalidations while Redis is 
     await Promise.all([a.close(), b.close()]);
   });
 
+  it("past the cap they degrade to a purge of the namespace on recovery, counters kept", async () => {
+    const events: CacheEvent[] = [];
+    const a = cacheOn(direct, {
+      redis: proxied(),
+      timeoutMs: 200,
+      breaker: { failureThreshold: 2, resetMs: 100 },
+      onEvent: (event) => events.push(event),
+    });
+    const b = cacheOn(direct, { prefix: a.keys.prefix, l1: false });
+    await eventually(async () => (await a.ping().catch(() => -1)) >= 0, "a first connection");
+    await b.set("kept-by-nobody", "old");
+    await b.set("unversioned", "old", { versioned: false });
+    expect(await b.increment("visits", 3)).toBe(3);
+    proxy.setMode("reset");
+    // Each key is deleted in both key spaces: 2 × 5,001 pending deletes, over MAX_PENDING (10,000).
+    const many = Array.from({ length: 5_001 }, (_, i) => `bulk:${i}`);
+    await a.delete(...many);
+    // Which keys is no longer known: until the purge lands, nothing Redis holds from before is served.
+    proxy.setMode("pass");
+    await sleep(150);
+    await eventually(async () => {
+      expect(await a.get("kept-by-nobody")).toBeUndefined();
+      return events.some((event) => event.type === "replayed");
+    }, "the purge");
+    expect(events.find((event) => event.type === "replayed")).toMatchObject({ purged: true });
+    expect(await b.get("kept-by-nobody")).toBeUndefined();
+    expect(await b.get("unversioned", { versioned: false })).toBeUndefined();
+    expect(await b.increment("visits")).toBe(4);
+    // Entries written after the purge are served again.
+    await b.set("after", 1);
+    expect(await a.get("after")).toBe(1);
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it("with failSilently off the call throws, and the invalidation is still kept and replayed", async () => {
     const events: CacheEvent[] = [];
     const a = cacheOn(direct, {
