@@ -22,8 +22,8 @@ export function parseMark(stored: string | null): TagMark | null {
 const MAX_KNOWN_MARKS = 10_000;
 
 /**
- * What this instance knows of invalidations made anywhere, without pub/sub: the epoch counter that
- * every invalidation bumps (checked at most once per `syncMs`, piggybacked on L2 reads) and the
+ * What this instance knows of invalidations made anywhere, without pub/sub: the epoch token that
+ * every invalidation replaces (checked at most once per `syncMs`, piggybacked on L2 reads) and the
  * tag marks it has fetched. When the epoch moves, everything learnt from Redis is dropped — L1 and
  * the tag marks — so an invalidation elsewhere is seen within `syncMs` plus one request.
  */

@@ -218,159 +218,162 @@ describe.each(["node-redis", "upstash"] as const)("the epoch survives data loss,
   });
 });
 
-describe.each(["node-redis", "upstash"] as const)("invalidations while Redis is unreachable, on %s", (backendName) => {
-  let server: RedisServerHandle;
-  let proxy: FaultProxy;
-  let direct: Backend;
-  let bridge: BridgeHandle | undefined;
-  const transports: Transport[] = [];
-  /** A transport whose Redis is behind the proxy (for REST: the bridge's Redis is). */
-  const proxied = (): Transport => {
-    const transport = bridge
-      ? upstash({ url: bridge.url, token: BRIDGE_TOKEN })
-      : nodeRedis({ url: `redis://127.0.0.1:${proxy.port}` });
-    transports.push(transport);
-    return transport;
-  };
-  beforeAll(async () => {
-    server = await startRedisServer();
-    proxy = await startProxy({ targetPort: server.port });
-    direct = await openBackend(backendName, server.url);
-    if (backendName === "upstash")
-      bridge = await startBridge({
-        redisUrl: `redis://127.0.0.1:${proxy.port}`,
-        token: BRIDGE_TOKEN,
-        port: 0,
-        logger: { info() {}, warn() {}, error() {} },
-      });
-  });
-  afterAll(async () => {
-    await Promise.all(transports.map((transport) => transport.close()));
-    await bridge?.close();
-    await direct.close();
-    await proxy.close();
-    await server.stop();
-  });
-
-  it("are kept, not served, reported as deferred, and replayed once Redis answers", async () => {
-    const events: CacheEvent[] = [];
-    const a = cacheOn(direct, {
-      redis: proxied(),
-      l1: { syncMs: SYNC_MS },
-      timeoutMs: 200,
-      breaker: { failureThreshold: 2, resetMs: 100 },
-      onEvent: (event) => {
-        if (process.env.DEBUG_EVENTS) console.log(JSON.stringify(event));
-        events.push(event);
-      },
+describe.each(["node-redis", "upstash"] as const)(
+  "invalidations while Redis is unreachable, on %s",
+  (backendName) => {
+    let server: RedisServerHandle;
+    let proxy: FaultProxy;
+    let direct: Backend;
+    let bridge: BridgeHandle | undefined;
+    const transports: Transport[] = [];
+    /** A transport whose Redis is behind the proxy (for REST: the bridge's Redis is). */
+    const proxied = (): Transport => {
+      const transport = bridge
+        ? upstash({ url: bridge.url, token: BRIDGE_TOKEN })
+        : nodeRedis({ url: `redis://127.0.0.1:${proxy.port}` });
+      transports.push(transport);
+      return transport;
+    };
+    beforeAll(async () => {
+      server = await startRedisServer();
+      proxy = await startProxy({ targetPort: server.port });
+      direct = await openBackend(backendName, server.url);
+      if (backendName === "upstash")
+        bridge = await startBridge({
+          redisUrl: `redis://127.0.0.1:${proxy.port}`,
+          token: BRIDGE_TOKEN,
+          port: 0,
+          logger: { info() {}, warn() {}, error() {} },
+        });
     });
-    const b = cacheOn(direct, { prefix: a.keys.prefix, l1: { syncMs: SYNC_MS } });
-    await eventually(async () => (await a.ping().catch(() => -1)) >= 0, "a first connection");
-    events.length = 0;
-    await a.set("k", "v1");
-    await a.set("j", "v1", { tags: ["t"] });
-    await b.set("s", "old");
-    expect(await b.get("k")).toBe("v1");
+    afterAll(async () => {
+      await Promise.all(transports.map((transport) => transport.close()));
+      await bridge?.close();
+      await direct.close();
+      await proxy.close();
+      await server.stop();
+    });
 
-    proxy.setMode("reset");
-    expect(await a.delete("k")).toBe(1); // this instance's count: Redis did not answer
-    expect(await a.invalidateTags(["t"])).toEqual({ deferred: true });
-    await a.set("s", "new");
-    const deferred = events.filter((event) => event.type === "deferred");
-    expect(deferred.map((event) => event.type === "deferred" && event.operation)).toEqual([
-      "delete",
-      "invalidateTags",
-      "set",
-    ]);
-    expect(await a.get("k")).toBeUndefined();
-    expect(await a.get("j")).toBeUndefined();
-    expect(await a.get("s")).toBe("new");
+    it("are kept, not served, reported as deferred, and replayed once Redis answers", async () => {
+      const events: CacheEvent[] = [];
+      const a = cacheOn(direct, {
+        redis: proxied(),
+        l1: { syncMs: SYNC_MS },
+        timeoutMs: 200,
+        breaker: { failureThreshold: 2, resetMs: 100 },
+        onEvent: (event) => {
+          if (process.env.DEBUG_EVENTS) console.log(JSON.stringify(event));
+          events.push(event);
+        },
+      });
+      const b = cacheOn(direct, { prefix: a.keys.prefix, l1: { syncMs: SYNC_MS } });
+      await eventually(async () => (await a.ping().catch(() => -1)) >= 0, "a first connection");
+      events.length = 0;
+      await a.set("k", "v1");
+      await a.set("j", "v1", { tags: ["t"] });
+      await b.set("s", "old");
+      expect(await b.get("k")).toBe("v1");
 
-    proxy.setMode("pass");
-    await sleep(150); // past the breaker's resetMs
-    // Redis still holds the old values until the replay lands: this instance must not read them back.
-    expect(await a.get("k")).toBeUndefined();
-    expect(await a.get("j")).toBeUndefined();
-    // Requests keep coming (each is a contact that may start the replay); none may see the old values.
-    await eventually(async () => {
+      proxy.setMode("reset");
+      expect(await a.delete("k")).toBe(1); // this instance's count: Redis did not answer
+      expect(await a.invalidateTags(["t"])).toEqual({ deferred: true });
+      await a.set("s", "new");
+      const deferred = events.filter((event) => event.type === "deferred");
+      expect(deferred.map((event) => event.type === "deferred" && event.operation)).toEqual([
+        "delete",
+        "invalidateTags",
+        "set",
+      ]);
       expect(await a.get("k")).toBeUndefined();
       expect(await a.get("j")).toBeUndefined();
-      return events.some((event) => event.type === "replayed");
-    }, "the replay");
-    await sleep(100);
-    expect(events.filter((event) => event.type === "replayed")).toHaveLength(1);
+      expect(await a.get("s")).toBe("new");
 
-    // Every other instance sees them too: Redis no longer serves them, and L1 copies go within the bound.
-    await sync(b, "k");
-    expect(await b.get("k")).toBeUndefined();
-    expect(await b.get("j")).toBeUndefined();
-    expect(await b.get("s")).toBeUndefined(); // the failed set is replayed as a delete of the key
-    expect(await a.get("k")).toBeUndefined();
-    // Replayed as a delete: the new value lived in this instance's L1 only, which the replay's epoch
-    // bump dropped; the old one is served nowhere.
-    expect(await a.get("s")).toBeUndefined();
-    await Promise.all([a.close(), b.close()]);
-  });
+      proxy.setMode("pass");
+      await sleep(150); // past the breaker's resetMs
+      // Redis still holds the old values until the replay lands: this instance must not read them back.
+      expect(await a.get("k")).toBeUndefined();
+      expect(await a.get("j")).toBeUndefined();
+      // Requests keep coming (each is a contact that may start the replay); none may see the old values.
+      await eventually(async () => {
+        expect(await a.get("k")).toBeUndefined();
+        expect(await a.get("j")).toBeUndefined();
+        return events.some((event) => event.type === "replayed");
+      }, "the replay");
+      await sleep(100);
+      expect(events.filter((event) => event.type === "replayed")).toHaveLength(1);
 
-  it("past the cap they degrade to a purge of the namespace on recovery, counters kept", async () => {
-    const events: CacheEvent[] = [];
-    const a = cacheOn(direct, {
-      redis: proxied(),
-      timeoutMs: 200,
-      breaker: { failureThreshold: 2, resetMs: 100 },
-      onEvent: (event) => events.push(event),
+      // Every other instance sees them too: Redis no longer serves them, and L1 copies go within the bound.
+      await sync(b, "k");
+      expect(await b.get("k")).toBeUndefined();
+      expect(await b.get("j")).toBeUndefined();
+      expect(await b.get("s")).toBeUndefined(); // the failed set is replayed as a delete of the key
+      expect(await a.get("k")).toBeUndefined();
+      // Replayed as a delete: the new value lived in this instance's L1 only, which the replay's epoch
+      // bump dropped; the old one is served nowhere.
+      expect(await a.get("s")).toBeUndefined();
+      await Promise.all([a.close(), b.close()]);
     });
-    const b = cacheOn(direct, { prefix: a.keys.prefix, l1: false });
-    await eventually(async () => (await a.ping().catch(() => -1)) >= 0, "a first connection");
-    await b.set("kept-by-nobody", "old");
-    await b.set("unversioned", "old", { versioned: false });
-    expect(await b.increment("visits", 3)).toBe(3);
-    proxy.setMode("reset");
-    // Each key is deleted in both key spaces: 2 × 5,001 pending deletes, over MAX_PENDING (10,000).
-    const many = Array.from({ length: 5_001 }, (_, i) => `bulk:${i}`);
-    await a.delete(...many);
-    // Which keys is no longer known: until the purge lands, nothing Redis holds from before is served.
-    proxy.setMode("pass");
-    await sleep(150);
-    await eventually(async () => {
-      expect(await a.get("kept-by-nobody")).toBeUndefined();
-      return events.some((event) => event.type === "replayed");
-    }, "the purge");
-    expect(events.find((event) => event.type === "replayed")).toMatchObject({ purged: true });
-    expect(await b.get("kept-by-nobody")).toBeUndefined();
-    expect(await b.get("unversioned", { versioned: false })).toBeUndefined();
-    expect(await b.increment("visits")).toBe(4);
-    // Entries written after the purge are served again.
-    await b.set("after", 1);
-    expect(await a.get("after")).toBe(1);
-    await Promise.all([a.close(), b.close()]);
-  });
 
-  it("with failSilently off the call throws, and the invalidation is still kept and replayed", async () => {
-    const events: CacheEvent[] = [];
-    const a = cacheOn(direct, {
-      redis: proxied(),
-      failSilently: false,
-      timeoutMs: 200,
-      breaker: { failureThreshold: 2, resetMs: 100 },
-      onEvent: (event) => {
-        if (process.env.DEBUG_EVENTS) console.log(JSON.stringify(event));
-        events.push(event);
-      },
+    it("past the cap they degrade to a purge of the namespace on recovery, counters kept", async () => {
+      const events: CacheEvent[] = [];
+      const a = cacheOn(direct, {
+        redis: proxied(),
+        timeoutMs: 200,
+        breaker: { failureThreshold: 2, resetMs: 100 },
+        onEvent: (event) => events.push(event),
+      });
+      const b = cacheOn(direct, { prefix: a.keys.prefix, l1: false });
+      await eventually(async () => (await a.ping().catch(() => -1)) >= 0, "a first connection");
+      await b.set("kept-by-nobody", "old");
+      await b.set("unversioned", "old", { versioned: false });
+      expect(await b.increment("visits", 3)).toBe(3);
+      proxy.setMode("reset");
+      // Each key is deleted in both key spaces: 2 × 5,001 pending deletes, over MAX_PENDING (10,000).
+      const many = Array.from({ length: 5_001 }, (_, i) => `bulk:${i}`);
+      await a.delete(...many);
+      // Which keys is no longer known: until the purge lands, nothing Redis holds from before is served.
+      proxy.setMode("pass");
+      await sleep(150);
+      await eventually(async () => {
+        expect(await a.get("kept-by-nobody")).toBeUndefined();
+        return events.some((event) => event.type === "replayed");
+      }, "the purge");
+      expect(events.find((event) => event.type === "replayed")).toMatchObject({ purged: true });
+      expect(await b.get("kept-by-nobody")).toBeUndefined();
+      expect(await b.get("unversioned", { versioned: false })).toBeUndefined();
+      expect(await b.increment("visits")).toBe(4);
+      // Entries written after the purge are served again.
+      await b.set("after", 1);
+      expect(await a.get("after")).toBe(1);
+      await Promise.all([a.close(), b.close()]);
     });
-    const b = cacheOn(direct, { prefix: a.keys.prefix, l1: false });
-    await eventually(async () => (await a.ping().catch(() => -1)) >= 0, "a first connection");
-    await a.set("k", "v1");
-    proxy.setMode("reset");
-    await expect(a.delete("k")).rejects.toThrow();
-    proxy.setMode("pass");
-    await sleep(150);
-    await eventually(async () => {
-      // Thrown while Redis is still reconnecting (failSilently is off), but never the old value.
-      expect(await a.get("k").catch(() => undefined)).toBeUndefined();
-      return events.some((event) => event.type === "replayed");
-    }, "the replay");
-    expect(await b.get("k")).toBeUndefined();
-    await Promise.all([a.close(), b.close()]);
-  });
-});
+
+    it("with failSilently off the call throws, and the invalidation is still kept and replayed", async () => {
+      const events: CacheEvent[] = [];
+      const a = cacheOn(direct, {
+        redis: proxied(),
+        failSilently: false,
+        timeoutMs: 200,
+        breaker: { failureThreshold: 2, resetMs: 100 },
+        onEvent: (event) => {
+          if (process.env.DEBUG_EVENTS) console.log(JSON.stringify(event));
+          events.push(event);
+        },
+      });
+      const b = cacheOn(direct, { prefix: a.keys.prefix, l1: false });
+      await eventually(async () => (await a.ping().catch(() => -1)) >= 0, "a first connection");
+      await a.set("k", "v1");
+      proxy.setMode("reset");
+      await expect(a.delete("k")).rejects.toThrow();
+      proxy.setMode("pass");
+      await sleep(150);
+      await eventually(async () => {
+        // Thrown while Redis is still reconnecting (failSilently is off), but never the old value.
+        expect(await a.get("k").catch(() => undefined)).toBeUndefined();
+        return events.some((event) => event.type === "replayed");
+      }, "the replay");
+      expect(await b.get("k")).toBeUndefined();
+      await Promise.all([a.close(), b.close()]);
+    });
+  },
+);
