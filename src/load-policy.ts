@@ -243,14 +243,12 @@ export class LoadPolicy {
     const entry = write.entry;
     core.l1?.set(full, entry, Date.now());
     const command = write.command && writeBackCommand(write.command, createdAt, replaces);
-    // A newer value set on another instance while the loader ran is no invalidation there: drop ours.
+    // Redis refused it: the key was deleted or set since the load began, maybe on another instance,
+    // where a set is no invalidation this instance would ever hear of. Our copy goes too.
     const settle = (reply: unknown) => {
       const l1 = core.l1;
-      if (
-        l1 &&
-        parseWriteBack(reply) === "overwritten" &&
-        l1.get(full, Date.now())?.created === entry.created
-      )
+      const outcome = parseWriteBack(reply);
+      if (l1 && outcome && outcome !== "written" && l1.get(full, Date.now())?.created === entry.created)
         l1.delete(full);
     };
     if (leaseKey && core.l2) {
