@@ -255,7 +255,6 @@ export class Coherence {
     tickets?.delete(ticket);
     if (tickets?.size === 0) this.loads.delete(ticket.full);
     if (!entry || ticket.superseded || ticket.generation !== this.generation) return false;
-    if (this.pending.size > 0 && this.pending.hides(ticket.full, ticket.startedAt)) return false;
     const { gone, staleFrom } = this.state.verdict({ created: ticket.startedAt, tags: entry.tags }, (tag) =>
       this.pending.mark(tag),
     );

@@ -56,11 +56,15 @@ export class PendingInvalidations {
     for (const full of fulls) this.keys.delete(full);
   }
 
-  /** Whether what Redis holds at `full` (written at `created`, if known) must not be served. */
+  /**
+   * Whether what Redis holds at `full`, written at `created` (if known), must not be served: it was
+   * written before an invalidation that reaches it. Later entries are newer than the invalidation
+   * (a load on this instance during the outage, say) and are served.
+   */
   hides(full: string, created: number | undefined): boolean {
-    if (this.purgeBefore !== undefined && (created === undefined || created <= this.purgeBefore)) return true;
-    if (this.keys.has(full)) return true;
-    for (const { matcher } of this.patterns.values()) if (matcher.test(full)) return true;
+    const before = (at: number | undefined) => at !== undefined && (created === undefined || created <= at);
+    if (before(this.purgeBefore) || before(this.keys.get(full))) return true;
+    for (const { at, matcher } of this.patterns.values()) if (before(at) && matcher.test(full)) return true;
     return false;
   }
 

@@ -287,6 +287,11 @@ describe.each(["node-redis", "upstash"] as const)(
       expect(await a.get("k")).toBeUndefined();
       expect(await a.get("j")).toBeUndefined();
       expect(await a.get("s")).toBe("new");
+      // What is loaded after a deferred delete is newer than it: cached as usual, one loader run.
+      await a.delete("m");
+      let loads = 0;
+      const loadM = () => a.getOrSet("m", async () => `m${++loads}`);
+      expect([await loadM(), await loadM()]).toEqual(["m1", "m1"]);
 
       proxy.setMode("pass");
       await sleep(150); // past the breaker's resetMs

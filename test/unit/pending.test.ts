@@ -10,6 +10,9 @@ describe("pending invalidations", () => {
     expect(pending.hides("ns:a", 5)).toBe(true);
     expect(pending.hides("ns:user:7", 5)).toBe(true);
     expect(pending.hides("ns:c", 5)).toBe(false);
+    // Written after the invalidation (a load during the outage): newer, served.
+    expect(pending.hides("ns:a", 11)).toBe(false);
+    expect(pending.hides("ns:user:7", 11)).toBe(false);
     expect(pending.mark("t")).toEqual({ at: 10, soft: false });
     const snapshot = pending.snapshot();
     pending.addKeys(["ns:b"], 20); // invalidated again while the replay was in flight
