@@ -109,6 +109,20 @@ describe.each(["node-redis", "upstash"] as const)("invalidation during a loader,
     });
   }
 
+  it("a lease holder's write-back (awaited, with the lease) loses to a delete elsewhere too", async () => {
+    const { a, b } = pair();
+    const slow = slowLoader("old");
+    const loading = a.getOrSet("leased", slow.loader, { lease: true });
+    await slow.running;
+    await b.delete("leased");
+    slow.release();
+    expect(await loading).toBe("old");
+    expect(await backend.raw!.get(await a.keys.lease(await a.keys.entry("leased")))).toBeNull();
+    expect(await b.get("leased")).toBeUndefined();
+    expect(await a.get("leased")).toBeUndefined();
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it("a delete leaves a tombstone that exists(), ttl() and delete()'s count do not see", async () => {
     const { a, b } = pair();
     await a.set("gone", 1);
