@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startBridge } from "../../src/bridge/server.js";
 import type { Cache } from "../../src/cache.js";
 import { nodeRedis } from "../../src/transports/node-redis.js";
@@ -259,6 +259,9 @@ describe.each(["node-redis", "upstash"] as const)(
           port: 0,
           logger: { info() {}, warn() {}, error() {} },
         });
+    });
+    beforeEach(() => {
+      proxy.setMode("pass"); // whatever a failed test left behind
     });
     afterAll(async () => {
       await Promise.all(transports.map((transport) => transport.close()));
