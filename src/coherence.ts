@@ -20,6 +20,9 @@ import type { CacheEvent, DeferredOperation, InvalidationResult, WaitUntil } fro
 /** Runs an L2 operation under the cache's `failSilently` policy: undefined instead of a swallowed error. */
 export type Tolerate = <T>(work: () => Promise<T>) => Promise<T | undefined>;
 
+/** How long after a failed replay the next contact may try again. */
+const REPLAY_RETRY_MS = 250;
+
 /** What coherence needs from the cache around it. */
 export interface CoherenceHost {
   readonly l1: L1 | null;
@@ -57,6 +60,7 @@ export class Coherence {
   /** Moves whenever L1 is dropped wholesale: a load that straddles it must not fill L1. */
   private generation = 0;
   private replaying = false;
+  private replayAfter = 0;
 
   constructor(private readonly host: CoherenceHost) {
     this.state = new Invalidations(host.syncMs);
@@ -276,11 +280,13 @@ export class Coherence {
 
   /** Called when Redis answers again (breaker closed, a read succeeded): replays what was deferred. */
   contacted(): void {
-    if (this.pending.size === 0 || this.replaying) return;
+    if (this.pending.size === 0 || this.replaying || Date.now() < this.replayAfter) return;
     this.replaying = true;
     this.host.detach(
-      this.replay().finally(() => {
+      this.replay().then((done) => {
         this.replaying = false;
+        // A Redis that answers a read but fails the replay is not retried on every request.
+        if (!done) this.replayAfter = Date.now() + REPLAY_RETRY_MS;
       }),
     );
   }
@@ -290,9 +296,9 @@ export class Coherence {
    * scan): key deletes as tombstones and tag marks dated now (at least as much as was asked), then
    * one epoch bump so every instance drops its L1. Kept for the next contact if it fails.
    */
-  private async replay(): Promise<void> {
+  private async replay(): Promise<boolean> {
     const { l2, keys } = this.host;
-    if (!l2) return;
+    if (!l2) return true;
     const snapshot = this.pending.snapshot();
     const now = Date.now();
     const done = await (async () => {
@@ -320,11 +326,12 @@ export class Coherence {
       this.ownBump(replies[replies.length - 1], token);
       return true;
     })().catch(() => false); // reported by L2 already; the next contact tries again
-    if (!done) return;
+    if (!done) return false;
     this.pending.settle(snapshot);
     const count = snapshot.keys.size + snapshot.tags.size + snapshot.patterns.size;
     this.host.emit({ type: "replayed", count, purged: snapshot.purgeBefore !== undefined });
     this.host.debug(`replayed ${count} deferred invalidations`);
+    return true;
   }
 
   /** After an overflow: deletes every entry of this namespace's current version and unversioned space. */
