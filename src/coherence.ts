@@ -338,7 +338,7 @@ export class Coherence {
   private async purge(l2: L2): Promise<void> {
     const { keys } = this.host;
     // Counters share the unversioned space today; they are data, not cache, and are kept.
-    const counters = String(keys.counter("x")).slice(0, -1);
+    const counters = (await keys.counter("x")).slice(0, -1);
     for (const versioned of [true, false]) {
       const pattern = keys.pattern("*", versioned);
       const matcher = globToRegExp(pattern);
