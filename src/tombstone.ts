@@ -22,11 +22,19 @@ export const CLOCK_SKEW_MS = 1_000;
 
 const PREFIX = "~d:";
 
-/** Something only this process can have written, to tell its own tombstones from others'. */
-export const INSTANCE_ID = randomToken();
+let instance: string | undefined;
+
+/**
+ * Something only this process can have written, to tell its own tombstones from others'. Drawn on
+ * first use: workerd forbids random values at module scope.
+ */
+function instanceId(): string {
+  instance ??= randomToken();
+  return instance;
+}
 
 export function tombstone(at: number): string {
-  return `${PREFIX}${at}:${INSTANCE_ID}`;
+  return `${PREFIX}${at}:${instanceId()}`;
 }
 
 /** Whether stored text is a tombstone rather than an entry (entries start with `[` or `z:`). */
@@ -86,7 +94,7 @@ export function writeBackCommand(
     startedAt,
     startedAt - CLOCK_SKEW_MS,
     replaces === undefined ? "" : replaces,
-    INSTANCE_ID,
+    instanceId(),
   ];
 }
 
