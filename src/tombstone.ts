@@ -17,8 +17,9 @@ export const TOMBSTONE_MS = 60_000;
 /**
  * How far apart instance clocks may be for a delete or set on one instance to still beat a
  * loader on another: marks from other instances count from this long before the load started.
+ * Kept small: a load starting this soon after a write of its key elsewhere is not cached.
  */
-export const CLOCK_SKEW_MS = 1_000;
+export const CLOCK_SKEW_MS = 100;
 
 const PREFIX = "~d:";
 
