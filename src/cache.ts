@@ -290,7 +290,8 @@ export class Cache {
     // Registered first so that the current version is dated; a dry run writes nothing.
     if (!options.dryRun) {
       await this.core.ensureRegistered(false);
-      this.core.coherence.supersedeAll();
+      // A loader running now must not refill L1 with what the flush removes (stale versions: nothing current).
+      if ((options.scope ?? "stale-versions") !== "stale-versions") this.core.coherence.supersedeAll();
     }
     return runFlush(this.core.flushContext(), options);
   }
