@@ -109,6 +109,21 @@ describe.each(["node-redis", "upstash"] as const)("invalidation during a loader,
     });
   }
 
+  it("deletePattern and flush on this instance win over its loader too", async () => {
+    const { a, b } = pair();
+    for (const invalidate of [() => a.deletePattern("k*"), () => a.flush({ scope: "namespace" })]) {
+      const slow = slowLoader("old");
+      const loading = a.getOrSet("k", slow.loader);
+      await slow.running;
+      await invalidate();
+      slow.release();
+      expect(await loading).toBe("old");
+      expect(await a.get("k")).toBeUndefined();
+      expect(await b.get("k")).toBeUndefined();
+    }
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it("a lease holder's write-back (awaited, with the lease) loses to a delete elsewhere too", async () => {
     const { a, b } = pair();
     const slow = slowLoader("old");
