@@ -124,6 +124,22 @@ describe.each(["node-redis", "upstash"] as const)("invalidation during a loader,
     await Promise.all([a.close(), b.close()]);
   });
 
+  it("a compressed entry set elsewhere is dated too: the loader's write-back does not overwrite it", async () => {
+    const { a, b } = pair();
+    const big = "newer ".repeat(10_000); // compressed in Redis, headed by its creation time
+    const slow = slowLoader("old");
+    const loading = a.getOrSet("big", slow.loader);
+    await slow.running;
+    await b.set("big", big);
+    expect(await backend.raw!.get(await a.keys.entry("big"))).toMatch(/^z:\d+:/);
+    slow.release();
+    expect(await loading).toBe("old");
+    const c = cacheOn(backend, { prefix: a.keys.prefix, l1: false });
+    expect(await c.get("big")).toBe(big);
+    expect(await a.get("big")).toBe(big);
+    await Promise.all([a.close(), b.close(), c.close()]);
+  });
+
   it("a lease holder's write-back (awaited, with the lease) loses to a delete elsewhere too", async () => {
     const { a, b } = pair();
     const slow = slowLoader("old");
