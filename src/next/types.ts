@@ -4,6 +4,7 @@
  * `server/lib/cache-handlers/types.ts` and `server/response-cache/types.ts`; the tests check them
  * against the `next` package installed as a dev dependency.
  */
+import type { Buffer } from "node:buffer";
 
 /** Milliseconds since the epoch. */
 export type Timestamp = number;
@@ -46,11 +47,11 @@ export type IncrementalCacheValue =
   | {
       kind: "APP_PAGE";
       html: string;
-      rscData: Uint8Array | undefined;
+      rscData: Buffer | undefined;
       headers: IncomingHeaders | undefined;
       postponed: string | undefined;
       status: number | undefined;
-      segmentData: Map<string, Uint8Array> | undefined;
+      segmentData: Map<string, Buffer> | undefined;
     }
   | {
       kind: "PAGES";
@@ -59,7 +60,7 @@ export type IncrementalCacheValue =
       headers: IncomingHeaders | undefined;
       status: number | undefined;
     }
-  | { kind: "APP_ROUTE"; body: Uint8Array; status: number; headers: IncomingHeaders }
+  | { kind: "APP_ROUTE"; body: Buffer; status: number; headers: IncomingHeaders }
   | {
       kind: "FETCH";
       data: { headers: Record<string, string>; body: string; url: string; status?: number };
@@ -71,7 +72,7 @@ export type IncrementalCacheValue =
       kind: "IMAGE";
       etag: string;
       upstreamEtag: string;
-      buffer: Uint8Array;
+      buffer: Buffer;
       extension: string;
       revalidate?: number;
       isMiss?: boolean;
@@ -114,5 +115,4 @@ export interface IncrementalHandlerContext {
   serverDistDir?: string;
   dev?: boolean;
   revalidatedTags?: string[];
-  [key: string]: unknown;
 }

@@ -17,6 +17,9 @@ interface Stored {
 
 /** Next 16's handler, plus Next 15's `expireTags` / variadic `getExpiration` so either calls it. */
 export interface TiercacheUseCacheHandler extends UseCacheHandler {
+  getExpiration(tags: string[]): Promise<Timestamp>;
+  /** Next 15 passed the tags as arguments. */
+  getExpiration(...tags: string[]): Promise<Timestamp>;
   /** Next 15 (`experimental.cacheHandlers`): a hard invalidation, as `updateTags(tags)`. */
   expireTags(...tags: string[]): Promise<void>;
 }
@@ -106,7 +109,7 @@ export function createUseCacheHandler(options: NextHandlerOptions = {}): Tiercac
       storeOf().tags.sync();
     },
 
-    async getExpiration(...args: unknown[]): Promise<Timestamp> {
+    async getExpiration(...args: (string | string[])[]): Promise<Timestamp> {
       // Next 16 passes an array; Next 15 passed the tags as arguments.
       const tags = (Array.isArray(args[0]) ? args[0] : args) as string[];
       if (tags.length === 0) return 0;

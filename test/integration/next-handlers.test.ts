@@ -7,6 +7,7 @@ import {
   createUseCacheHandler,
   type IncrementalCacheHandlerClass,
   type IncrementalCacheValue,
+  type IncrementalGetContext,
   type TiercacheUseCacheHandler,
   type UseCacheEntry,
 } from "../../src/next/index.js";
@@ -376,7 +377,7 @@ for (const transport of ["node-redis", "upstash"] as const) {
         expect(Buffer.isBuffer(page.segmentData!.get("/_index"))).toBe(true);
         expect([...page.segmentData!.get("/_index")!]).toEqual([0, 255, 1]);
         const route = (await new B({}).get("/api/route", { kind: "APP_ROUTE", isFallback: false }))!.value;
-        expect(Buffer.isBuffer((route as { body: Buffer }).body)).toBe(true);
+        expect(Buffer.isBuffer((route as { body: unknown }).body)).toBe(true);
         const fetched = await new B({}).get("fetch-key", {
           kind: "FETCH",
           tags: ["api"],
@@ -465,12 +466,12 @@ for (const transport of ["node-redis", "upstash"] as const) {
           revalidate: 60,
         };
         await new A({}).set("f1", value, { fetchCache: true, tags: ["products"] });
-        const context = {
+        const context: IncrementalGetContext = {
           kind: "FETCH",
           tags: ["products"],
           softTags: ["_N_T_/shop"],
           revalidate: 60,
-        } as const;
+        };
         expect(await new B({}).get("f1", context)).not.toBeNull();
         expect(await new B({ revalidatedTags: ["_N_T_/shop"] }).get("f1", context)).toBeNull();
         await sleep(5);

@@ -1,10 +1,13 @@
-import type { createClient } from "redis";
+/** What reading the stats needs of a client: node-redis clients of any generic shape fit. */
+interface InfoClient {
+  info(section: string): Promise<string>;
+}
 
 /**
  * Calls per command since the last `CONFIG RESETSTAT`, read from `INFO commandstats` of a Redis the
  * test file owns (the counts are server-wide). The INFO and RESETSTAT of the reading itself are left out.
  */
-export async function commandCalls(admin: ReturnType<typeof createClient>): Promise<Record<string, number>> {
+export async function commandCalls(admin: InfoClient): Promise<Record<string, number>> {
   const info = await admin.info("commandstats");
   const calls: Record<string, number> = {};
   for (const [, name, n] of info.matchAll(/^cmdstat_([\w|]+):calls=(\d+)/gm))
