@@ -192,10 +192,11 @@ export class TagBook {
     const writes = new Map<string, Write>();
     for (const [tag, mine] of pending) {
       const stored = current.get(tag) ?? UNMARKED;
-      // Another instance may have written a newer mark meanwhile: never move a mark back in time.
+      // Another instance may have written a newer mark meanwhile: never move a mark back in time. An
+      // equal one is this instance's own, read back from its L1 (where the failed write still landed).
       const write: Write = {};
-      if (mine.hard > stored.hard) write.hard = mine.hard;
-      if (mine.softAt > stored.softAt) write.soft = [mine.softAt, mine.softUntil];
+      if (mine.hard > 0 && mine.hard >= stored.hard) write.hard = mine.hard;
+      if (mine.softAt > 0 && mine.softAt >= stored.softAt) write.soft = [mine.softAt, mine.softUntil];
       if (write.hard !== undefined || write.soft) writes.set(tag, write);
     }
     if (writes.size === 0) return;
@@ -205,6 +206,12 @@ export class TagBook {
   }
 
   private async write(writes: Map<string, Write>): Promise<void> {
+    // The Cache swallows Redis failures (fail-open), and skips Redis silently while its circuit is
+    // open: a PING first, then no error during the write, is what proves Redis has the marks.
+    const reachable = await this.cache.ping().then(
+      () => true,
+      () => false,
+    );
     const errors = this.cache.stats().errors;
     const options = {
       versioned: false,
@@ -221,7 +228,7 @@ export class TagBook {
         ...(write.soft ? [{ key: cacheKey(SPACES.softMark, tag), value: write.soft, ...options }] : []),
       ]),
     );
-    if (this.cache.stats().errors === errors) return;
+    if (reachable && this.cache.stats().errors === errors) return;
     // Kept in L1 by setMany, but L1 may evict: hold them here until Redis has them.
     if (this.unconfirmed.size >= MAX_REMEMBERED) this.unconfirmed.clear();
     for (const [tag, write] of writes) {

@@ -616,6 +616,7 @@ describe("tiercache/next: cost and faults on a real redis-server (node-redis)", 
     const handler = createUseCacheHandler({ cache });
     const Pages = createIncrementalCacheHandler({ cache });
     await handler.set("cached", Promise.resolve(entry("kept in L1")));
+    await handler.set("tagged", Promise.resolve(entry("invalidated while down", { tags: ["t"] })));
     proxy.setMode("blackhole");
     const started = Date.now();
     expect(await handler.get("never-written", ["_N_T_/x"])).toBeUndefined();
@@ -624,11 +625,56 @@ describe("tiercache/next: cost and faults on a real redis-server (node-redis)", 
     await expect(handler.set("while-down", Promise.resolve(entry("l1 only")))).resolves.toBeUndefined();
     expect(await nextRead(handler, "while-down")).toMatchObject({ body: "l1 only" });
     await expect(handler.updateTags(["t"])).resolves.toBeUndefined();
+    expect(await handler.get("tagged", [])).toBeUndefined(); // applied here at once, Redis or not
     await expect(new Pages({}).set("/p", { kind: "REDIRECT", props: {} }, {})).resolves.toBeUndefined();
     const t0 = Date.now();
     expect(await new Pages({}).get("/absent", { kind: "APP_PAGE", isFallback: false })).toBeNull();
     expect(Date.now() - t0).toBeLessThan(timeoutMs * 3 + 100);
     proxy.setMode("pass");
+  });
+
+  it("tag updates made while Redis was unreachable are replayed: other instances see them", async () => {
+    const resets = await startProxy({ targetPort: server.port });
+    try {
+      const syncMs = 100;
+      const cacheA = createCache({
+        redis: nodeRedis({ url: `redis://127.0.0.1:${resets.port}` }),
+        env: {},
+        prefix: "replay",
+        version: "v1",
+        l1: { syncMs },
+        timeoutMs: 150,
+        breaker: { resetMs: 300 },
+        logger: quiet,
+      });
+      const cacheB = createCache({
+        redis: nodeRedis({ url: server.url }),
+        env: {},
+        prefix: "replay",
+        version: "v1",
+        l1: { syncMs },
+        logger: quiet,
+      });
+      caches.push(cacheA, cacheB);
+      const a = createUseCacheHandler({ cache: cacheA, syncMs });
+      const b = createUseCacheHandler({ cache: cacheB, syncMs });
+      await a.set("p", Promise.resolve(entry("old", { tags: ["t"] })));
+      expect(await nextRead(b, "p")).toMatchObject({ body: "old" });
+      resets.setMode("reset");
+      await a.updateTags(["t"]);
+      expect(await a.get("p", [])).toBeUndefined();
+      await sleep(syncMs * 2);
+      expect(await nextRead(b, "p")).toMatchObject({ body: "old" }); // Redis never heard of it
+      resets.setMode("pass");
+      // A's next requests find Redis back and replay the update; B then drops the entry.
+      await eventually(async () => {
+        await a.refreshTags();
+        await a.get("other", []);
+        return (await nextRead(b, "p")) === undefined;
+      }, 8000);
+    } finally {
+      await resets.close();
+    }
   });
 
   it("connections do not grow with requests: Next makes a handler per request, they share one Cache", async () => {
