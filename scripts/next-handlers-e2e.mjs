@@ -1,16 +1,19 @@
 #!/usr/bin/env node
 /**
- * End-to-end check of `tiercache/next/incremental` with a real `next build` + two `next start`s on one
- * redis-server: a small app (written to a temp dir, not part of the repo) with an ISR page whose data
- * carries a tag, built once and started as two instances, each from its own copy of the build output.
+ * End-to-end check of `tiercache/next` with a real `next build` + two `next start`s on one redis-server:
+ * a small app (written to a temp dir, not part of the repo) built once and started as two instances,
+ * each from its own copy of the build output. Next 15 (the repo's dev dependency): an ISR page whose
+ * data carries a tag (`cacheHandler`). Next 16 (`NEXT_E2E_MODULES=<node_modules with next 16>`): a
+ * `'use cache'` page with `cacheTag` under `cacheComponents` (`cacheHandlers` and `cacheHandler`).
  * Checks: the build makes no Redis connection; a page rendered on A is served by B without rendering;
- * `revalidateTag` on A makes B render anew within `l1.syncMs` + a request.
+ * `revalidateTag(tag)` on A makes B render anew within `l1.syncMs` + a request; on 16 also
+ * `revalidateTag(tag, "max")`.
  *
  * Needs `redis-server` on PATH and `npm run build` first. `node scripts/next-handlers-e2e.mjs`.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,7 +21,13 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const handler = join(root, "dist/next/incremental.js");
-const next = join(root, "node_modules/next/dist/bin/next");
+const useCacheHandler = join(root, "dist/next/use-cache.js");
+// NEXT_E2E_MODULES: a node_modules with another Next (e.g. 16, for `'use cache'`); default the repo's.
+const modules = process.env.NEXT_E2E_MODULES ?? join(root, "node_modules");
+const next = join(modules, "next/dist/bin/next");
+const nextMajor = Number(
+  JSON.parse(readFileSync(join(modules, "next/package.json"), "utf8")).version.split(".")[0],
+);
 const DEADLINE_MS = 300_000;
 const started = Date.now();
 const log = (m) => console.log(`[next-handlers-e2e +${((Date.now() - started) / 1000).toFixed(1)}s] ${m}`);
@@ -89,26 +98,54 @@ async function redis(port, ...command) {
   });
 }
 
-const files = {
-  "package.json": JSON.stringify({ name: "tc-next-handlers-e2e", private: true, type: "module" }),
+/** Next 15: an ISR page (`export const revalidate`) whose data carries a tag, via `unstable_cache`. */
+const next15 = {
   "next.config.mjs": `export default { cacheHandler: ${JSON.stringify(handler)}, cacheMaxMemorySize: 0 };\n`,
-  "app/layout.js":
-    "export default function Layout({ children }) { return <html><body>{children}</body></html>; }\n",
-  "app/isr/page.js": `import { unstable_cache } from "next/cache";
+  "app/page/page.js": `import { unstable_cache } from "next/cache";
 export const revalidate = 3600;
 const data = unstable_cache(async () => ({ at: Date.now() }), ["isr-data"], { tags: ["posts"] });
 export default async function Page() {
   const { at } = await data();
-  return <p id="v">{\`rendered-by:\${process.env.INSTANCE}:\${at}:\${Date.now()}\`}</p>;
+  return <p>{\`rendered-by:\${process.env.INSTANCE}:\${at}:\${Date.now()}\`}</p>;
 }
 `,
+};
+
+/** Next 16 with `cacheComponents`: a page-level `'use cache'` with `cacheTag` and `cacheLife`. */
+const next16 = {
+  "next.config.mjs": `export default {
+  cacheComponents: true,
+  cacheHandler: ${JSON.stringify(handler)},
+  cacheHandlers: { default: ${JSON.stringify(useCacheHandler)}, remote: ${JSON.stringify(useCacheHandler)} },
+  cacheMaxMemorySize: 0,
+  // node_modules is a symlink out of the app dir: let Turbopack resolve through it.
+  turbopack: { root: "/" },
+};
+`,
+  "app/page/page.js": `import { cacheLife, cacheTag } from "next/cache";
+export default async function Page() {
+  "use cache";
+  cacheTag("posts");
+  cacheLife({ stale: 30, revalidate: 3600, expire: 86400 });
+  return <p>{\`rendered-by:\${process.env.INSTANCE}:\${Date.now()}\`}</p>;
+}
+`,
+};
+
+const files = {
+  "package.json": JSON.stringify({ name: "tc-next-handlers-e2e", private: true, type: "module" }),
+  "app/layout.js":
+    "export default function Layout({ children }) { return <html><body>{children}</body></html>; }\n",
   "app/api/revalidate/route.js": `import { revalidateTag } from "next/cache";
-export const dynamic = "force-dynamic";
 export async function POST(req) {
-  revalidateTag(new URL(req.url).searchParams.get("tag"));
+  const url = new URL(req.url);
+  const profile = url.searchParams.get("profile");
+  if (profile) revalidateTag(url.searchParams.get("tag"), profile);
+  else revalidateTag(url.searchParams.get("tag"));
   return Response.json({ ok: true });
 }
 `,
+  ...(nextMajor >= 16 ? next16 : next15),
 };
 
 try {
@@ -134,7 +171,7 @@ try {
     mkdirSync(join(app, path, ".."), { recursive: true });
     writeFileSync(join(app, path), content);
   }
-  symlinkSync(join(root, "node_modules"), join(app, "node_modules"));
+  symlinkSync(modules, join(app, "node_modules"));
 
   await redis(redisPort, "CONFIG", "RESETSTAT");
   log("next build");
@@ -161,7 +198,7 @@ try {
   log(`started A ${instances.A}, B ${instances.B}`);
 
   const page = async (name) => {
-    const res = await fetch(`${instances[name]}/isr`);
+    const res = await fetch(`${instances[name]}/page`);
     assert.equal(res.status, 200);
     return /rendered-by:[^<]*/.exec(await res.text())?.[0];
   };
@@ -174,18 +211,26 @@ try {
   const keys = await redis(redisPort, "KEYS", "*next:i:*");
   assert.match(keys, /next:i:/, "entries are in Redis");
 
-  const res = await fetch(`${instances.A}/api/revalidate?tag=posts`, { method: "POST" });
-  assert.equal(res.status, 200);
-  log("revalidateTag(posts) on A");
-  const until = Date.now() + 10_000;
-  let fresh;
-  while (Date.now() < until) {
-    await new Promise((r) => setTimeout(r, 300));
-    fresh = await page("B");
-    if (fresh !== first) break;
+  /** Revalidates on A; resolves with what B serves once it differs from `before`, and what B served first. */
+  const revalidateOnA = async (query, before) => {
+    const res = await fetch(`${instances.A}/api/revalidate?${query}`, { method: "POST" });
+    assert.equal(res.status, 200);
+    const firstOnB = await page("B");
+    const until = Date.now() + 10_000;
+    let now = firstOnB;
+    while (now === before && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 300));
+      now = await page("B");
+    }
+    assert.notEqual(now, before, `B renders anew after ${query} on A`);
+    return { now, firstOnB };
+  };
+  const hard = await revalidateOnA("tag=posts", first);
+  log(`revalidateTag(posts) on A: B now serves ${hard.now}`);
+  if (nextMajor >= 16) {
+    const soft = await revalidateOnA("tag=posts&profile=max", hard.now);
+    log(`revalidateTag(posts, "max") on A: B served ${soft.firstOnB} first, then ${soft.now}`);
   }
-  assert.notEqual(fresh, first, "B renders anew after revalidateTag on A");
-  log(`B now serves ${fresh}`);
   log("ok");
 } catch (error) {
   console.error(error);

@@ -77,7 +77,7 @@ export class TagBook {
   private generation = 0;
   private epoch: number | undefined;
   private checkedAt = Number.NEGATIVE_INFINITY;
-  private checking: Promise<void> | undefined;
+  private checking = false;
   /** Marks written here that Redis has not confirmed (it failed or was down): merged into reads, replayed. */
   private readonly unconfirmed = new Map<string, Marks>();
 
@@ -163,14 +163,10 @@ export class TagBook {
   sync(now = Date.now()): void {
     if (this.checking || now - this.checkedAt < this.syncMs) return;
     this.checkedAt = now;
-    this.checking = this.check().finally(() => {
-      this.checking = undefined;
+    this.checking = true;
+    void this.check().finally(() => {
+      this.checking = false;
     });
-  }
-
-  /** Settles when the check in flight (if any) has; for tests and for `refreshTags` callers that want it. */
-  settled(): Promise<void> {
-    return this.checking ?? Promise.resolve();
   }
 
   private async check(): Promise<void> {
@@ -201,7 +197,15 @@ export class TagBook {
     }
     if (writes.size === 0) return;
     await this.write(writes);
-    const bumped = await this.cache.increment(SPACES.epoch);
+    // As the update itself would have: other instances drop their L1 (which may hold older marks)
+    // and learn of the new ones; tiercache's own tagged entries follow.
+    const hard = [...writes].filter(([, w]) => w.hard !== undefined).map(([tag]) => tag);
+    const soft = [...writes].filter(([, w]) => w.hard === undefined).map(([tag]) => tag);
+    const [bumped] = await Promise.all([
+      this.cache.increment(SPACES.epoch),
+      hard.length > 0 ? this.cache.invalidateTags(hard) : undefined,
+      soft.length > 0 ? this.cache.invalidateTags(soft, { soft: true }) : undefined,
+    ]);
     this.observeOwnBump(bumped);
   }
 
