@@ -6,8 +6,10 @@
  * data carries a tag (`cacheHandler`). Next 16 (`NEXT_E2E_MODULES=<node_modules with next 16>`): a
  * `'use cache'` page with `cacheTag` under `cacheComponents` (`cacheHandlers` and `cacheHandler`).
  * Checks: the build makes no Redis connection; a page rendered on A is served by B without rendering;
- * `revalidateTag(tag)` on A makes B render anew within `l1.syncMs` + a request; on 16 also
- * `revalidateTag(tag, "max")`.
+ * `revalidateTag(tag)` on A makes B render anew within `l1.syncMs` + a request (on 16 also
+ * `revalidateTag(tag, "max")`); Redis connections do not grow over 200 requests (CLIENT LIST); with
+ * Redis killed both instances answer 200 within 3 s, and once it is back entries reach it again
+ * without a restart; a second build (new build id) renders for itself, never serving the first's entry.
  *
  * Needs `redis-server` on PATH and `npm run build` first. `node scripts/next-handlers-e2e.mjs`.
  */
@@ -150,13 +152,17 @@ export async function POST(req) {
 
 try {
   const redisPort = await freePort();
-  const redisServer = spawn(
-    "redis-server",
-    ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    { stdio: "ignore" },
-  );
-  children.push(redisServer);
-  await new Promise((r) => setTimeout(r, 300));
+  const startRedis = async () => {
+    const child = spawn(
+      "redis-server",
+      ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+      { stdio: "ignore" },
+    );
+    children.push(child);
+    await new Promise((r) => setTimeout(r, 300));
+    return child;
+  };
+  let redisServer = await startRedis();
   const env = {
     ...process.env,
     NEXT_TELEMETRY_DISABLED: "1",
@@ -231,6 +237,48 @@ try {
     const soft = await revalidateOnA("tag=posts&profile=max", hard.now);
     log(`revalidateTag(posts, "max") on A: B served ${soft.firstOnB} first, then ${soft.now}`);
   }
+
+  const clients = async () =>
+    (await redis(redisPort, "CLIENT", "LIST")).split("\n").filter((l) => l.includes("id=")).length;
+  const before = await clients();
+  for (let i = 0; i < 200; i++) await page(i % 2 ? "A" : "B");
+  const after = await clients();
+  assert.ok(after <= before, `Redis connections grew from ${before} to ${after} over 200 requests`);
+  log(`connections: ${before} before 200 requests, ${after} after`);
+
+  redisServer.kill("SIGKILL");
+  await new Promise((r) => redisServer.on("exit", r));
+  for (const name of ["A", "B", "A", "B"]) {
+    const t0 = Date.now();
+    await page(name);
+    assert.ok(Date.now() - t0 < 3000, `${name} took ${Date.now() - t0} ms with Redis down`);
+  }
+  log("Redis down: both instances still answer 200 quickly");
+  redisServer = await startRedis();
+  const resumeBy = Date.now() + 15_000;
+  while (!/next:i:/.test(await redis(redisPort, "KEYS", "*next:i:*"))) {
+    assert.ok(Date.now() < resumeBy, "entries reach Redis again after it came back");
+    await page("A");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  log("Redis back: entries are written to it again, no restart");
+
+  log("second next build (a new build id)");
+  const rebuild = run([next, "build"], { cwd: app, env: { ...env, INSTANCE: "build" } });
+  if ((await rebuild.done) !== 0) throw new Error(`second next build failed:\n${rebuild.output()}`);
+  const dirC = join(work, "C");
+  cpSync(app, dirC, { recursive: true, verbatimSymlinks: true });
+  const portC = await freePort();
+  run([next, "start", "-p", String(portC), "-H", "127.0.0.1"], { cwd: dirC, env: { ...env, INSTANCE: "C" } });
+  instances.C = `http://127.0.0.1:${portC}`;
+  await waitFor(instances.C);
+  const onC = await page("C");
+  assert.match(
+    onC,
+    /^rendered-by:C:/,
+    "the new build renders for itself, never serves the old build's entry",
+  );
+  log(`new build serves ${onC}`);
   log("ok");
 } catch (error) {
   console.error(error);
