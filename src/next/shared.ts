@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Cache, createCache } from "../cache.js";
 import { toMs } from "../duration.js";
-import type { CacheOptions, Duration } from "../types.js";
+import type { CacheOptions, Duration } from "../index.js";
+import { type Cache, createCache } from "../index.js";
 import { NextStore } from "./store.js";
 
 /** Options of `createUseCacheHandler` and `createIncrementalCacheHandler`. */

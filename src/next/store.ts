@@ -1,4 +1,4 @@
-import type { Cache } from "../cache.js";
+import type { Cache } from "../index.js";
 import { type Marks, TagBook } from "./tags.js";
 
 /** Keys whose tags are remembered at most (see {@link NextStore.read}). */

@@ -1,4 +1,4 @@
-import type { Cache } from "../cache.js";
+import type { Cache } from "../index.js";
 import { cacheKey, SPACES } from "./keys.js";
 
 /**
