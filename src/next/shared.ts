@@ -27,8 +27,11 @@ export interface NextHandlerOptions {
 }
 
 const DEFAULT_MAX_TTL_MS = 30 * 24 * 3600 * 1000;
-/** "As long as Next asks" still needs a finite PX; a century is as good as none. */
-const NO_CAP_MS = 100 * 365 * 24 * 3600 * 1000;
+/**
+ * "As long as Next asks" still needs a finite PX, within the longest duration the Cache accepts
+ * (3650 days) once the tag marks' extra day is added; ten years is as good as none.
+ */
+const NO_CAP_MS = 3649 * 24 * 3600 * 1000;
 
 const SHARED = Symbol.for("tiercache.next.cache");
 const STORES = Symbol.for("tiercache.next.stores");

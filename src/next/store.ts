@@ -3,6 +3,7 @@ import { type Marks, TagBook } from "./tags.js";
 
 /** Keys whose tags are remembered at most (see {@link NextStore.read}). */
 const MAX_HINTS = 10_000;
+const DAY_MS = 24 * 3600 * 1000;
 
 /** What the handlers store in the Cache: any value that names its own tags. */
 export interface Tagged {
@@ -23,8 +24,9 @@ export class NextStore {
     readonly maxTtlMs: number,
     syncMs: number,
   ) {
-    // Marks must outlive every entry they judge; entries live `maxTtlMs` at most.
-    this.tags = new TagBook(cache, syncMs, maxTtlMs + 24 * 3600 * 1000);
+    // Marks must outlive every entry they judge; entries live `maxTtlMs` at most. The Cache takes
+    // durations up to 3650 days.
+    this.tags = new TagBook(cache, syncMs, Math.min(maxTtlMs + DAY_MS, 3650 * DAY_MS));
   }
 
   /**

@@ -248,7 +248,7 @@ for (const transport of ["node-redis", "upstash"] as const) {
         const day = 24 * 3600 * 1000;
         expect(await raw.pTTL(cappedKey!)).toBeGreaterThan(day - 60_000);
         expect(await raw.pTTL(cappedKey!)).toBeLessThanOrEqual(day);
-        expect(await raw.pTTL(uncappedKey!)).toBeGreaterThan(365 * day);
+        expect(await raw.pTTL(uncappedKey!)).toBeGreaterThan(3000 * day);
         expect(await nextRead(createUseCacheHandler({ cache: a }), "forever")).toMatchObject({ body: "x" });
       });
 
