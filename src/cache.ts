@@ -1,5 +1,5 @@
 import { Coherence } from "./coherence.js";
-import { fraction, type ResolvedConfig, resolveConfig } from "./config.js";
+import { envOf, fraction, pickEnv, type ResolvedConfig, resolveConfig } from "./config.js";
 import { toMs } from "./duration.js";
 import { compressText, createEntry, type Entry, parseEntry } from "./entry.js";
 import { asError, CacheError } from "./errors.js";
@@ -10,6 +10,7 @@ import { type RouteHandler, type RouteOptions, route } from "./http/route.js";
 import { vercelWaitUntil } from "./http/wait-until.js";
 import { KeySpace } from "./keys.js";
 import { validate } from "./schema.js";
+import { forgetShared, sharedInstance } from "./shared.js";
 import { Breaker } from "./tiers/breaker.js";
 import { L1 } from "./tiers/l1.js";
 import { L2 } from "./tiers/l2.js";
@@ -423,6 +424,7 @@ export class Cache {
 
   /** Closes the Redis connection; the cache keeps working from L1 and loaders. */
   async close(): Promise<void> {
+    forgetShared(this);
     await this.l2?.close();
   }
 
@@ -848,7 +850,14 @@ function parseInfo(info: string): NonNullable<HealthReport["redis"]> {
   };
 }
 
-/** Creates a cache; nothing connects until the first operation. See {@link CacheOptions}. */
-export function createCache(options?: CacheOptions): Cache {
-  return new Cache(options);
+/**
+ * Creates a cache; nothing connects until the first operation. See {@link CacheOptions}.
+ *
+ * Options that are plain data (configuration from the environment: no `redis` transport, `logger`
+ * or callbacks) give one instance per process: calling `createCache()` in several modules, or in
+ * modules Next.js bundles more than once, shares one L1 and one connection. `new Cache(options)`
+ * always makes a new one.
+ */
+export function createCache(options: CacheOptions = {}): Cache {
+  return sharedInstance(options, pickEnv(envOf(options)), () => new Cache(options));
 }
