@@ -143,8 +143,9 @@ export class CacheCore {
       autoFlush ? () => runFlush(context) : undefined,
     ).catch((error: unknown) => {
       this.registration = undefined;
-      // While the circuit is open every contact retries at no cost; only real failures are worth a line.
-      if (!(error instanceof CacheError && error.code === "BREAKER_OPEN")) {
+      // While the circuit is open every contact retries at no cost; only real failures are worth a
+      // line. A CONFIG error (e.g. `redis` missing) was logged once where it arose.
+      if (!(error instanceof CacheError && (error.code === "BREAKER_OPEN" || error.code === "CONFIG"))) {
         this.config.logger.warn(`Cache version registration failed: ${asError(error).message}`);
       }
       return [];

@@ -155,13 +155,17 @@ class NodeRedisTransport implements Transport {
 
   private module(): Promise<RedisModule> {
     // Imported on first use: `redis` costs ~250 ms to load, which an import of tiercache (or a
-    // `next build` that only imports route modules) should not pay.
-    // A literal specifier, so file tracers (@vercel/nft, Next's standalone output) carry `redis`; the
-    // comments keep webpack and Turbopack from resolving it at build time, where it may be absent.
-    this.redis ??= import(/* webpackIgnore: true */ /* turbopackIgnore: true */ "redis").catch((error) => {
-      this.redis = undefined;
-      throw error;
-    });
+    // `next build` that only imports route modules) should not pay. A literal specifier inside
+    // try/catch: webpack, Turbopack and esbuild bundle `redis` when it is installed (so a Next.js
+    // standalone output carries it) and, when it is not, build anyway and fail here at run time.
+    this.redis ??= (async () => {
+      try {
+        return await import("redis");
+      } catch (error) {
+        this.redis = undefined;
+        throw error;
+      }
+    })();
     return this.redis;
   }
 
