@@ -266,7 +266,9 @@ class UpstashTransport implements Transport {
       // rejected by then, so that answer is dropped.
       return await abortable(this.exchange(path, body, signal), signal);
     } catch (thrown) {
-      throw redactError(thrown instanceof Error ? thrown : new Error(String(thrown)), this.secrets);
+      throw redactError(thrown instanceof Error ? thrown : new Error(String(thrown)), (text) =>
+        this.redact(text),
+      );
     }
   }
 
