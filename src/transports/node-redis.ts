@@ -172,7 +172,17 @@ class NodeRedisTransport implements Transport {
     // standalone output carries it) and, when it is not, build anyway and fail here at run time.
     this.redis ??= (async () => {
       try {
-        return await import("redis");
+        const redis = await import("redis");
+        // Next.js's webpack turns an optional peer missing at build time into an empty module.
+        if (typeof redis.createClient !== "function") {
+          throw Object.assign(
+            new Error('Cannot find package "redis" (it was not installed when this was built)'),
+            {
+              code: "MODULE_NOT_FOUND",
+            },
+          );
+        }
+        return redis;
       } catch (error) {
         this.redis = undefined;
         throw error;
