@@ -36,7 +36,7 @@ const redisUrl = z.optional(
     .check(
       z.refine(
         isRedisUrl,
-        "must be redis[s]://[user:password@]host[:port][/db]" + " with a port 1–65535 and a whole-number db",
+        "must be redis[s]://[user:password@]host[:port][/db] with a port 1–65535 and a whole-number db",
       ),
     ),
 );
