@@ -5,9 +5,11 @@
  * subpath import, which only the `node` condition resolves to code (src/transports/tcp.ts).
  */
 export { Cache, createCache } from "./cache.js";
+export { type CdnPurger, type CloudflareCdnOptions, cloudflareCdn, vercelCdn } from "./cdn.js";
 export { CacheError, type CacheErrorCode } from "./errors.js";
 export type { RequestKeyParts } from "./http/cache-key.js";
-export type { Invalidation, RouteHandler, RouteOptions } from "./http/route.js";
+export type { CdnOptions } from "./http/cdn.js";
+export type { RouteHandler, RouteOptions } from "./http/route.js";
 export { escapeGlob, KeySpace } from "./keys.js";
 export type { StandardSchemaV1 } from "./standard-schema.js";
 export type { RedisArg, RedisReply, Transport } from "./transports/types.js";
