@@ -118,10 +118,12 @@ export class Coherence {
       const stored = await Promise.all(
         unknown.map((tag) => this.tolerate(() => l2.get(this.keys.tag(tag), budget))),
       );
-      // A mark that could not be read stays unknown (fetched again next time); the entry is served.
       stored.forEach((value, i) => {
         if (value !== undefined) this.state.remember(unknown[i] as string, parseMark(value));
       });
+      // A mark that could not be read (Redis failing, or the call's budget spent on the value) may
+      // be an invalidation: the entry is not served — the loader's value is always right.
+      if (stored.includes(undefined)) return false;
     }
     const { gone, staleFrom } = this.state.verdict(entry);
     if (staleFrom !== undefined) entry.fresh = Math.min(entry.fresh, staleFrom);
