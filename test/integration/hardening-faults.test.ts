@@ -16,6 +16,7 @@ import { start as startProxy } from "../support/fault-proxy.js";
 import { startHttpProxy } from "../support/http-fault-proxy.js";
 import { isolatedRedisUrl } from "../support/redis-db.js";
 import { type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
+import { tcpAsOnWorkerd } from "../support/workerd-bundle.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const TOKEN = "hardening-faults-token";
@@ -74,6 +75,7 @@ describe("A. the REST transport speaks Upstash over fetch itself", () => {
       conditions: ["workerd", "worker", "browser"],
       mainFields: ["browser", "module", "main"],
       metafile: true,
+      plugins: [tcpAsOnWorkerd],
       logLevel: "silent",
     });
     const inputs = Object.keys(result.metafile.inputs);
