@@ -1,5 +1,6 @@
 import * as z from "zod/mini";
 import { toMs } from "./duration.js";
+import { type EncryptionOptions, Keyring, keyBytes } from "./encryption.js";
 import { CacheError } from "./errors.js";
 import { validateSegment } from "./keys.js";
 import type { Transport } from "./transports/types.js";
@@ -45,6 +46,8 @@ const envSchema = z.object({
   VERCEL_GIT_COMMIT_SHA: z.optional(z.string().check(z.regex(/^[A-Za-z0-9]+$/, "must be a commit SHA"))),
   CACHE_TTL_DEFAULT: int(1, 31_536_000),
   REDIS_SOCKET_TIMEOUT: int(1, 3_600_000),
+  CACHE_ENCRYPTION_KEY: z.optional(z.string()),
+  CACHE_ENCRYPTION_KEYS_PREVIOUS: z.optional(z.string()),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -72,6 +75,8 @@ export interface ResolvedConfig {
   breaker: { failureThreshold: number; resetMs: number };
   /** Versions before the current one a stale-versions flush keeps (issue 4). */
   keepVersions: number;
+  /** Seals values before they go to Redis (encryption.ts); null when encryption is off. */
+  keyring: Keyring | null;
 }
 
 const truthy = (value: string | undefined, fallback: boolean): boolean =>
@@ -154,7 +159,33 @@ export function resolveConfig(options: CacheOptions = {}): ResolvedConfig {
       resetMs: positive("breaker.resetMs", options.breaker?.resetMs ?? 5000),
     },
     keepVersions: wholeNumber("keepVersions", options.keepVersions ?? 1),
+    keyring: resolveKeyring(options.encryption, env),
   };
+}
+
+/**
+ * The keyring from `encryption`, else from `CACHE_ENCRYPTION_KEY` (+ comma-separated
+ * `CACHE_ENCRYPTION_KEYS_PREVIOUS`). Key material is checked here, so a bad key fails `createCache`.
+ */
+function resolveKeyring(options: EncryptionOptions | undefined, env: Env): Keyring | null {
+  if (options) {
+    const previous = options.previousKeys ?? [];
+    if (!Array.isArray(previous)) throw new CacheError("CONFIG", "encryption.previousKeys must be an array");
+    return new Keyring(
+      keyBytes("encryption.key", options.key),
+      previous.map((key, i) => keyBytes(`encryption.previousKeys[${i}]`, key)),
+    );
+  }
+  const previous = env.CACHE_ENCRYPTION_KEYS_PREVIOUS?.split(",").map((key) => key.trim());
+  if (!env.CACHE_ENCRYPTION_KEY) {
+    if (previous)
+      throw new CacheError("CONFIG", "CACHE_ENCRYPTION_KEYS_PREVIOUS is set without CACHE_ENCRYPTION_KEY");
+    return null;
+  }
+  return new Keyring(
+    keyBytes("CACHE_ENCRYPTION_KEY", env.CACHE_ENCRYPTION_KEY),
+    (previous ?? []).map((key, i) => keyBytes(`CACHE_ENCRYPTION_KEYS_PREVIOUS (key ${i + 1})`, key)),
+  );
 }
 
 /** Version = `REDIS_CACHE_VERSION` → first 8 characters of `VERCEL_GIT_COMMIT_SHA` → `"1"`. */

@@ -1,5 +1,6 @@
 import { Coherence } from "./coherence.js";
 import type { ResolvedConfig } from "./config.js";
+import { WarningLimiter } from "./encryption.js";
 import { asError, CacheError } from "./errors.js";
 import { type FlushContext, runFlush } from "./flush.js";
 import { vercelWaitUntil } from "./http/wait-until.js";
@@ -36,6 +37,7 @@ export class CacheCore {
   readonly counts: Counts = { l1: 0, l2: 0, misses: 0, stale: 0, loads: 0, errors: 0 };
   /** This instance's version registration, started on its first Redis contact; settles with the versions it flushed. */
   private registration: Promise<string[]> | undefined;
+  private readonly unreadableWarnings = new WarningLimiter();
 
   constructor(readonly config: ResolvedConfig) {
     this.keys = new KeySpace(config.prefix, config.namespace, config.version);
@@ -94,6 +96,13 @@ export class CacheCore {
     this.counts.misses++;
     this.emit({ type: "miss", key });
     this.debug(`Cache MISS ${key}`);
+    return undefined;
+  }
+
+  /** A Redis entry that does not open (no key, wrong key, tampered): a miss and a rate-limited warning. */
+  unreadable(key: string, reason: string): undefined {
+    const line = this.unreadableWarnings.next(`encrypted entry at ${key} not served: ${reason}`);
+    if (line) this.config.logger.warn(line);
     return undefined;
   }
 

@@ -5,6 +5,7 @@
  */
 export { Cache, createCache } from "./cache.js";
 export { type CdnPurger, type CloudflareCdnOptions, cloudflareCdn, vercelCdn } from "./cdn.js";
+export type { EncryptionKey, EncryptionOptions } from "./encryption.js";
 export { CacheError, type CacheErrorCode } from "./errors.js";
 export type { CdnOptions } from "./http/cdn.js";
 export type { RouteHandler, RouteOptions } from "./http/route.js";

@@ -1,4 +1,5 @@
 import type { CacheCore, Tier } from "./core.js";
+import { isSealed, UnreadableEntry } from "./encryption.js";
 import { type Entry, parseEntry } from "./entry.js";
 import { asError } from "./errors.js";
 import { validate } from "./schema.js";
@@ -64,15 +65,23 @@ export class ReadPath {
 
   /** The servable entry stored in Redis at `full`: corrupt ones are deleted, invalidated ones skipped. */
   async readRemote(key: string, full: string): Promise<Entry | undefined> {
-    const { coherence } = this.core;
+    const { coherence, config } = this.core;
     const stored = await coherence.read(full);
     if (typeof stored !== "string") return undefined;
     let entry: Entry;
     try {
-      const parsed = parseEntry(stored);
+      // With encryption on, only sealed entries are served: a plain one could have been planted.
+      const parsed = config.keyring
+        ? isSealed(stored)
+          ? config.keyring.open(full, stored)
+          : Promise.reject(new UnreadableEntry("not encrypted, while encryption is on"))
+        : parseEntry(stored);
       entry = parsed instanceof Promise ? await parsed : parsed;
     } catch (error) {
-      this.core.config.logger.warn(`corrupt entry at ${key} deleted: ${asError(error).message}`);
+      // Not deleted: another instance may hold the key this one lacks; the next write replaces it.
+      if (error instanceof UnreadableEntry) return this.core.unreadable(key, error.message);
+      if (isSealed(stored)) return this.core.unreadable(key, "encryption is not configured here");
+      config.logger.warn(`corrupt entry at ${key} deleted: ${asError(error).message}`);
       this.core.unlinkQuietly(full);
       return undefined;
     }

@@ -1,3 +1,4 @@
+import type { EncryptionOptions } from "./encryption.js";
 import type { StandardSchemaV1 } from "./standard-schema.js";
 import type { Transport } from "./transports/types.js";
 
@@ -101,6 +102,12 @@ export interface CacheOptions {
    * its cache warm (default 1; 0 keeps the current version only).
    */
   keepVersions?: number;
+  /**
+   * Encrypts every value before it goes to Redis (AES-256-GCM, a fresh IV per write, the Redis key
+   * as associated data); times and tags stay readable. Default: `CACHE_ENCRYPTION_KEY`, with
+   * `CACHE_ENCRYPTION_KEYS_PREVIOUS` for rotation; off when neither is set. L1 holds plaintext.
+   */
+  encryption?: EncryptionOptions;
 }
 
 /** A schema checked on read (zod, valibot, arktype… anything implementing Standard Schema). */
