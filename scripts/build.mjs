@@ -12,6 +12,7 @@ await build({
     "src/index.ts",
     "src/transports/upstash.ts",
     "src/transports/node-redis.ts",
+    "src/otel.ts",
     "src/bridge/index.ts",
     "src/cli.ts",
   ],
@@ -26,6 +27,6 @@ await build({
   platform: "neutral",
   mainFields: ["module", "main"],
   target: "es2022",
-  external: ["node:*", "redis", "@upstash/redis", "lru-cache"],
+  external: ["node:*", "redis", "@upstash/redis", "@opentelemetry/api", "lru-cache"],
   logLevel: "warning",
 });

@@ -11,6 +11,7 @@ import type { KeySpace } from "./keys.js";
 import { LoadPolicy } from "./load-policy.js";
 import * as operations from "./operations.js";
 import { ReadPath } from "./read-path.js";
+import type { OperationSpan } from "./telemetry.js";
 import type {
   CacheOptions,
   CacheStats,
@@ -68,7 +69,16 @@ export class Cache {
     try {
       const full = this.keys.entry(key, options.versioned);
       const local = this.read.freshInL1(full, options);
-      if (local) return Promise.resolve(this.core.hit(key, local.value, "l1") as T);
+      const { telemetry } = this.core;
+      if (local) {
+        if (telemetry?.traceL1Hits) telemetry.l1Hit("get", this.core.keyAttributes(key));
+        return Promise.resolve(this.core.hit(key, local.value, "l1") as T);
+      }
+      if (telemetry) {
+        return telemetry.span("get", this.core.keyAttributes(key), (span) =>
+          this.getThroughTiers(key, full, options, span),
+        );
+      }
       return this.getThroughTiers(key, full, options);
     } catch (error) {
       return Promise.reject(error);
@@ -79,11 +89,17 @@ export class Cache {
     key: string,
     fullKey: string | Promise<string>,
     options: GetOptions<T>,
+    span?: OperationSpan,
   ): Promise<T | undefined> {
     const full = typeof fullKey === "string" ? fullKey : await fullKey;
-    if (!this.core.config.enabled) return this.core.miss(key);
-    const found = await this.read.lookup(key, full, options.schema, options.waitUntil);
-    if (found && found.entry.fresh > Date.now()) return this.core.hit(key, found.value, found.tier) as T;
+    if (this.core.config.enabled) {
+      const found = await this.read.lookup(key, full, options.schema, options.waitUntil);
+      if (found && found.entry.fresh > Date.now()) {
+        span?.hit(found.tier);
+        return this.core.hit(key, found.value, found.tier) as T;
+      }
+    }
+    span?.hit("miss");
     return this.core.miss(key);
   }
 
@@ -93,7 +109,13 @@ export class Cache {
   }
 
   /** Stores a value in L1 and Redis (awaited). An unserializable value is a CacheError. */
-  async set(key: string, value: unknown, options: SetOptions = {}): Promise<void> {
+  set(key: string, value: unknown, options: SetOptions = {}): Promise<void> {
+    const { telemetry } = this.core;
+    if (!telemetry) return this.store(key, value, options);
+    return telemetry.span("set", this.core.keyAttributes(key), () => this.store(key, value, options));
+  }
+
+  private async store(key: string, value: unknown, options: SetOptions): Promise<void> {
     const full = await this.keys.entry(key, options.versioned);
     if (!this.core.config.enabled) return;
     await this.write.store(key, full, value, options);
@@ -118,7 +140,16 @@ export class Cache {
     try {
       const full = this.keys.entry(key, options.versioned);
       const local = this.read.freshInL1(full, options);
-      if (local) return Promise.resolve(this.core.hit(key, local.value, "l1") as T);
+      const { telemetry } = this.core;
+      if (local) {
+        if (telemetry?.traceL1Hits) telemetry.l1Hit("getOrSet", this.core.keyAttributes(key));
+        return Promise.resolve(this.core.hit(key, local.value, "l1") as T);
+      }
+      if (telemetry) {
+        return telemetry.span("getOrSet", this.core.keyAttributes(key), (span) =>
+          this.loads.getOrLoad(key, full, loader, options, span),
+        );
+      }
       return this.loads.getOrLoad(key, full, loader, options);
     } catch (error) {
       return Promise.reject(error);
@@ -149,7 +180,18 @@ export class Cache {
   }
 
   /** Removes keys (versioned and unversioned) from both tiers; returns how many Redis removed. */
-  async delete(...keys: string[]): Promise<number> {
+  delete(...keys: string[]): Promise<number> {
+    const { telemetry } = this.core;
+    if (!telemetry) return this.deleteKeys(keys);
+    const attributes = { "tiercache.keys.count": keys.length, ...this.listAttribute("tiercache.keys", keys) };
+    return telemetry.span("delete", attributes, async (span) => {
+      const removed = await this.deleteKeys(keys);
+      span.set("tiercache.removed", removed);
+      return removed;
+    });
+  }
+
+  private async deleteKeys(keys: string[]): Promise<number> {
     const pairs = await Promise.all(keys.map((key) => this.bothSpaces(key)));
     const [removed] = await Promise.all([
       this.core.coherence.deleteKeys(pairs.flat()),
@@ -164,7 +206,18 @@ export class Cache {
    * `l1.syncMs`. Costs one MSET and one INCR whatever the number of entries: entries are checked
    * against the tag's invalidation time when read, never scanned.
    */
-  async invalidateTags(tags: readonly string[], options: { soft?: boolean } = {}): Promise<void> {
+  invalidateTags(tags: readonly string[], options: { soft?: boolean } = {}): Promise<void> {
+    const { telemetry } = this.core;
+    if (!telemetry) return this.invalidate(tags, options);
+    const attributes = {
+      "tiercache.tags.count": Array.isArray(tags) ? tags.length : undefined,
+      "tiercache.soft": options.soft === true,
+      ...this.listAttribute("tiercache.tags", tags),
+    };
+    return telemetry.span("invalidateTags", attributes, () => this.invalidate(tags, options));
+  }
+
+  private async invalidate(tags: readonly string[], options: { soft?: boolean }): Promise<void> {
     const list = checkTags(tags, "invalidateTags: tags");
     if (list.length === 0) return;
     await Promise.all([
@@ -267,7 +320,19 @@ export class Cache {
     handler: RouteHandler<R, A>,
     options?: RouteOptions<R>,
   ): (req: R, ...rest: A) => Promise<Response> {
-    return route(this, handler, options);
+    const served = route(this, handler, options);
+    const { telemetry } = this.core;
+    if (!telemetry) return served;
+    return (req, ...rest) => {
+      const path = telemetry.traceKeys ? { "url.path": new URL(req.url).pathname } : {};
+      return telemetry.span("route", { "http.request.method": req.method, ...path }, async (span) => {
+        const response = await served(req, ...rest);
+        span.set("http.response.status_code", response.status);
+        const xCache = response.headers.get("x-cache");
+        if (xCache) span.set("tiercache.route.result", xCache.toLowerCase());
+        return response;
+      });
+    };
   }
 
   /** A Web handler answering `health()` as JSON: 200 when healthy, 503 otherwise; no keys, no secrets. */
@@ -288,7 +353,21 @@ export class Cache {
    * await cache.flush(); // { scope: "stale-versions", removed: 1234, versions: ["a1b2c3d4"] }
    * await cache.flush({ scope: "version", dryRun: true, onProgress: (n) => console.log(n) });
    */
-  async flush(options: FlushOptions = {}): Promise<FlushResult> {
+  flush(options: FlushOptions = {}): Promise<FlushResult> {
+    const { telemetry } = this.core;
+    if (!telemetry) return this.flushScope(options);
+    const attributes = {
+      "tiercache.flush.scope": options.scope ?? "stale-versions",
+      "tiercache.dry_run": options.dryRun === true,
+    };
+    return telemetry.span("flush", attributes, async (span) => {
+      const result = await this.flushScope(options);
+      span.set("tiercache.removed", result.removed);
+      return result;
+    });
+  }
+
+  private async flushScope(options: FlushOptions): Promise<FlushResult> {
     // Registered first so that the current version is dated; a dry run writes nothing.
     if (!options.dryRun) await this.core.ensureRegistered(false);
     return runFlush(this.core.flushContext(), options);
@@ -304,6 +383,11 @@ export class Cache {
    */
   deployHook(options: DeployHookOptions): (req: Request) => Promise<Response> {
     return deployHandler(this, options);
+  }
+
+  /** A list of user keys or tags as one span attribute, only with `traceKeys`. */
+  private listAttribute(name: string, list: unknown): Record<string, string> {
+    return this.core.telemetry?.traceKeys && Array.isArray(list) ? { [name]: list.join(", ") } : {};
   }
 
   private bothSpaces(key: string): Promise<string[]> {

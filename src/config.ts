@@ -3,6 +3,7 @@ import { toMs } from "./duration.js";
 import { type EncryptionOptions, Keyring, keyBytes } from "./encryption.js";
 import { CacheError } from "./errors.js";
 import { validateSegment } from "./keys.js";
+import type { TelemetryFactory } from "./telemetry.js";
 import type { Transport } from "./transports/types.js";
 import type { CacheEvent, CacheOptions, Invalidation, Logger, WaitUntil } from "./types.js";
 
@@ -77,6 +78,7 @@ export interface ResolvedConfig {
   keepVersions: number;
   /** Seals values before they go to Redis (encryption.ts); null when encryption is off. */
   keyring: Keyring | null;
+  telemetry: TelemetryFactory | undefined;
 }
 
 const truthy = (value: string | undefined, fallback: boolean): boolean =>
@@ -160,6 +162,7 @@ export function resolveConfig(options: CacheOptions = {}): ResolvedConfig {
     },
     keepVersions: wholeNumber("keepVersions", options.keepVersions ?? 1),
     keyring: resolveKeyring(options.encryption, env),
+    telemetry: options.telemetry,
   };
 }
 

@@ -5,6 +5,7 @@ import { asError, CacheError } from "./errors.js";
 import { type FlushContext, runFlush } from "./flush.js";
 import { vercelWaitUntil } from "./http/wait-until.js";
 import { KeySpace } from "./keys.js";
+import { type Telemetry, timedTransport } from "./telemetry.js";
 import { Breaker } from "./tiers/breaker.js";
 import { L1 } from "./tiers/l1.js";
 import { L2 } from "./tiers/l2.js";
@@ -35,21 +36,37 @@ export class CacheCore {
   readonly breaker: Breaker;
   readonly coherence: Coherence;
   readonly counts: Counts = { l1: 0, l2: 0, misses: 0, stale: 0, loads: 0, errors: 0 };
+  /** Spans and metrics (`telemetry` option); null without, and then every path skips it at one test. */
+  readonly telemetry: Telemetry | null;
   /** This instance's version registration, started on its first Redis contact; settles with the versions it flushed. */
   private registration: Promise<string[]> | undefined;
   private readonly unreadableWarnings = new WarningLimiter();
 
   constructor(readonly config: ResolvedConfig) {
     this.keys = new KeySpace(config.prefix, config.namespace, config.version);
+    const telemetry =
+      config.telemetry?.instrument({
+        namespace: config.namespace,
+        version: config.version,
+        transport: config.transportKind,
+      }) ?? null;
+    this.telemetry = telemetry;
+    const createTransport = config.transport;
+    const transport =
+      telemetry && createTransport
+        ? async () => timedTransport(await createTransport(), telemetry)
+        : createTransport;
     this.l1 = config.l1 ? new L1(config.l1.maxEntries, config.l1.maxBytes, config.l1.ttlMs) : null;
     this.breaker = new Breaker(config.breaker.failureThreshold, config.breaker.resetMs, (state) => {
       this.emit({ type: "breaker", state });
+      this.telemetry?.breaker(state);
       if (state === "open") config.logger.warn("Redis circuit open: serving from L1 and loaders");
       else if (state === "closed") config.logger.info?.("Redis circuit closed: Redis is back");
     });
-    this.l2 = config.transport
-      ? new L2(config.transport, config.transportKind, config.timeoutMs, this.breaker, (operation, error) => {
+    this.l2 = transport
+      ? new L2(transport, config.transportKind, config.timeoutMs, this.breaker, (operation, error) => {
           this.counts.errors++;
+          this.telemetry?.error(operation);
           this.emit({ type: "error", operation, error });
           config.logger.warn(`Redis ${operation} failed: ${error.message}`, { code: error.code });
         })
@@ -87,6 +104,7 @@ export class CacheCore {
 
   hit(key: string, value: unknown, tier: Tier): unknown {
     this.counts[tier]++;
+    this.telemetry?.hit(tier);
     if (this.config.onEvent) this.emit({ type: "hit", key, tier });
     this.config.logger.debug?.(`Cache HIT (${tier === "l1" ? "l1" : "redis"}) ${key}`);
     return value;
@@ -94,6 +112,7 @@ export class CacheCore {
 
   miss(key: string): undefined {
     this.counts.misses++;
+    this.telemetry?.miss();
     this.emit({ type: "miss", key });
     this.debug(`Cache MISS ${key}`);
     return undefined;
@@ -104,6 +123,17 @@ export class CacheCore {
     const line = this.unreadableWarnings.next(`encrypted entry at ${key} not served: ${reason}`);
     if (line) this.config.logger.warn(line);
     return undefined;
+  }
+
+  /** A stale value served (revalidating, or because the loader failed). */
+  servedStale(): void {
+    this.counts.stale++;
+    this.telemetry?.stale();
+  }
+
+  /** Span attributes naming a user key: only with `traceKeys`, keys can hold identifiers. */
+  keyAttributes(key: string): Record<string, string> {
+    return this.telemetry?.traceKeys ? { "tiercache.key": key } : {};
   }
 
   debug(message: string): void {

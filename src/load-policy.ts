@@ -3,6 +3,7 @@ import { toMs } from "./duration.js";
 import { asError, CacheError } from "./errors.js";
 import type { Found, ReadPath } from "./read-path.js";
 import { validate } from "./schema.js";
+import type { OperationSpan } from "./telemetry.js";
 import type { Duration, GetOrSetOptions, LoaderContext, Schema } from "./types.js";
 import { checkWriteOptions } from "./write-options.js";
 import type { PreparedWrite, WritePath } from "./write-path.js";
@@ -32,15 +33,24 @@ export class LoadPolicy {
     fullKey: string | Promise<string>,
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
+    span?: OperationSpan,
   ): Promise<T> {
     checkWriteOptions(options);
     const full = typeof fullKey === "string" ? fullKey : await fullKey;
-    if (!this.core.config.enabled) return (await this.load(key, full, loader, options)).value;
+    if (!this.core.config.enabled) {
+      span?.hit("miss");
+      return (await this.load(key, full, loader, options, undefined, span)).value;
+    }
     // Callers share a flight only when they would get the same value: same key, same schema.
     const flightKey = options.schema ? `${full}\u0000${this.schemaId(options.schema)}` : full;
     const running = this.inflight.get(flightKey);
-    if (running) return running as Promise<T>;
-    const flight = this.resolve(key, full, loader, options).finally(() => this.inflight.delete(flightKey));
+    if (running) {
+      span?.set("tiercache.coalesced", true);
+      return running as Promise<T>;
+    }
+    const flight = this.resolve(key, full, loader, options, span).finally(() =>
+      this.inflight.delete(flightKey),
+    );
     this.inflight.set(flightKey, flight);
     return flight;
   }
@@ -59,11 +69,15 @@ export class LoadPolicy {
     full: string,
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
+    span: OperationSpan | undefined,
   ): Promise<T> {
     const { core } = this;
     const found = await this.read.lookup(key, full, options.schema, options.waitUntil);
     const now = Date.now();
-    if (found && found.entry.fresh > now) return core.hit(key, found.value, found.tier) as T;
+    if (found && found.entry.fresh > now) {
+      span?.hit(found.tier);
+      return core.hit(key, found.value, found.tier) as T;
+    }
     const stale = found?.entry;
     const staleValue = found?.value as T;
     const windows = stale ? options.staleWindows?.(staleValue) : undefined;
@@ -71,13 +85,15 @@ export class LoadPolicy {
       windows?.staleWhileRevalidate ??
       toMs(options.staleWhileRevalidate ?? core.config.staleWhileRevalidateMs, "staleWhileRevalidate");
     if (stale && now < stale.fresh + swrMs) {
-      core.counts.stale++;
+      span?.hit("stale");
+      core.servedStale();
       core.emit({ type: "stale", key, tier: found.tier });
       core.debug(`Cache STALE (${found.tier}) ${key}`);
-      this.refreshInBackground(key, full, loader, options);
+      this.refreshInBackground(key, full, loader, options, span);
       return staleValue;
     }
     core.miss(key);
+    span?.hit("miss");
     let leaseKey: string | undefined;
     const l2 = core.l2;
     if (options.lease && l2 && !stale) {
@@ -88,11 +104,14 @@ export class LoadPolicy {
       if (granted === null) {
         leaseKey = undefined;
         const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs);
-        if (loaded) return core.hit(key, loaded.value, "l2") as T;
+        if (loaded) {
+          span?.hit("l2");
+          return core.hit(key, loaded.value, "l2") as T;
+        }
       }
     }
     try {
-      return (await this.load(key, full, loader, options, leaseKey)).value;
+      return (await this.load(key, full, loader, options, leaseKey, span)).value;
     } catch (error) {
       if (leaseKey) this.releaseLease(leaseKey);
       const sieMs =
@@ -102,7 +121,8 @@ export class LoadPolicy {
         Date.now() < stale.fresh + sieMs &&
         !(error instanceof CacheError && error.code === "SCHEMA")
       ) {
-        core.counts.stale++;
+        span?.hit("stale");
+        core.servedStale();
         core.config.logger.warn(`loader failed, serving stale ${key}: ${asError(error).message}`);
         return staleValue;
       }
@@ -115,12 +135,13 @@ export class LoadPolicy {
     full: string,
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
+    span: OperationSpan | undefined,
   ): void {
     if (this.refreshing.has(full)) return;
     this.refreshing.add(full);
     void this.core.runInBackground(
       () =>
-        this.load(key, full, loader, { ...options, waitUntil: undefined }).finally(() =>
+        this.load(key, full, loader, { ...options, waitUntil: undefined }, undefined, span).finally(() =>
           this.refreshing.delete(full),
         ),
       options.waitUntil,
@@ -178,6 +199,7 @@ export class LoadPolicy {
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
     leaseKey?: string,
+    span?: OperationSpan,
   ): Promise<{ value: T }> {
     const { core } = this;
     let ttl: Duration | undefined = options.ttl;
@@ -195,8 +217,15 @@ export class LoadPolicy {
     // dated from before the load, not from the write.
     const createdAt = Date.now();
     const started = performance.now();
-    const loaded: T = await loader(context);
+    let loaded: T;
+    try {
+      loaded = span ? await span.child("load", async () => loader(context)) : await loader(context);
+    } catch (error) {
+      core.telemetry?.load(performance.now() - started, true);
+      throw error;
+    }
     const durationMs = performance.now() - started;
+    core.telemetry?.load(durationMs, false);
     core.counts.loads++;
     core.emit({ type: "load", key, durationMs });
     let value = loaded;

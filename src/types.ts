@@ -1,5 +1,6 @@
 import type { EncryptionOptions } from "./encryption.js";
 import type { StandardSchemaV1 } from "./standard-schema.js";
+import type { TelemetryFactory } from "./telemetry.js";
 import type { Transport } from "./transports/types.js";
 
 /** Milliseconds as a number, or a string such as `"250ms"`, `"30s"`, `"5m"`, `"1h"`, `"1d"`. */
@@ -108,6 +109,11 @@ export interface CacheOptions {
    * `CACHE_ENCRYPTION_KEYS_PREVIOUS` for rotation; off when neither is set. L1 holds plaintext.
    */
   encryption?: EncryptionOptions;
+  /**
+   * Traces and metrics: `otel()` from `tiercache/otel` (OpenTelemetry, an optional peer). Default
+   * none, and then nothing is recorded and no tracing package is loaded.
+   */
+  telemetry?: TelemetryFactory;
 }
 
 /** A schema checked on read (zod, valibot, arktype… anything implementing Standard Schema). */
