@@ -61,7 +61,10 @@ export class CacheCore {
       this.emit({ type: "breaker", state });
       this.telemetry?.breaker(state);
       if (state === "open") config.logger.warn("Redis circuit open: serving from L1 and loaders");
-      else if (state === "closed") config.logger.info?.("Redis circuit closed: Redis is back");
+      else if (state === "closed") {
+        config.logger.info?.("Redis circuit closed: Redis is back");
+        this.coherence.contacted();
+      }
     });
     this.l2 = transport
       ? new L2(transport, config.transportKind, config.timeoutMs, this.breaker, (operation, error) => {
@@ -71,14 +74,17 @@ export class CacheCore {
           config.logger.warn(`Redis ${operation} failed: ${error.message}`, { code: error.code });
         })
       : null;
-    this.coherence = new Coherence(
-      this.l1,
-      this.l2,
-      this.keys,
-      (work) => this.tolerate(work),
-      config.l1 ? config.l1.syncMs : 1000,
-      () => this.debug("L1 dropped: invalidation on another instance"),
-    );
+    this.coherence = new Coherence({
+      l1: this.l1,
+      l2: this.l2,
+      keys: this.keys,
+      syncMs: config.l1 ? config.l1.syncMs : 1000,
+      tolerate: (work) => this.tolerate(work),
+      emit: (event) => this.emit(event),
+      debug: (message) => this.debug(message),
+      // A replay serves no request: the cache's scheduler keeps the platform alive for it, else it runs loose.
+      detach: (work) => this.scheduler(undefined)?.(work),
+    });
   }
 
   /** Runs an L2 operation; its CacheError is swallowed (undefined) with `failSilently`, thrown without. */
