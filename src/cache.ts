@@ -2,6 +2,7 @@ import { resolveConfig } from "./config.js";
 import { CacheCore } from "./core.js";
 import { Counters } from "./counters.js";
 import { toMs } from "./duration.js";
+import { CacheError } from "./errors.js";
 import { runFlush } from "./flush.js";
 import { deployHook as deployHandler } from "./http/deploy-hook.js";
 import { healthHandler } from "./http/health.js";
@@ -11,6 +12,7 @@ import type { KeySpace } from "./keys.js";
 import { LoadPolicy } from "./load-policy.js";
 import * as operations from "./operations.js";
 import { ReadPath } from "./read-path.js";
+import { buildReport, type CacheReport, type ReportOptions } from "./report.js";
 import type { OperationSpan } from "./telemetry.js";
 import type {
   CacheOptions,
@@ -320,8 +322,21 @@ export class Cache {
     return this.core.runInBackground(work, waitUntil);
   }
 
-  /** Closes the Redis connection; the cache keeps working from L1 and loaders. */
+  /**
+   * What the whole Redis database holds, per environment prefix, namespace and version: key counts,
+   * approximate memory, the version registry, tag marks, and the analytics every instance with
+   * `analytics: true` pushed over the last hour and day. SCAN-based and bounded (see
+   * {@link ReportOptions}); throws a CacheError when Redis fails or there is none.
+   */
+  report(options?: ReportOptions): Promise<CacheReport> {
+    const { l2 } = this.core;
+    if (!l2) return Promise.reject(new CacheError("UNAVAILABLE", "no Redis configured (L1 only)"));
+    return buildReport(l2, options);
+  }
+
+  /** Closes the Redis connection (after a last analytics push); the cache keeps working from L1 and loaders. */
   async close(): Promise<void> {
+    await this.core.analytics?.push().catch(() => {});
     await this.core.l2?.close();
   }
 

@@ -79,6 +79,8 @@ export interface ResolvedConfig {
   /** Seals values before they go to Redis (encryption.ts); null when encryption is off. */
   keyring: Keyring | null;
   telemetry: TelemetryFactory | undefined;
+  /** Least ms between analytics pushes; null when analytics are off. */
+  analyticsMs: number | null;
 }
 
 const truthy = (value: string | undefined, fallback: boolean): boolean =>
@@ -163,6 +165,7 @@ export function resolveConfig(options: CacheOptions = {}): ResolvedConfig {
     keepVersions: wholeNumber("keepVersions", options.keepVersions ?? 1),
     keyring: resolveKeyring(options.encryption, env),
     telemetry: options.telemetry,
+    analyticsMs: options.analytics === true ? positive("analyticsMs", options.analyticsMs ?? 60_000) : null,
   };
 }
 

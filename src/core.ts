@@ -1,3 +1,4 @@
+import { Analytics } from "./analytics.js";
 import { Coherence } from "./coherence.js";
 import type { ResolvedConfig } from "./config.js";
 import { WarningLimiter } from "./encryption.js";
@@ -38,6 +39,8 @@ export class CacheCore {
   readonly counts: Counts = { l1: 0, l2: 0, misses: 0, stale: 0, loads: 0, errors: 0 };
   /** Spans and metrics (`telemetry` option); null without, and then every path skips it at one test. */
   readonly telemetry: Telemetry | null;
+  /** Pushes the counts for `tiercache stats` (`analytics: true` with Redis); null otherwise. */
+  readonly analytics: Analytics | null;
   /** This instance's version registration, started on its first Redis contact; settles with the versions it flushed. */
   private registration: Promise<string[]> | undefined;
   private readonly unreadableWarnings = new WarningLimiter();
@@ -74,6 +77,10 @@ export class CacheCore {
           config.logger.warn(`Redis ${operation} failed: ${error.message}`, { code: error.code });
         })
       : null;
+    this.analytics =
+      this.l2 && config.analyticsMs !== null
+        ? new Analytics(this.l2, this.keys, this.counts, config.analyticsMs, () => this.scheduler(undefined))
+        : null;
     this.coherence = new Coherence({
       l1: this.l1,
       l2: this.l2,
@@ -111,6 +118,7 @@ export class CacheCore {
   hit(key: string, value: unknown, tier: Tier): unknown {
     this.counts[tier]++;
     this.telemetry?.hit(tier);
+    this.analytics?.tick(Date.now());
     if (this.config.onEvent) this.emit({ type: "hit", key, tier });
     this.config.logger.debug?.(`Cache HIT (${tier === "l1" ? "l1" : "redis"}) ${key}`);
     return value;
@@ -119,6 +127,7 @@ export class CacheCore {
   miss(key: string): undefined {
     this.counts.misses++;
     this.telemetry?.miss();
+    this.analytics?.tick(Date.now());
     this.emit({ type: "miss", key });
     this.debug(`Cache MISS ${key}`);
     return undefined;

@@ -10,6 +10,15 @@ export { CacheError, type CacheErrorCode } from "./errors.js";
 export type { CdnOptions } from "./http/cdn.js";
 export type { RouteHandler, RouteOptions } from "./http/route.js";
 export { escapeGlob, KeySpace } from "./keys.js";
+export type {
+  CacheReport,
+  EnvironmentReport,
+  NamespaceReport,
+  ReportOptions,
+  Usage,
+  VersionReport,
+} from "./report.js";
 export type { StandardSchemaV1 } from "./standard-schema.js";
+export type { OperationSpan, Telemetry, TelemetryFactory, TelemetryScope } from "./telemetry.js";
 export type { RedisArg, RedisReply, Transport } from "./transports/types.js";
 export type * from "./types.js";

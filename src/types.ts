@@ -133,6 +133,14 @@ export interface CacheOptions {
    * none, and then nothing is recorded and no tracing package is loaded.
    */
   telemetry?: TelemetryFactory;
+  /**
+   * Push this instance's hit, miss, load and error counts to Redis for `tiercache stats` /
+   * `report()` (aggregated over every instance): in the background, at most once per `analyticsMs`.
+   * Default false.
+   */
+  analytics?: boolean;
+  /** Least time between two analytics pushes of one instance, ms (default 60,000). */
+  analyticsMs?: number;
 }
 
 /** A schema checked on read (zod, valibot, arktype… anything implementing Standard Schema). */
