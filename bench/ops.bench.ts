@@ -1,12 +1,17 @@
 /**
  * Cost of the production-operations features (issue 15), each against the same cache without it:
  *   node --import tsx bench/ops.bench.ts
- * Encryption per L2 read and write (node-redis, L1 off so every read goes to Redis). Starts its own
- * redis-server on a free loopback port and stops it at the end.
+ * Encryption per L2 read and write (node-redis, L1 off so every read goes to Redis); OpenTelemetry on
+ * the L1 hit and the L2 read, without `telemetry`, with `otel()` and no SDK registered, and with an
+ * SDK (tracer and meter providers, spans kept in memory). Starts its own redis-server on a free
+ * loopback port and stops it at the end.
  */
 import { randomBytes } from "node:crypto";
+import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
+import { BasicTracerProvider, InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
 import { Bench } from "tinybench";
-import { createCache } from "../src/index.js";
+import { type CacheOptions, createCache } from "../src/index.js";
+import { otel } from "../src/otel.js";
 import { nodeRedis } from "../src/transports/node-redis.js";
 import { startRedisServer } from "../test/support/redis-server.js";
 
@@ -60,6 +65,57 @@ try {
   console.log("| operation (node-redis, loopback) | plain µs/op | encrypted µs/op | cost |");
   console.log("|---|---:|---:|---:|");
   for (const line of rows) console.log(line);
+
+  // --- OpenTelemetry ------------------------------------------------------------------------------
+  class Reader extends MetricReader {
+    protected async onShutdown(): Promise<void> {}
+    protected async onForceFlush(): Promise<void> {}
+  }
+  const exporter = new InMemorySpanExporter();
+  const sdk = {
+    tracerProvider: new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(exporter)] }),
+    meterProvider: new MeterProvider({ readers: [new Reader()] }),
+  };
+  const variants: [string, Pick<CacheOptions, "telemetry">][] = [
+    ["no telemetry", {}],
+    ["otel(), no SDK registered", { telemetry: otel() }],
+    ["otel() with an SDK", { telemetry: otel(sdk) }],
+  ];
+  const otelRows: string[] = [];
+  for (const [tier, l1] of [
+    ["L1 hit", undefined],
+    ["L2 read (L1 off)", false],
+  ] as const) {
+    const bench = new Bench({ time: 1500, warmup: true, warmupTime: 300 });
+    const caches = variants.map(([name, options]) => {
+      const cache = createCache({
+        redis: nodeRedis({ url: server.url }),
+        env: {},
+        prefix: "bench-otel",
+        ttl: "1h",
+        logger: quiet,
+        ...(l1 === false ? { l1: false as const } : {}),
+        ...options,
+      });
+      bench.add(name, () => cache.get("user:42"));
+      return cache;
+    });
+    await caches[0]?.set("user:42", small);
+    for (const cache of caches) await cache.get("user:42");
+    await bench.run();
+    exporter.reset(); // spans kept in memory would grow with the run
+    const base = micros(bench, "no telemetry");
+    for (const [name] of variants) {
+      const us = micros(bench, name);
+      otelRows.push(
+        `| ${tier} | ${name} | ${fmt(us, 2)} | ${name === "no telemetry" ? "—" : `+${fmt(us - base, 2)} µs`} |`,
+      );
+    }
+    await Promise.all(caches.map((cache) => cache.close()));
+  }
+  console.log("\n| get | telemetry | µs/op | cost |");
+  console.log("|---|---|---:|---:|");
+  for (const line of otelRows) console.log(line);
 } finally {
   await server.stop();
 }

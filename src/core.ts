@@ -6,7 +6,7 @@ import { asError, CacheError } from "./errors.js";
 import { type FlushContext, runFlush } from "./flush.js";
 import { vercelWaitUntil } from "./http/wait-until.js";
 import { KeySpace } from "./keys.js";
-import { type Telemetry, timedTransport } from "./telemetry.js";
+import { NO_ATTRIBUTES, type SpanAttributes, type Telemetry, timedTransport } from "./telemetry.js";
 import { Breaker } from "./tiers/breaker.js";
 import { L1 } from "./tiers/l1.js";
 import { L2 } from "./tiers/l2.js";
@@ -52,6 +52,7 @@ export class CacheCore {
         namespace: config.namespace,
         version: config.version,
         transport: config.transportKind,
+        counts: this.counts,
       }) ?? null;
     this.telemetry = telemetry;
     const createTransport = config.transport;
@@ -117,7 +118,6 @@ export class CacheCore {
 
   hit(key: string, value: unknown, tier: Tier): unknown {
     this.counts[tier]++;
-    this.telemetry?.hit(tier);
     this.analytics?.tick(Date.now());
     if (this.config.onEvent) this.emit({ type: "hit", key, tier });
     this.config.logger.debug?.(`Cache HIT (${tier === "l1" ? "l1" : "redis"}) ${key}`);
@@ -126,7 +126,6 @@ export class CacheCore {
 
   miss(key: string): undefined {
     this.counts.misses++;
-    this.telemetry?.miss();
     this.analytics?.tick(Date.now());
     this.emit({ type: "miss", key });
     this.debug(`Cache MISS ${key}`);
@@ -140,15 +139,9 @@ export class CacheCore {
     return undefined;
   }
 
-  /** A stale value served (revalidating, or because the loader failed). */
-  servedStale(): void {
-    this.counts.stale++;
-    this.telemetry?.stale();
-  }
-
   /** Span attributes naming a user key: only with `traceKeys`, keys can hold identifiers. */
-  keyAttributes(key: string): Record<string, string> {
-    return this.telemetry?.traceKeys ? { "tiercache.key": key } : {};
+  keyAttributes(key: string): SpanAttributes {
+    return this.telemetry?.traceKeys ? { "tiercache.key": key } : NO_ATTRIBUTES;
   }
 
   debug(message: string): void {

@@ -87,7 +87,7 @@ export class LoadPolicy {
       toMs(options.staleWhileRevalidate ?? core.config.staleWhileRevalidateMs, "staleWhileRevalidate");
     if (stale && now < stale.fresh + swrMs) {
       span?.hit("stale");
-      core.servedStale();
+      core.counts.stale++;
       core.emit({ type: "stale", key, tier: found.tier });
       core.debug(`Cache STALE (${found.tier}) ${key}`);
       this.refreshInBackground(key, full, loader, options, stale.created, span);
@@ -123,7 +123,7 @@ export class LoadPolicy {
         !(error instanceof CacheError && error.code === "SCHEMA")
       ) {
         span?.hit("stale");
-        core.servedStale();
+        core.counts.stale++;
         core.config.logger.warn(`loader failed, serving stale ${key}: ${asError(error).message}`);
         return staleValue;
       }

@@ -26,15 +26,17 @@ import {
   type TracerProvider,
   trace,
 } from "@opentelemetry/api";
+import type { Counts } from "./core.js";
 import { CacheError } from "./errors.js";
-import type {
-  Hit,
-  Operation,
-  OperationSpan,
-  SpanAttributes,
-  Telemetry,
-  TelemetryFactory,
-  TelemetryScope,
+import {
+  type Hit,
+  NO_ATTRIBUTES,
+  type Operation,
+  type OperationSpan,
+  type SpanAttributes,
+  type Telemetry,
+  type TelemetryFactory,
+  type TelemetryScope,
 } from "./telemetry.js";
 import type { BreakerState } from "./types.js";
 
@@ -67,22 +69,85 @@ const SCOPE = "tiercache";
  */
 export function otel(options: OtelOptions = {}): TelemetryFactory {
   return {
-    instrument: (scope) => new OtelTelemetry(scope, options),
+    instrument: (scope) => {
+      const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE);
+      let meters = shared.get(meter);
+      if (!meters) {
+        meters = instruments(meter);
+        shared.set(meter, meters);
+      }
+      return new OtelTelemetry(scope, options, meters);
+    },
   };
 }
 
+/** One set of instruments per meter, whatever the number of `otel()` calls and caches using it. */
+const shared = new WeakMap<Meter, Instruments>();
+
 interface Instruments {
-  hits: Counter;
-  misses: Counter;
-  stale: Counter;
-  loads: Counter;
   errors: Counter;
   breaker: Counter;
   loadDuration: Histogram;
   redisDuration: Histogram;
+  /** Adds a cache's counts to the observable counters. */
+  track(counts: Readonly<Counts>, base: Attributes): void;
 }
 
+/**
+ * Hits, misses, stale served and loads are observable counters over the caches' own counts, read
+ * at collection: the hot path (an L1 hit) adds nothing to what it does without telemetry. Caches
+ * of one namespace and version (say, two in one process) are summed: one series each.
+ */
 function instruments(meter: Meter): Instruments {
+  const hits = meter.createObservableCounter("tiercache.hits", {
+    description: "Reads served fresh from the cache, by tier",
+  });
+  const misses = meter.createObservableCounter("tiercache.misses", {
+    description: "Reads that found no servable entry",
+  });
+  const stale = meter.createObservableCounter("tiercache.stale", {
+    description: "Stale values served (revalidating or on loader error)",
+  });
+  const loads = meter.createObservableCounter("tiercache.loads", {
+    description: "Loader runs that returned",
+  });
+  const series = new Map<
+    string,
+    { base: Attributes; l1: Attributes; l2: Attributes; counts: Readonly<Counts>[] }
+  >();
+  meter.addBatchObservableCallback(
+    (result) => {
+      for (const { base, l1, l2, counts } of series.values()) {
+        const sum = (pick: (c: Readonly<Counts>) => number) => counts.reduce((n, c) => n + pick(c), 0);
+        result.observe(
+          hits,
+          sum((c) => c.l1),
+          l1,
+        );
+        result.observe(
+          hits,
+          sum((c) => c.l2),
+          l2,
+        );
+        result.observe(
+          misses,
+          sum((c) => c.misses),
+          base,
+        );
+        result.observe(
+          stale,
+          sum((c) => c.stale),
+          base,
+        );
+        result.observe(
+          loads,
+          sum((c) => c.loads),
+          base,
+        );
+      }
+    },
+    [hits, misses, stale, loads],
+  );
   const seconds = (name: string, description: string) =>
     meter.createHistogram(name, {
       description,
@@ -94,20 +159,26 @@ function instruments(meter: Meter): Instruments {
       },
     });
   return {
-    hits: meter.createCounter("tiercache.hits", {
-      description: "Reads served fresh from the cache, by tier",
-    }),
-    misses: meter.createCounter("tiercache.misses", { description: "Reads that found no servable entry" }),
-    stale: meter.createCounter("tiercache.stale", {
-      description: "Stale values served (revalidating or on loader error)",
-    }),
-    loads: meter.createCounter("tiercache.loads", { description: "Loader runs" }),
     errors: meter.createCounter("tiercache.errors", { description: "Failed Redis operations" }),
     breaker: meter.createCounter("tiercache.breaker.transitions", {
       description: "Circuit breaker state changes",
     }),
     loadDuration: seconds("tiercache.load.duration", "Loader run time"),
     redisDuration: seconds("tiercache.redis.duration", "Redis round trip time, per command or pipeline"),
+    track(counts, base) {
+      const id = JSON.stringify(base);
+      let entry = series.get(id);
+      if (!entry) {
+        entry = {
+          base,
+          l1: { ...base, "tiercache.tier": "l1" },
+          l2: { ...base, "tiercache.tier": "l2" },
+          counts: [],
+        };
+        series.set(id, entry);
+      }
+      entry.counts.push(counts);
+    },
   };
 }
 
@@ -116,12 +187,14 @@ class OtelTelemetry implements Telemetry {
   readonly traceL1Hits: boolean;
   private readonly base: Attributes;
   private readonly metricBase: Attributes;
-  private readonly meters: Instruments;
+  /** The attributes of each operation's span when it adds none: built once. */
+  private readonly byOperation = new Map<Operation, Attributes>();
   private tracerInstance: Tracer | undefined;
 
   constructor(
     scope: TelemetryScope,
     private readonly options: OtelOptions,
+    private readonly meters: Instruments,
   ) {
     this.traceKeys = options.traceKeys === true;
     this.traceL1Hits = options.traceL1Hits === true;
@@ -132,7 +205,7 @@ class OtelTelemetry implements Telemetry {
       "tiercache.transport": scope.transport,
       ...this.metricBase,
     };
-    this.meters = instruments((options.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE));
+    meters.track(scope.counts, this.metricBase);
   }
 
   private get tracer(): Tracer {
@@ -149,6 +222,8 @@ class OtelTelemetry implements Telemetry {
       kind: SpanKind.INTERNAL,
       attributes: this.attributes(operation, attributes),
     });
+    // No SDK, or not sampled: nothing to record, nothing to make current.
+    if (!span.isRecording()) return work(UNRECORDED);
     const active = trace.setSpan(context.active(), span);
     try {
       return await context.with(active, () => work(new Handle(span, active, this)));
@@ -186,22 +261,11 @@ class OtelTelemetry implements Telemetry {
     }
   }
 
-  hit(tier: "l1" | "l2"): void {
-    this.meters.hits.add(1, { ...this.metricBase, "tiercache.tier": tier });
-  }
-
-  miss(): void {
-    this.meters.misses.add(1, this.metricBase);
-  }
-
-  stale(): void {
-    this.meters.stale.add(1, this.metricBase);
-  }
-
   load(durationMs: number, didFail: boolean): void {
-    const attributes = { ...this.metricBase, "tiercache.load.failed": didFail };
-    this.meters.loads.add(1, attributes);
-    this.meters.loadDuration.record(durationMs / 1000, attributes);
+    this.meters.loadDuration.record(durationMs / 1000, {
+      ...this.metricBase,
+      "tiercache.load.failed": didFail,
+    });
   }
 
   error(operation: string): void {
@@ -222,11 +286,26 @@ class OtelTelemetry implements Telemetry {
   }
 
   private attributes(operation: Operation, extra: SpanAttributes): Attributes {
+    if (extra === NO_ATTRIBUTES) {
+      let shared = this.byOperation.get(operation);
+      if (!shared) {
+        shared = Object.freeze({ ...this.base, "db.operation.name": operation });
+        this.byOperation.set(operation, shared);
+      }
+      return shared;
+    }
     const attributes: Attributes = { ...this.base, "db.operation.name": operation };
     for (const [name, value] of Object.entries(extra)) if (value !== undefined) attributes[name] = value;
     return attributes;
   }
 }
+
+/** The span handle of an operation nobody records: every call is a no-op, the load runs as is. */
+const UNRECORDED: OperationSpan = {
+  hit() {},
+  set() {},
+  child: (_operation, work) => work(),
+};
 
 class Handle implements OperationSpan {
   constructor(

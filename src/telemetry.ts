@@ -1,3 +1,4 @@
+import type { Counts } from "./core.js";
 import type { RedisArg, Transport } from "./transports/types.js";
 import type { BreakerState } from "./types.js";
 
@@ -18,6 +19,11 @@ export interface TelemetryScope {
   version: string;
   /** `"upstash"`, `"node-redis"` or `"none"`. */
   transport: string;
+  /**
+   * The cache's own counters (hits per tier, misses, stale, loads), kept anyway for `stats()`: read
+   * when metrics are collected, so a hit costs the telemetry nothing.
+   */
+  counts: Readonly<Counts>;
 }
 
 /** The instrumentation of one cache (see {@link TelemetryFactory}). */
@@ -34,9 +40,7 @@ export interface Telemetry {
   ): Promise<T>;
   /** A span for one L1 hit that has already happened (only with `traceL1Hits`). */
   l1Hit(operation: Operation, attributes: SpanAttributes): void;
-  hit(tier: "l1" | "l2"): void;
-  miss(): void;
-  stale(): void;
+  /** One loader run and how long it took (its count comes from `counts`). */
   load(durationMs: number, failed: boolean): void;
   error(operation: string): void;
   breaker(state: BreakerState): void;
@@ -46,7 +50,9 @@ export interface Telemetry {
 
 export type Operation = "get" | "getOrSet" | "set" | "delete" | "invalidateTags" | "flush" | "route";
 export type Hit = "l1" | "l2" | "stale" | "miss";
-export type SpanAttributes = Record<string, string | number | boolean | undefined>;
+export type SpanAttributes = Readonly<Record<string, string | number | boolean | undefined>>;
+/** What an operation adds when it has nothing to add (no allocation per call). */
+export const NO_ATTRIBUTES: SpanAttributes = Object.freeze({});
 
 /** The span of one operation, as the cache paths see it. */
 export interface OperationSpan {

@@ -21,7 +21,7 @@ describe.each(["node-redis", "upstash"] as const)("encryption at rest on %s", (b
 
   it("Redis holds no value bytes; times and tags stay readable; a second instance with the key reads it", async () => {
     const key = newKey();
-    const writer = cacheOn(backend, { encryption: { key } });
+    const writer = cacheOn(backend, { timeoutMs: 5000, encryption: { key } });
     await writer.set("user:1", { name: SECRET, at: new Date(5) }, { tags: ["users"] });
     const full = await writer.keys.entry("user:1");
     const stored = (await raw().get(full)) as string;
@@ -29,7 +29,7 @@ describe.each(["node-redis", "upstash"] as const)("encryption at rest on %s", (b
     expect(stored).not.toContain("name");
     expect(stored).toMatch(/^\[2,\d+,\d+,\d+,\["users"\],"[0-9a-f]{8}:j:[A-Za-z0-9+/=]+"\]$/);
     expect(stored).toContain(`"${await keyId(Buffer.from(key, "base64"))}:j:`);
-    const reader = cacheOn(backend, { prefix: writer.keys.prefix, encryption: { key } });
+    const reader = cacheOn(backend, { timeoutMs: 5000, prefix: writer.keys.prefix, encryption: { key } });
     const back = await reader.get<{ name: string; at: Date }>("user:1");
     expect(back).toEqual({ name: SECRET, at: new Date(5) });
     expect(back?.at).toBeInstanceOf(Date);
@@ -38,7 +38,7 @@ describe.each(["node-redis", "upstash"] as const)("encryption at rest on %s", (b
   });
 
   it("a fresh IV per write: the same value twice is two different ciphertexts", async () => {
-    const cache = cacheOn(backend, { encryption: { key: newKey() } });
+    const cache = cacheOn(backend, { timeoutMs: 5000, encryption: { key: newKey() } });
     const full = (await cache.keys.entry("same")) as string;
     await cache.set("same", "v", { ttl: 60_000 });
     const first = await raw().get(full);
@@ -48,12 +48,17 @@ describe.each(["node-redis", "upstash"] as const)("encryption at rest on %s", (b
   });
 
   it("without the key or with a wrong one: a miss and one bounded warning, the entry left for others", async () => {
-    const writer = cacheOn(backend, { encryption: { key: newKey() } });
+    const writer = cacheOn(backend, { timeoutMs: 5000, encryption: { key: newKey() } });
     for (let i = 0; i < 5; i++) await writer.set(`k${i}`, SECRET);
     const prefix = writer.keys.prefix;
     const warn = vi.fn();
-    const plain = cacheOn(backend, { prefix, logger: { warn } });
-    const wrong = cacheOn(backend, { prefix, logger: { warn }, encryption: { key: newKey() } });
+    const plain = cacheOn(backend, { timeoutMs: 5000, prefix, logger: { warn } });
+    const wrong = cacheOn(backend, {
+      timeoutMs: 5000,
+      prefix,
+      logger: { warn },
+      encryption: { key: newKey() },
+    });
     for (let i = 0; i < 5; i++) {
       expect(await plain.get(`k${i}`)).toBeUndefined();
       expect(await wrong.get(`k${i}`)).toBeUndefined();
@@ -72,18 +77,23 @@ describe.each(["node-redis", "upstash"] as const)("encryption at rest on %s", (b
   it("rotation: previous keys read old entries, new entries are written with the new key only", async () => {
     const oldKey = newKey();
     const currentKey = newKey();
-    const before = cacheOn(backend, { encryption: { key: oldKey } });
+    const before = cacheOn(backend, { timeoutMs: 5000, encryption: { key: oldKey } });
     const prefix = before.keys.prefix;
     await before.set("old", "written before rotation");
-    const after = cacheOn(backend, { prefix, encryption: { key: currentKey, previousKeys: [oldKey] } });
+    const after = cacheOn(backend, {
+      timeoutMs: 5000,
+      prefix,
+      encryption: { key: currentKey, previousKeys: [oldKey] },
+    });
     expect(await after.get("old")).toBe("written before rotation");
     await after.set("new", "written after rotation");
     const stored = (await raw().get(await after.keys.entry("new"))) as string;
     expect(stored).toContain(`"${await keyId(Buffer.from(currentKey, "base64"))}:`);
-    const onlyOld = cacheOn(backend, { prefix, encryption: { key: oldKey } });
+    const onlyOld = cacheOn(backend, { timeoutMs: 5000, prefix, encryption: { key: oldKey } });
     expect(await onlyOld.get("new")).toBeUndefined();
     // The same through the environment, as a deployment would rotate.
     const fromEnv = cacheOn(backend, {
+      timeoutMs: 5000,
       prefix,
       env: { CACHE_ENCRYPTION_KEY: currentKey, CACHE_ENCRYPTION_KEYS_PREVIOUS: `${newKey()}, ${oldKey}` },
     });
@@ -94,12 +104,13 @@ describe.each(["node-redis", "upstash"] as const)("encryption at rest on %s", (b
 
   it("a tampered ciphertext, a ciphertext moved to another key, or edited times are misses", async () => {
     const key = newKey();
-    const writer = cacheOn(backend, { encryption: { key } });
+    const writer = cacheOn(backend, { timeoutMs: 5000, encryption: { key } });
     await writer.set("a", SECRET);
     await writer.set("b", "other");
     const [a, b, c] = (await Promise.all(["a", "b", "c"].map((k) => writer.keys.entry(k)))) as string[];
     const stored = (await raw().get(a as string)) as string;
-    const reader = () => cacheOn(backend, { prefix: writer.keys.prefix, encryption: { key } });
+    const reader = () =>
+      cacheOn(backend, { timeoutMs: 5000, prefix: writer.keys.prefix, encryption: { key } });
     // One flipped character of the ciphertext.
     const at = stored.length - 10;
     const flipped = stored.slice(0, at) + (stored[at] === "A" ? "B" : "A") + stored.slice(at + 1);
@@ -119,7 +130,7 @@ describe.each(["node-redis", "upstash"] as const)("encryption at rest on %s", (b
 
   it("compresses before encrypting: a large value is stored small, and reads back", async () => {
     const key = newKey();
-    const cache = cacheOn(backend, { encryption: { key } });
+    const cache = cacheOn(backend, { timeoutMs: 5000, encryption: { key } });
     const big = { rows: Array.from({ length: 5000 }, (_, i) => ({ i, label: `${SECRET}-${i % 10}` })) };
     await cache.set("big", big);
     const stored = (await raw().get(await cache.keys.entry("big"))) as string;
@@ -127,22 +138,26 @@ describe.each(["node-redis", "upstash"] as const)("encryption at rest on %s", (b
     expect(stored.length).toBeLessThan(40_000);
     expect(stored).toMatch(/"[0-9a-f]{8}:z:/);
     expect(stored).not.toContain(SECRET);
-    const reader = cacheOn(backend, { prefix: cache.keys.prefix, encryption: { key } });
+    const reader = cacheOn(backend, { timeoutMs: 5000, prefix: cache.keys.prefix, encryption: { key } });
     expect(await reader.get("big")).toEqual(big);
     await Promise.all([cache.close(), reader.close()]);
   });
 
   it("with encryption on, a plain entry is not served (it could have been planted)", async () => {
-    const plain = cacheOn(backend);
+    const plain = cacheOn(backend, { timeoutMs: 5000 });
     await plain.set("planted", "forged");
-    const sealed = cacheOn(backend, { prefix: plain.keys.prefix, encryption: { key: newKey() } });
+    const sealed = cacheOn(backend, {
+      timeoutMs: 5000,
+      prefix: plain.keys.prefix,
+      encryption: { key: newKey() },
+    });
     expect(await sealed.get("planted")).toBeUndefined();
     expect(await sealed.getOrSet("planted", () => "loaded")).toBe("loaded");
     await Promise.all([plain.close(), sealed.close()]);
   });
 
   it("L1 holds plaintext: an L1 hit is the value itself, no decryption", async () => {
-    const cache = cacheOn(backend, { encryption: { key: newKey() } });
+    const cache = cacheOn(backend, { timeoutMs: 5000, encryption: { key: newKey() } });
     const value = { name: SECRET };
     await cache.set("l1", value);
     expect(await cache.get("l1")).toBe(value);

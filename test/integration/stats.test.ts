@@ -57,18 +57,36 @@ async function seed(backend: Backend): Promise<Expected> {
   await raw.flushDb();
   const entries: Record<string, number> = { v1: 3, v2: 2, v3: 4 };
   for (const [version, count] of Object.entries(entries)) {
-    const cache = cacheOn(backend, { keepVersions: 5, prefix: undefined, namespace: "shop", version });
+    const cache = cacheOn(backend, {
+      timeoutMs: 5000,
+      keepVersions: 5,
+      prefix: undefined,
+      namespace: "shop",
+      version,
+    });
     await cache.connect();
     for (let i = 0; i < count; i++) await cache.set(`item:${i}`, { i, body: "x".repeat(200) });
     await cache.close();
     await sleep(3); // distinct first-seen times
   }
-  const current = cacheOn(backend, { keepVersions: 5, prefix: undefined, namespace: "shop", version: "v3" });
+  const current = cacheOn(backend, {
+    timeoutMs: 5000,
+    keepVersions: 5,
+    prefix: undefined,
+    namespace: "shop",
+    version: "v3",
+  });
   await current.set("settings", 1, { versioned: false });
   await current.increment("visits");
   await current.invalidateTags(["product:1", "product:2"]);
   await current.close();
-  const preview = cacheOn(backend, { keepVersions: 5, prefix: "preview", namespace: "shop", version: "v1" });
+  const preview = cacheOn(backend, {
+    timeoutMs: 5000,
+    keepVersions: 5,
+    prefix: "preview",
+    namespace: "shop",
+    version: "v1",
+  });
   await preview.connect();
   await preview.set("item:0", 1);
   await preview.close();
@@ -78,6 +96,7 @@ async function seed(backend: Backend): Promise<Expected> {
   const total: Expected = { l1: 0, l2: 0, misses: 0, loads: 0 };
   for (let n = 0; n < 3; n++) {
     const instance = cacheOn(backend, {
+      timeoutMs: 5000,
       keepVersions: 5,
       prefix: undefined,
       namespace: "shop",
@@ -148,7 +167,7 @@ describe.each(["node-redis", "upstash"] as const)("cache.report() on %s", (backe
   it("counts per prefix, namespace and version, the registry, tag marks and every instance's analytics", async () => {
     const expected = await seed(backend);
     expect(expected.l1).toBeGreaterThan(0);
-    const reporter = cacheOn(backend, { prefix: undefined });
+    const reporter = cacheOn(backend, { timeoutMs: 5000, prefix: undefined });
     const progress: number[] = [];
     const report = await reporter.report({ onProgress: (n) => progress.push(n) });
     checkReport(report, expected);
