@@ -213,7 +213,7 @@ class OtelTelemetry implements Telemetry {
     return this.tracerInstance;
   }
 
-  async span<T>(
+  span<T>(
     operation: Operation,
     attributes: SpanAttributes,
     work: (span: OperationSpan) => Promise<T>,
@@ -222,8 +222,12 @@ class OtelTelemetry implements Telemetry {
       kind: SpanKind.INTERNAL,
       attributes: this.attributes(operation, attributes),
     });
-    // No SDK, or not sampled: nothing to record, nothing to make current.
+    // No SDK, or not sampled: nothing to record, nothing to make current, no promise layer added.
     if (!span.isRecording()) return work(UNRECORDED);
+    return this.recorded(span, work);
+  }
+
+  private async recorded<T>(span: Span, work: (span: OperationSpan) => Promise<T>): Promise<T> {
     const active = trace.setSpan(context.active(), span);
     try {
       return await context.with(active, () => work(new Handle(span, active, this)));
