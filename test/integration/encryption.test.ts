@@ -37,6 +37,23 @@ describe.each(["node-redis", "upstash"] as const)("encryption at rest on %s", (b
     await Promise.all([writer.close(), reader.close()]);
   });
 
+  it("getOrSet's conditional write-back and a lease holder's write store sealed entries too", async () => {
+    const key = newKey();
+    const loader = cacheOn(backend, { timeoutMs: 5000, encryption: { key } });
+    // Without waitUntil the write-back is awaited by getOrSet itself.
+    expect(await loader.getOrSet("loaded", () => ({ secret: SECRET }))).toEqual({ secret: SECRET });
+    expect(await loader.getOrSet("leased", () => SECRET, { lease: true })).toBe(SECRET);
+    const reader = cacheOn(backend, { timeoutMs: 5000, prefix: loader.keys.prefix, encryption: { key } });
+    for (const k of ["loaded", "leased"]) {
+      const stored = (await raw().get(await loader.keys.entry(k))) as string;
+      expect(stored).toMatch(/^\[2,/);
+      expect(stored).not.toContain(SECRET);
+    }
+    expect(await reader.get("loaded")).toEqual({ secret: SECRET });
+    expect(await reader.get("leased")).toBe(SECRET);
+    await Promise.all([loader.close(), reader.close()]);
+  });
+
   it("a fresh IV per write: the same value twice is two different ciphertexts", async () => {
     const cache = cacheOn(backend, { timeoutMs: 5000, encryption: { key: newKey() } });
     const full = (await cache.keys.entry("same")) as string;
