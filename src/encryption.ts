@@ -33,7 +33,7 @@ const SEALED_HEAD = "[2,";
 const COMPRESS_ABOVE = 16 * 1024;
 const IV_BYTES = 12;
 const KEY_BYTES = 32;
-const BASE64_KEY = /^(?:[A-Za-z0-9+/]{43}=|[A-Za-z0-9_-]{43}=?)$/;
+const BASE64_KEY = /^[A-Za-z0-9+/_-]{43}=?$/;
 
 /** Whether stored text is a sealed (format 2) entry. */
 export function isSealed(stored: string): boolean {
