@@ -1,6 +1,6 @@
 import * as z from "zod/mini";
 import { toMs } from "./duration.js";
-import { type EncryptionOptions, Keyring, keyBytes } from "./encryption.js";
+import { type EncryptionOptions, KEY_PATTERN, Keyring, keyBytes } from "./encryption.js";
 import { CacheError } from "./errors.js";
 import { validateSegment } from "./keys.js";
 import type { TelemetryFactory } from "./telemetry.js";
@@ -23,6 +23,24 @@ const segment = z.optional(
   z.string().check(z.regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1–64 letters, digits, "_", "." or "-"')),
 );
 const httpUrl = z.optional(z.string().check(z.regex(/^https?:\/\/[^\s/]+/, "must be an http(s) URL")));
+/** Checked with the other variables, so a bad key is named in the same CONFIG error (never echoed). */
+const encryptionKey = z.optional(
+  z
+    .string()
+    .check(
+      z.regex(new RegExp(`^${KEY_PATTERN}$`), "must be 32 random bytes, base64-encoded (44 characters)"),
+    ),
+);
+const encryptionKeys = z.optional(
+  z
+    .string()
+    .check(
+      z.regex(
+        new RegExp(`^\\s*${KEY_PATTERN}\\s*(,\\s*${KEY_PATTERN}\\s*)*$`),
+        "must be a comma-separated list of keys, each 32 random bytes base64-encoded",
+      ),
+    ),
+);
 
 /** The environment variables tiercache reads (DESIGN.md, "Environment"). */
 const envSchema = z.object({
@@ -47,8 +65,8 @@ const envSchema = z.object({
   VERCEL_GIT_COMMIT_SHA: z.optional(z.string().check(z.regex(/^[A-Za-z0-9]+$/, "must be a commit SHA"))),
   CACHE_TTL_DEFAULT: int(1, 31_536_000),
   REDIS_SOCKET_TIMEOUT: int(1, 3_600_000),
-  CACHE_ENCRYPTION_KEY: z.optional(z.string()),
-  CACHE_ENCRYPTION_KEYS_PREVIOUS: z.optional(z.string()),
+  CACHE_ENCRYPTION_KEY: encryptionKey,
+  CACHE_ENCRYPTION_KEYS_PREVIOUS: encryptionKeys,
 });
 
 export type Env = z.infer<typeof envSchema>;

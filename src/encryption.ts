@@ -33,7 +33,9 @@ const SEALED_HEAD = "[2,";
 const COMPRESS_ABOVE = 16 * 1024;
 const IV_BYTES = 12;
 const KEY_BYTES = 32;
-const BASE64_KEY = /^[A-Za-z0-9+/_-]{43}=?$/;
+/** 32 bytes in base64, either alphabet, padding optional (also what the environment schema checks). */
+export const KEY_PATTERN = "[A-Za-z0-9+/_-]{43}=?";
+const BASE64_KEY = new RegExp(`^${KEY_PATTERN}$`);
 
 /** Whether stored text is a sealed (format 2) entry. */
 export function isSealed(stored: string): boolean {

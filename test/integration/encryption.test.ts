@@ -207,7 +207,19 @@ describe("encryption configuration", () => {
         redis: false,
         env: { CACHE_ENCRYPTION_KEY: newKey(), CACHE_ENCRYPTION_KEYS_PREVIOUS: bad },
       }),
-    ).toThrow(/CACHE_ENCRYPTION_KEYS_PREVIOUS \(key 1\)/);
+    ).toThrow(/CACHE_ENCRYPTION_KEYS_PREVIOUS must be a comma-separated list of keys/);
+    // Named with the other bad variables in one CONFIG error, as every variable is; never echoed.
+    const both = (() => {
+      try {
+        createCache({ redis: false, env: { CACHE_ENCRYPTION_KEY: bad, REDIS_PORT: "99999" } });
+      } catch (thrown) {
+        return (thrown as Error).message;
+      }
+    })();
+    expect(both).toMatch(
+      /REDIS_PORT .*; CACHE_ENCRYPTION_KEY must be 32 random bytes|CACHE_ENCRYPTION_KEY must be 32 random bytes.*; REDIS_PORT/,
+    );
+    expect(both).not.toContain(bad);
     expect(() => createCache({ redis: false, env: { CACHE_ENCRYPTION_KEYS_PREVIOUS: newKey() } })).toThrow(
       /without CACHE_ENCRYPTION_KEY/,
     );
