@@ -7,6 +7,7 @@ import type { CacheReport } from "../../src/report.js";
 import { nodeRedis } from "../../src/transports/node-redis.js";
 import type { RedisArg, Transport } from "../../src/transports/types.js";
 import { type Backend, cacheOn, openBackend } from "../support/backends.js";
+import { start as startProxy } from "../support/fault-proxy.js";
 import { isolatedRedisUrl } from "../support/redis-db.js";
 import { freePort } from "../support/redis-server.js";
 
@@ -307,5 +308,35 @@ describe("npx tiercache stats", { timeout: 120_000 }, () => {
     const down = await cli(["stats"], { REDIS_URL: `redis://:secret-pw@127.0.0.1:${await freePort()}` });
     expect(down.code).toBe(1);
     expect(down.stderr).not.toContain("secret-pw");
+  });
+});
+
+describe("npx tiercache stats on a slow, large database", { timeout: 120_000 }, () => {
+  it("shows progress on stderr, the report on stdout", async () => {
+    const redisUrl = await isolatedRedisUrl();
+    const backend = await openBackend("node-redis", redisUrl);
+    const raw = backend.raw as NonNullable<Backend["raw"]>;
+    const cache = cacheOn(backend, { prefix: undefined, timeoutMs: 5000 });
+    await cache.set("one", 1);
+    await cache.close();
+    const multi = raw.multi();
+    for (let i = 0; i < 10_000; i++) multi.set(`tc:default:1:k:bulk:${i}`, "x");
+    await multi.exec();
+    const url = new URL(redisUrl);
+    const proxy = await startProxy({ targetPort: Number(url.port) });
+    proxy.setMode("delay", 150); // each SCAN batch takes > 150 ms: the scan takes over a second
+    try {
+      const { code, stdout, stderr } = await cli(["stats", "--json", "--sample", "5"], {
+        REDIS_URL: `redis://127.0.0.1:${proxy.port}${url.pathname}`,
+      });
+      expect(code).toBe(0);
+      expect(stderr).toMatch(/… [\d,]+ keys scanned/);
+      const report = JSON.parse(stdout) as CacheReport;
+      expect(report.environments[0]?.namespaces[0]?.versions[0]?.keys).toBe(10_001);
+      expect(report.sampledKeys).toBeLessThanOrEqual(5);
+    } finally {
+      await proxy.close();
+      await backend.close();
+    }
   });
 });
