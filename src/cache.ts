@@ -125,7 +125,20 @@ export class Cache {
   }
 
   /** Stores several entries; the Redis writes leave in one round trip. */
-  async setMany(entries: readonly SetManyEntry[]): Promise<void> {
+  setMany(entries: readonly SetManyEntry[]): Promise<void> {
+    const { telemetry } = this.core;
+    if (!telemetry) return this.storeMany(entries);
+    const attributes = {
+      "tiercache.keys.count": Array.isArray(entries) ? entries.length : undefined,
+      ...this.listAttribute(
+        "tiercache.keys",
+        Array.isArray(entries) ? entries.map((entry) => entry?.key) : undefined,
+      ),
+    };
+    return telemetry.span("setMany", attributes, () => this.storeMany(entries));
+  }
+
+  private async storeMany(entries: readonly SetManyEntry[]): Promise<void> {
     if (!this.core.config.enabled) return;
     await this.write.storeMany(entries);
   }
@@ -248,7 +261,18 @@ export class Cache {
    * pass user input through `escapeGlob`). SCAN + UNLINK in batches; returns how many were removed.
    * Keys long enough to be hashed cannot match a pattern.
    */
-  async deletePattern(glob: string, options: { versioned?: boolean } = {}): Promise<number> {
+  deletePattern(glob: string, options: { versioned?: boolean } = {}): Promise<number> {
+    const { telemetry } = this.core;
+    if (!telemetry) return this.deleteMatching(glob, options);
+    const attributes = telemetry.traceKeys ? { "tiercache.pattern": String(glob) } : {};
+    return telemetry.span("deletePattern", attributes, async (span) => {
+      const removed = await this.deleteMatching(glob, options);
+      span.set("tiercache.removed", removed);
+      return removed;
+    });
+  }
+
+  private async deleteMatching(glob: string, options: { versioned?: boolean }): Promise<number> {
     const [removed] = await Promise.all([
       this.core.coherence.deletePattern(this.keys.pattern(glob, options.versioned !== false)),
       this.core.notifyInvalidation({ patterns: [glob] }),

@@ -48,7 +48,16 @@ export interface Telemetry {
   redis(operation: string, durationMs: number, failed: boolean): void;
 }
 
-export type Operation = "get" | "getOrSet" | "set" | "delete" | "invalidateTags" | "flush" | "route";
+export type Operation =
+  | "get"
+  | "getOrSet"
+  | "set"
+  | "setMany"
+  | "delete"
+  | "deletePattern"
+  | "invalidateTags"
+  | "flush"
+  | "route";
 export type Hit = "l1" | "l2" | "stale" | "miss";
 export type SpanAttributes = Readonly<Record<string, string | number | boolean | undefined>>;
 /** What an operation adds when it has nothing to add (no allocation per call). */

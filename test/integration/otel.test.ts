@@ -125,6 +125,11 @@ describe.each(["node-redis", "upstash"] as const)("OpenTelemetry on %s", (backen
     expect(await cache.delete("a", "b")).toBeGreaterThanOrEqual(0);
     await cache.invalidateTags(["t:1", "t:2"]);
     await cache.flush({ scope: "version", dryRun: true });
+    await cache.setMany([
+      { key: "m1", value: 1 },
+      { key: "m2", value: 2 },
+    ]);
+    expect(await cache.deletePattern("m*")).toBe(2);
     const handler = cache.route(async () => Response.json({ ok: true }), { ttl: 60 });
     const res = await handler(new Request("http://app.test/items/42"));
     await res.arrayBuffer();
@@ -134,6 +139,9 @@ describe.each(["node-redis", "upstash"] as const)("OpenTelemetry on %s", (backen
       "db.operation.name": "invalidateTags",
     });
     expect(t.spans("tiercache.flush")[0]?.attributes).toMatchObject({ "tiercache.flush.scope": "version" });
+    expect(t.spans("tiercache.setMany")[0]?.attributes).toMatchObject({ "tiercache.keys.count": 2 });
+    expect(t.spans("tiercache.deletePattern")[0]?.attributes).toMatchObject({ "tiercache.removed": 2 });
+    expect(t.spans("tiercache.deletePattern")[0]?.attributes).not.toHaveProperty("tiercache.pattern");
     const [route] = t.spans("tiercache.route");
     expect(route?.attributes).toMatchObject({
       "http.request.method": "GET",
