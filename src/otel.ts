@@ -60,7 +60,8 @@ const SCOPE = "tiercache";
 /**
  * OpenTelemetry spans and metrics for {@link createCache}'s `telemetry` option. Spans: `tiercache.get`,
  * `tiercache.getOrSet` (with `tiercache.load` as a child), `tiercache.set`, `tiercache.delete`,
- * `tiercache.invalidateTags`, `tiercache.flush`, `tiercache.route`, carrying `db.system` =
+ * `tiercache.setMany`, `tiercache.deletePattern`, `tiercache.invalidateTags`, `tiercache.flush`,
+ * `tiercache.route`, carrying `db.system` =
  * `redis`, `db.operation.name`, `tiercache.hit` (`l1`/`l2`/`stale`/`miss`), `tiercache.namespace`
  * and `tiercache.version` — never a value, never a secret, keys only with `traceKeys`. Metrics:
  * `tiercache.hits` (by tier), `tiercache.misses`, `tiercache.stale`, `tiercache.loads`,
