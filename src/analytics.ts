@@ -36,7 +36,7 @@ const fromCounts = (counts: Counts): Record<Counter, number> => ({
   error: counts.errors,
 });
 
-/** One instance's pusher: call {@link tick} on every read; it decides when a push is due. */
+/** One instance's pusher: the read path calls {@link tick} on every read; it decides when a push is due. */
 export class Analytics {
   private lastPush: number;
   private sent: Record<Counter, number> = { l1: 0, l2: 0, stale: 0, miss: 0, load: 0, error: 0 };
@@ -47,19 +47,22 @@ export class Analytics {
     private readonly keys: KeySpace,
     private readonly counts: Counts,
     private readonly intervalMs: number,
-    private readonly schedule: () => WaitUntil | undefined,
+    private readonly schedule: (given: WaitUntil | undefined) => WaitUntil | undefined,
   ) {
     this.lastPush = Date.now();
   }
 
-  /** Starts a push in the background when the last one is `analyticsMs` old. */
-  tick(now: number): void {
+  /**
+   * Called on every read: starts a push in the background when the last one is `analyticsMs` old,
+   * handed to the read's `waitUntil` (else the cache's, else the live Vercel request's).
+   */
+  tick(now: number, waitUntil: WaitUntil | undefined): void {
     if (now - this.lastPush < this.intervalMs) return;
     this.lastPush = now;
     const push = this.push(now).catch(() => {
       // Reported by L2 already; the counts are retried with the next push.
     });
-    this.schedule()?.(push);
+    this.schedule(waitUntil)?.(push);
   }
 
   /** Pushes what moved since the last push (also called at `close()`); never throws. */

@@ -80,7 +80,7 @@ export class CacheCore {
       : null;
     this.analytics =
       this.l2 && config.analyticsMs !== null
-        ? new Analytics(this.l2, this.keys, this.counts, config.analyticsMs, () => this.scheduler(undefined))
+        ? new Analytics(this.l2, this.keys, this.counts, config.analyticsMs, (given) => this.scheduler(given))
         : null;
     this.coherence = new Coherence({
       l1: this.l1,
@@ -118,7 +118,6 @@ export class CacheCore {
 
   hit(key: string, value: unknown, tier: Tier): unknown {
     this.counts[tier]++;
-    this.analytics?.tick(Date.now());
     if (this.config.onEvent) this.emit({ type: "hit", key, tier });
     this.config.logger.debug?.(`Cache HIT (${tier === "l1" ? "l1" : "redis"}) ${key}`);
     return value;
@@ -126,7 +125,6 @@ export class CacheCore {
 
   miss(key: string): undefined {
     this.counts.misses++;
-    this.analytics?.tick(Date.now());
     this.emit({ type: "miss", key });
     this.debug(`Cache MISS ${key}`);
     return undefined;

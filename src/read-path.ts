@@ -31,6 +31,7 @@ export class ReadPath {
     const entry = l1.get(full, now);
     if (!entry || entry.fresh <= now) return undefined;
     coherence.syncInBackground(now, () => this.core.scheduler(options.waitUntil));
+    this.core.analytics?.tick(now, options.waitUntil);
     return entry;
   }
 
@@ -44,6 +45,7 @@ export class ReadPath {
     const { l1, l2 } = this.core;
     void this.core.ensureRegistered(true, waitUntil);
     const now = Date.now();
+    this.core.analytics?.tick(now, waitUntil);
     const localEntry = l1?.get(full, now);
     const localChecked =
       localEntry && (schema ? await this.conforming(full, localEntry, schema) : localEntry);
