@@ -1,4 +1,4 @@
-import { resolveConfig } from "./config.js";
+import { envOf, pickEnv, resolveConfig } from "./config.js";
 import { CacheCore } from "./core.js";
 import { Counters } from "./counters.js";
 import { toMs } from "./duration.js";
@@ -13,6 +13,7 @@ import { LoadPolicy } from "./load-policy.js";
 import * as operations from "./operations.js";
 import { ReadPath } from "./read-path.js";
 import { buildReport, type CacheReport, type ReportOptions } from "./report.js";
+import { forgetShared, sharedInstance } from "./shared.js";
 import type { OperationSpan } from "./telemetry.js";
 import type {
   CacheOptions,
@@ -96,7 +97,9 @@ export class Cache {
   ): Promise<T | undefined> {
     const full = typeof fullKey === "string" ? fullKey : await fullKey;
     if (this.core.config.enabled) {
-      const found = await this.read.lookup(key, full, options.schema, options.waitUntil);
+      // The value and its tag marks are read one after the other: one timeoutMs for both.
+      const budget = this.core.l2?.budget();
+      const found = await this.read.lookup(key, full, options.schema, options.waitUntil, budget);
       if (found && found.entry.fresh > Date.now()) {
         span?.hit(found.tier);
         return this.core.hit(key, found.value, found.tier) as T;
@@ -298,14 +301,17 @@ export class Cache {
   async expire(key: string, ttl: Duration): Promise<boolean> {
     const ms = toMs(ttl, "ttl");
     const full = await this.keys.entry(key);
-    const found = await this.read.lookup(key, full, undefined);
+    const budget = this.core.l2?.budget(); // read and rewrite: one timeoutMs for both
+    const found = await this.read.lookup(key, full, undefined, undefined, budget);
     if (!found) return false;
     const { entry } = found;
-    await this.write.store(key, full, entry.value, {
-      ttl: ms,
-      staleWhileRevalidate: entry.stale - entry.fresh,
-      tags: entry.tags,
-    });
+    await this.write.store(
+      key,
+      full,
+      entry.value,
+      { ttl: ms, staleWhileRevalidate: entry.stale - entry.fresh, tags: entry.tags },
+      budget,
+    );
     return true;
   }
 
@@ -358,8 +364,13 @@ export class Cache {
     return buildReport(l2, options);
   }
 
-  /** Closes the Redis connection (after a last analytics push); the cache keeps working from L1 and loaders. */
+  /**
+   * Closes the Redis connection for good (after a last analytics push): the cache keeps working from
+   * L1 and loaders only and never reconnects (a cache configured from the environment included);
+   * `ping()` and `flush()` fail with a `CLOSED` CacheError. Create a new cache to use Redis again.
+   */
   async close(): Promise<void> {
+    forgetShared(this);
     await this.core.analytics?.push().catch(() => {});
     await this.core.l2?.close();
   }
@@ -453,7 +464,14 @@ export class Cache {
   }
 }
 
-/** Creates a cache; nothing connects until the first operation. See {@link CacheOptions}. */
-export function createCache(options?: CacheOptions): Cache {
-  return new Cache(options);
+/**
+ * Creates a cache; nothing connects until the first operation. See {@link CacheOptions}.
+ *
+ * Options that are plain data (configuration from the environment: no `redis` transport, `logger`
+ * or callbacks) give one instance per process: calling `createCache()` in several modules, or in
+ * modules Next.js bundles more than once, shares one L1 and one connection. `new Cache(options)`
+ * always makes a new one.
+ */
+export function createCache(options: CacheOptions = {}): Cache {
+  return sharedInstance(options, pickEnv(envOf(options)), () => new Cache(options));
 }

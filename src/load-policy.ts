@@ -4,6 +4,7 @@ import { asError, CacheError } from "./errors.js";
 import type { Found, ReadPath } from "./read-path.js";
 import { validate } from "./schema.js";
 import type { OperationSpan } from "./telemetry.js";
+import type { Budget } from "./tiers/budget.js";
 import { CLOCK_SKEW_MS, parseWriteBack, TOMBSTONE_MS, writeBackCommand } from "./tombstone.js";
 import type { Duration, GetOrSetOptions, LoaderContext, Schema } from "./types.js";
 import { checkWriteOptions } from "./write-options.js";
@@ -40,7 +41,7 @@ export class LoadPolicy {
     const full = typeof fullKey === "string" ? fullKey : await fullKey;
     if (!this.core.config.enabled) {
       span?.hit("miss");
-      return (await this.load(key, full, loader, options, undefined, undefined, span)).value;
+      return (await this.load(key, full, loader, options, undefined, undefined, undefined, span)).value;
     }
     // Callers share a flight only when they would get the same value: same key, same schema.
     const flightKey = options.schema ? `${full}\u0000${this.schemaId(options.schema)}` : full;
@@ -73,7 +74,9 @@ export class LoadPolicy {
     span: OperationSpan | undefined,
   ): Promise<T> {
     const { core } = this;
-    const found = await this.read.lookup(key, full, options.schema, options.waitUntil);
+    // One timeoutMs for all the Redis work this call awaits: read, lease, write-back.
+    const budget = core.l2?.budget();
+    const found = await this.read.lookup(key, full, options.schema, options.waitUntil, budget);
     const now = Date.now();
     if (found && found.entry.fresh > now) {
       span?.hit(found.tier);
@@ -101,10 +104,12 @@ export class LoadPolicy {
       const leaseMs = Math.ceil(options.lease === true ? 2000 : toMs(options.lease, "lease"));
       leaseKey = core.keys.lease(full);
       const lease = leaseKey;
-      const granted = await core.tolerate(() => l2.send(["SET", lease, "1", "NX", "PX", leaseMs]));
+      const granted = await core.tolerate(() =>
+        l2.send(["SET", lease, "1", "NX", "PX", leaseMs], "SET", budget),
+      );
       if (granted === null) {
         leaseKey = undefined;
-        const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs);
+        const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs, budget);
         if (loaded) {
           span?.hit("l2");
           return core.hit(key, loaded.value, "l2") as T;
@@ -112,7 +117,7 @@ export class LoadPolicy {
       }
     }
     try {
-      return (await this.load(key, full, loader, options, leaseKey, stale?.created, span)).value;
+      return (await this.load(key, full, loader, options, leaseKey, stale?.created, budget, span)).value;
     } catch (error) {
       if (leaseKey) this.releaseLease(leaseKey);
       const sieMs =
@@ -143,9 +148,16 @@ export class LoadPolicy {
     this.refreshing.add(full);
     void this.core.runInBackground(
       () =>
-        this.load(key, full, loader, { ...options, waitUntil: undefined }, undefined, replaces, span).finally(
-          () => this.refreshing.delete(full),
-        ),
+        this.load(
+          key,
+          full,
+          loader,
+          { ...options, waitUntil: undefined },
+          undefined,
+          replaces,
+          undefined,
+          span,
+        ).finally(() => this.refreshing.delete(full)),
       options.waitUntil,
     );
   }
@@ -159,6 +171,7 @@ export class LoadPolicy {
     full: string,
     schema: Schema<unknown> | undefined,
     leaseMs: number,
+    budget: Budget | undefined,
   ): Promise<Found | undefined> {
     const { core } = this;
     const l2 = core.l2;
@@ -171,8 +184,8 @@ export class LoadPolicy {
       pause = Math.min(pause * 2, 100);
       // Both reads join one MGET.
       const [entry, held] = await Promise.all([
-        this.read.readRemote(key, full),
-        core.tolerate(() => l2.get(lease)),
+        this.read.readRemote(key, full, budget),
+        core.tolerate(() => l2.get(lease, budget)),
       ]);
       if (entry && entry.fresh > Date.now()) {
         const checked = schema ? await this.read.conforming(full, entry, schema) : { value: entry.value };
@@ -205,6 +218,7 @@ export class LoadPolicy {
     options: GetOrSetOptions<T>,
     leaseKey?: string,
     replaces?: number,
+    budget?: Budget,
     span?: OperationSpan,
   ): Promise<{ value: T }> {
     const { core } = this;
@@ -290,11 +304,13 @@ export class LoadPolicy {
     if (leaseKey && core.l2) {
       const lease = core.l2;
       const commands = command && l2 ? [command, ["DEL", leaseKey]] : [["DEL", leaseKey]];
-      const replies = await core.tolerate(() => lease.pipeline(commands, "SET"));
+      const replies = await core.tolerate(() => lease.pipeline(commands, "SET", budget));
       if (command && l2) settle(replies?.[0]);
     } else if (command && l2) {
+      // Only a write this call awaits draws on its budget; one handed to waitUntil has its own deadline.
+      const own = core.scheduler(options.waitUntil) ? undefined : budget;
       await core.runInBackground(
-        () => core.tolerate(() => l2.send(command, "SET")).then(settle),
+        () => core.tolerate(() => l2.send(command, "SET", own)).then(settle),
         options.waitUntil,
       );
     }
