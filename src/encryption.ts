@@ -70,11 +70,12 @@ export class UnreadableEntry extends Error {}
  */
 export class Keyring {
   private keys: Promise<Keys> | undefined;
+  /** The raw key bytes until they are imported (as non-extractable CryptoKeys), then dropped. */
+  private material: Uint8Array<ArrayBuffer>[] | undefined;
 
-  constructor(
-    private readonly current: Uint8Array<ArrayBuffer>,
-    private readonly previous: readonly Uint8Array<ArrayBuffer>[],
-  ) {}
+  constructor(current: Uint8Array<ArrayBuffer>, previous: readonly Uint8Array<ArrayBuffer>[]) {
+    this.material = [current, ...previous];
+  }
 
   /** The sealed text of an entry whose value encodes as `valueJson`, stored at `full`. */
   async seal(full: string, entry: Omit<Entry, "size" | "value">, valueJson: string): Promise<string> {
@@ -149,7 +150,10 @@ export class Keyring {
 
   private load(): Promise<Keys> {
     this.keys ??= (async () => {
-      const [current, ...previous] = await Promise.all([this.current, ...this.previous].map(importKey));
+      const material = this.material ?? [];
+      this.material = undefined;
+      const [current, ...previous] = await Promise.all(material.map(importKey));
+      for (const bytes of material) bytes.fill(0);
       if (!current) throw new CacheError("CONFIG", "no encryption key");
       const byId = new Map<string, CryptoKey>();
       // The current key wins an id clash: it is the one every new entry is written with.
