@@ -82,7 +82,9 @@ export class Cache {
   ): Promise<T | undefined> {
     const full = typeof fullKey === "string" ? fullKey : await fullKey;
     if (!this.core.config.enabled) return this.core.miss(key);
-    const found = await this.read.lookup(key, full, options.schema, options.waitUntil);
+    // The value and its tag marks are read one after the other: one timeoutMs for both.
+    const budget = this.core.l2?.budget();
+    const found = await this.read.lookup(key, full, options.schema, options.waitUntil, budget);
     if (found && found.entry.fresh > Date.now()) return this.core.hit(key, found.value, found.tier) as T;
     return this.core.miss(key);
   }
@@ -204,14 +206,17 @@ export class Cache {
   async expire(key: string, ttl: Duration): Promise<boolean> {
     const ms = toMs(ttl, "ttl");
     const full = await this.keys.entry(key);
-    const found = await this.read.lookup(key, full, undefined);
+    const budget = this.core.l2?.budget(); // read and rewrite: one timeoutMs for both
+    const found = await this.read.lookup(key, full, undefined, undefined, budget);
     if (!found) return false;
     const { entry } = found;
-    await this.write.store(key, full, entry.value, {
-      ttl: ms,
-      staleWhileRevalidate: entry.stale - entry.fresh,
-      tags: entry.tags,
-    });
+    await this.write.store(
+      key,
+      full,
+      entry.value,
+      { ttl: ms, staleWhileRevalidate: entry.stale - entry.fresh, tags: entry.tags },
+      budget,
+    );
     return true;
   }
 
@@ -252,7 +257,11 @@ export class Cache {
     return this.core.runInBackground(work, waitUntil);
   }
 
-  /** Closes the Redis connection; the cache keeps working from L1 and loaders. */
+  /**
+   * Closes the Redis connection for good: the cache keeps working from L1 and loaders only and
+   * never reconnects (a cache configured from the environment included); `ping()` and `flush()`
+   * fail with a `CLOSED` CacheError. Create a new cache to use Redis again.
+   */
   async close(): Promise<void> {
     await this.core.l2?.close();
   }
