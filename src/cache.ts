@@ -1,4 +1,4 @@
-import { resolveConfig } from "./config.js";
+import { envOf, pickEnv, resolveConfig } from "./config.js";
 import { CacheCore } from "./core.js";
 import { Counters } from "./counters.js";
 import { toMs } from "./duration.js";
@@ -11,6 +11,7 @@ import type { KeySpace } from "./keys.js";
 import { LoadPolicy } from "./load-policy.js";
 import * as operations from "./operations.js";
 import { ReadPath } from "./read-path.js";
+import { forgetShared, sharedInstance } from "./shared.js";
 import type {
   CacheOptions,
   CacheStats,
@@ -263,6 +264,7 @@ export class Cache {
    * fail with a `CLOSED` CacheError. Create a new cache to use Redis again.
    */
   async close(): Promise<void> {
+    forgetShared(this);
     await this.core.l2?.close();
   }
 
@@ -320,7 +322,14 @@ export class Cache {
   }
 }
 
-/** Creates a cache; nothing connects until the first operation. See {@link CacheOptions}. */
-export function createCache(options?: CacheOptions): Cache {
-  return new Cache(options);
+/**
+ * Creates a cache; nothing connects until the first operation. See {@link CacheOptions}.
+ *
+ * Options that are plain data (configuration from the environment: no `redis` transport, `logger`
+ * or callbacks) give one instance per process: calling `createCache()` in several modules, or in
+ * modules Next.js bundles more than once, shares one L1 and one connection. `new Cache(options)`
+ * always makes a new one.
+ */
+export function createCache(options: CacheOptions = {}): Cache {
+  return sharedInstance(options, pickEnv(envOf(options)), () => new Cache(options));
 }

@@ -154,7 +154,8 @@ export class Coherence {
 
   private applyEpoch(epoch: string | null): void {
     if (!this.state.observeEpoch(epoch)) return;
-    this.onDropped();
+    // A fresh instance's first epoch read counts as a move; with nothing in L1 nothing was dropped.
+    if (this.l1?.entries) this.onDropped();
     this.l1?.clear();
   }
 }

@@ -159,8 +159,10 @@ export class CacheCore {
     ).catch((error: unknown) => {
       this.registration = undefined;
       // While the circuit is open every contact retries at no cost; only real failures are worth a
-      // line, and not a second one for a Redis failure L2 has logged.
-      if (!(error instanceof CacheError && (error.code === "BREAKER_OPEN" || error.code === "CLOSED"))) {
+      // line, and not a second one for a Redis failure L2 has logged (or a CONFIG error, logged
+      // once where it arose, e.g. `redis` missing).
+      const quiet = ["BREAKER_OPEN", "CLOSED", "CONFIG"];
+      if (!(error instanceof CacheError && quiet.includes(error.code))) {
         this.outage.consequence("registration", error, () => [
           `Cache version registration failed: ${asError(error).message}`,
         ]);

@@ -25,6 +25,8 @@ export class L2 {
   private closed = false;
   /** Scrubs the secrets of the transport in use (only known once it is created). */
   private scrub: (text: string) => string = (text) => redact(text);
+  /** A CONFIG error of the factory (e.g. `redis` not installed): permanent, so never retried or re-reported. */
+  private misconfigured: CacheError | undefined;
 
   constructor(
     private readonly createTransport: () => Promise<Transport>,
@@ -135,6 +137,7 @@ export class L2 {
     budget?: Budget,
   ): Promise<T> {
     if (this.closed) throw new CacheError("CLOSED", `${operation} skipped: the cache was closed`);
+    if (this.misconfigured) throw this.misconfigured;
     // Spent by an earlier operation of the same call, which has reported (and counted) its failure.
     if (budget && budget.remainingMs <= 0) throw this.spent(operation);
     if (!this.breaker.allow(Date.now())) {
@@ -155,6 +158,7 @@ export class L2 {
       this.breaker.success();
       return result;
     } catch (thrown) {
+      if (thrown === this.misconfigured) throw thrown; // reported by whoever created it, once
       // An error reply means Redis answered: only silence and transport failures open the circuit.
       // A deadline cut short by the call's budget says nothing about Redis either way.
       if (isReplyError(thrown)) this.breaker.success();
@@ -180,6 +184,7 @@ export class L2 {
       })
       .catch((error) => {
         this.transport = undefined; // a failed import or setup is retried by the next operation
+        if (error instanceof CacheError && error.code === "CONFIG") this.misconfigured = error;
         throw error;
       });
     return this.transport;

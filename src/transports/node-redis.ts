@@ -167,11 +167,27 @@ class NodeRedisTransport implements Transport {
 
   private module(): Promise<RedisModule> {
     // Imported on first use: `redis` costs ~250 ms to load, which an import of tiercache (or a
-    // `next build` that only imports route modules) should not pay.
-    this.redis ??= import("redis").catch((error) => {
-      this.redis = undefined;
-      throw error;
-    });
+    // `next build` that only imports route modules) should not pay. A literal specifier inside
+    // try/catch: webpack, Turbopack and esbuild bundle `redis` when it is installed (so a Next.js
+    // standalone output carries it) and, when it is not, build anyway and fail here at run time.
+    this.redis ??= (async () => {
+      try {
+        const redis = await import("redis");
+        // Next.js's webpack turns an optional peer missing at build time into an empty module.
+        if (typeof redis.createClient !== "function") {
+          throw Object.assign(
+            new Error('Cannot find package "redis" (it was not installed when this was built)'),
+            {
+              code: "MODULE_NOT_FOUND",
+            },
+          );
+        }
+        return redis;
+      } catch (error) {
+        this.redis = undefined;
+        throw error;
+      }
+    })();
     return this.redis;
   }
 
