@@ -41,7 +41,7 @@ export class CacheCore {
   private registration: Promise<string[]> | undefined;
 
   constructor(readonly config: ResolvedConfig) {
-    this.keys = new KeySpace(config.prefix, config.namespace, config.version);
+    this.keys = new KeySpace(config.prefix, config.namespace, config.version, config.slotted);
     this.l1 = config.l1 ? new L1(config.l1.maxEntries, config.l1.maxBytes, config.l1.ttlMs) : null;
     const outage = new OutageLog(config.logger);
     this.outage = outage;

@@ -1,7 +1,13 @@
 import { CacheError } from "../errors.js";
 import { redact, redactError } from "../redact.js";
 import { abortable } from "../transports/abort.js";
-import { isReplyError, type RedisArg, type RedisReply, type Transport } from "../transports/types.js";
+import {
+  isReplyError,
+  type RedisArg,
+  type RedisReply,
+  type Topology,
+  type Transport,
+} from "../transports/types.js";
 import type { Breaker } from "./breaker.js";
 import { Budget } from "./budget.js";
 
@@ -87,6 +93,11 @@ export class L2 {
     budget?: Budget,
   ): Promise<(RedisReply | Error)[]> {
     return this.run(operation, (transport, signal) => transport.pipeline(commands, signal), budget);
+  }
+
+  /** The nodes behind a cluster or Sentinel transport, once it was created; undefined otherwise. */
+  async topology(): Promise<Topology | undefined> {
+    return (await this.transport?.catch(() => undefined))?.topology?.();
   }
 
   /**
