@@ -20,6 +20,7 @@ function counting(backend: Backend) {
     sent,
     transport: {
       kind: inner.kind,
+      slotted: inner.slotted,
       send: (command: readonly (string | number)[], signal?: AbortSignal) => {
         record(command[0]);
         return inner.send(command, signal);
@@ -33,7 +34,7 @@ function counting(backend: Backend) {
   };
 }
 
-describe.each(["node-redis", "upstash"] as const)("read policy on %s", (backendName) => {
+describe.each(["node-redis", "upstash", "cluster"] as const)("read policy on %s", (backendName) => {
   let backend: Backend;
   beforeAll(async () => {
     backend = await openBackend(backendName, await isolatedRedisUrl());

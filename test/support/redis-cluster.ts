@@ -1,6 +1,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -32,11 +33,42 @@ function spawnServer(args: string[], port: number): Promise<NodeProcess> {
     },
   };
   return Promise.race([
-    waitForPort(port).then(() => handle),
+    waitForPort(port).then(async () => {
+      // Another process may have taken the port between freePort() and the bind: then whoever
+      // answers is not ours.
+      const info = await cli(port, "info", "server").catch(() => "");
+      if (!info.includes(`process_id:${handle.pid}`)) {
+        await handle.kill();
+        throw new Error(`port ${port} was taken by another process`);
+      }
+      return handle;
+    }),
     exited.then(() => {
       throw new Error(`redis-server exited before listening on ${port}`);
     }),
   ]);
+}
+
+/**
+ * Starts a server on a fresh free port until one is truly ours (a port can be taken meanwhile), in
+ * a directory of its own under `dir`: replication writes RDB files, and a node must never load
+ * another's (or leave one in the working directory).
+ */
+async function spawnOnFreePort(
+  dir: string,
+  args: (port: number) => string[],
+  pick: () => Promise<number>,
+): Promise<NodeProcess> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await pick();
+    const own = join(dir, `node-${port}`);
+    mkdirSync(own, { recursive: true });
+    try {
+      return await spawnServer([...args(port), "--dir", own], port);
+    } catch (error) {
+      if (attempt >= 5) throw error;
+    }
+  }
 }
 
 const COMMON = [
@@ -109,12 +141,11 @@ export interface RedisClusterHandle {
 export async function startRedisCluster(): Promise<RedisClusterHandle> {
   const dir = await mkdtemp(join(tmpdir(), "tiercache-cluster-"));
   const taken = new Set<number>();
-  const ports: number[] = [];
-  for (let i = 0; i < 6; i++) ports.push(await freeClusterPort(taken));
   const nodes = await Promise.all(
-    ports.map((port) =>
-      spawnServer(
-        [
+    Array.from({ length: 6 }, () =>
+      spawnOnFreePort(
+        dir,
+        (port) => [
           "--port",
           String(port),
           "--cluster-enabled",
@@ -125,11 +156,11 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
           "1000",
           ...COMMON,
         ],
-        port,
+        () => freeClusterPort(taken),
       ),
     ),
   );
-  const addresses = ports.map((port) => `127.0.0.1:${port}`);
+  const addresses = nodes.map((node) => `127.0.0.1:${node.port}`);
   const stop = async () => {
     await Promise.all(nodes.map((node) => node.kill()));
     await rm(dir, { recursive: true, force: true });
@@ -187,43 +218,42 @@ export interface RedisSentinelHandle {
 export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
   const name = "mymaster";
   const dir = await mkdtemp(join(tmpdir(), "tiercache-sentinel-"));
-  const [primaryPort, replicaPort, ...sentinelPorts] = await Promise.all(
-    Array.from({ length: 5 }, () => freePort()),
-  );
   const started: NodeProcess[] = [];
   const stop = async () => {
     await Promise.all(started.map((node) => node.kill()));
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    const primary = await spawnServer(["--port", String(primaryPort), ...COMMON], primaryPort as number);
+    const primary = await spawnOnFreePort(dir, (port) => ["--port", String(port), ...COMMON], freePort);
     started.push(primary);
-    const replica = await spawnServer(
-      ["--port", String(replicaPort), "--replicaof", "127.0.0.1", String(primaryPort), ...COMMON],
-      replicaPort as number,
+    const replica = await spawnOnFreePort(
+      dir,
+      (port) => ["--port", String(port), "--replicaof", "127.0.0.1", String(primary.port), ...COMMON],
+      freePort,
     );
     started.push(replica);
     await until("replica in sync", 10_000, async () =>
-      (await cli(replicaPort as number, "info", "replication")).includes("master_link_status:up"),
+      (await cli(replica.port, "info", "replication")).includes("master_link_status:up"),
     );
     const sentinels: NodeProcess[] = [];
-    for (const port of sentinelPorts as number[]) {
-      const conf = join(dir, `sentinel-${port}.conf`);
-      await writeFile(
-        conf,
-        [
-          `port ${port}`,
-          "bind 127.0.0.1",
-          "protected-mode no",
-          `dir ${dir}`,
-          `sentinel monitor ${name} 127.0.0.1 ${primaryPort} 2`,
-          `sentinel down-after-milliseconds ${name} 1000`,
-          `sentinel failover-timeout ${name} 5000`,
-          `sentinel parallel-syncs ${name} 1`,
-          "",
-        ].join("\n"),
-      );
-      const sentinel = await spawnServer([conf, "--sentinel"], port);
+    for (let i = 0; i < 3; i++) {
+      const sentinel = await spawnOnFreePort(dir, (port) => {
+        const conf = join(dir, `sentinel-${port}.conf`);
+        writeFileSync(
+          conf,
+          [
+            `port ${port}`,
+            "bind 127.0.0.1",
+            "protected-mode no",
+            `sentinel monitor ${name} 127.0.0.1 ${primary.port} 2`,
+            `sentinel down-after-milliseconds ${name} 1000`,
+            `sentinel failover-timeout ${name} 5000`,
+            `sentinel parallel-syncs ${name} 1`,
+            "",
+          ].join("\n"),
+        );
+        return [conf, "--sentinel"];
+      }, freePort);
       started.push(sentinel);
       sentinels.push(sentinel);
     }
