@@ -17,9 +17,16 @@ export const NO_COMMAND_TIMEOUT = { timeout: 0 } as const;
 
 /** node-redis `reconnectStrategy`: short jittered backoff, then give up (a command starts over). */
 export function reconnectStrategy(retries: number): number | false {
-  return retries >= MAX_RECONNECT_ATTEMPTS
-    ? false
-    : Math.min(50 * 2 ** retries, BACKOFF_CAP_MS) + Math.floor(Math.random() * 100);
+  return retries >= MAX_RECONNECT_ATTEMPTS ? false : backoff(retries);
+}
+
+/**
+ * The same backoff without an end, for the node clients of a cluster or Sentinel client: their
+ * reconnect attempts are what makes it ask for the topology again, so they must go on through a
+ * failover however long it takes (the node is dropped once the topology no longer has it).
+ */
+export function backoff(retries: number): number {
+  return Math.min(50 * 2 ** retries, BACKOFF_CAP_MS) + Math.floor(Math.random() * 100);
 }
 
 /**

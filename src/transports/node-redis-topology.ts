@@ -1,10 +1,10 @@
 import { redact, redactError } from "../redact.js";
 import { abortable, abortError } from "./abort.js";
 import {
+  backoff,
   loadRedis,
   NO_COMMAND_TIMEOUT,
   type RedisModule,
-  reconnectStrategy,
   toArgs,
   toReply,
 } from "./node-redis-shared.js";
@@ -232,7 +232,7 @@ export class TopologyTransport implements Transport {
     const options = "cluster" in this.config ? this.config.cluster : this.config.sentinel;
     const socket = {
       connectTimeout: options.connectTimeoutMs ?? 2000,
-      reconnectStrategy,
+      reconnectStrategy: backoff,
       ...(options.tls ? { tls: true as const } : {}),
     };
     const nodeOptions = {

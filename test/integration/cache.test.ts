@@ -270,7 +270,9 @@ describe.each(["l1", "node-redis", "upstash", "cluster"] as const)("Cache on %s"
     const cache = cacheOn(backend);
     const health = await cache.health();
     expect(health.healthy).toBe(true);
-    const kind = { l1: "none", "node-redis": "node-redis", upstash: "upstash", cluster: "node-redis" }[backendName];
+    const kind = { l1: "none", "node-redis": "node-redis", upstash: "upstash", cluster: "node-redis" }[
+      backendName
+    ];
     expect(health.transport).toBe(kind);
     if (backendName !== "l1") {
       expect(health.latencyMs).toBeGreaterThanOrEqual(0);

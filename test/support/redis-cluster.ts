@@ -237,23 +237,27 @@ export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
     );
     const sentinels: NodeProcess[] = [];
     for (let i = 0; i < 3; i++) {
-      const sentinel = await spawnOnFreePort(dir, (port) => {
-        const conf = join(dir, `sentinel-${port}.conf`);
-        writeFileSync(
-          conf,
-          [
-            `port ${port}`,
-            "bind 127.0.0.1",
-            "protected-mode no",
-            `sentinel monitor ${name} 127.0.0.1 ${primary.port} 2`,
-            `sentinel down-after-milliseconds ${name} 1000`,
-            `sentinel failover-timeout ${name} 5000`,
-            `sentinel parallel-syncs ${name} 1`,
-            "",
-          ].join("\n"),
-        );
-        return [conf, "--sentinel"];
-      }, freePort);
+      const sentinel = await spawnOnFreePort(
+        dir,
+        (port) => {
+          const conf = join(dir, `sentinel-${port}.conf`);
+          writeFileSync(
+            conf,
+            [
+              `port ${port}`,
+              "bind 127.0.0.1",
+              "protected-mode no",
+              `sentinel monitor ${name} 127.0.0.1 ${primary.port} 2`,
+              `sentinel down-after-milliseconds ${name} 1000`,
+              `sentinel failover-timeout ${name} 5000`,
+              `sentinel parallel-syncs ${name} 1`,
+              "",
+            ].join("\n"),
+          );
+          return [conf, "--sentinel"];
+        },
+        freePort,
+      );
       started.push(sentinel);
       sentinels.push(sentinel);
     }
