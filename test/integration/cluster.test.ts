@@ -3,6 +3,7 @@ import { createClient, createCluster } from "redis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createCache } from "../../src/index.js";
 import { slotOf } from "../../src/slots.js";
+import { isTombstone } from "../../src/tombstone.js";
 import { nodeRedis } from "../../src/transports/node-redis.js";
 import type { RedisArg, Transport } from "../../src/transports/types.js";
 import type { CacheOptions, FlushScope } from "../../src/types.js";
@@ -78,6 +79,27 @@ describe("on a Redis Cluster (3 primaries + 3 replicas)", () => {
     for (const node of primaries) node.destroy();
     rawCluster?.destroy();
     await cluster?.stop();
+  });
+
+  it("REDIS_CLUSTER_NODES alone configures it: values round-trip and health() lists the primaries", async () => {
+    const fromEnv = createCache({
+      env: { REDIS_CLUSTER_NODES: cluster.addresses.slice(0, 2).join(",") },
+      prefix: `c${++prefixes}`,
+      logger: { warn: () => {} },
+    });
+    open.push(fromEnv);
+    await fromEnv.set("from-env", { ok: true });
+    const reader = cache({ prefix: fromEnv.keys.prefix });
+    expect(await reader.get("from-env")).toEqual({ ok: true });
+    expect(fromEnv.keys.epoch).toMatch(/:~e:\{[^}]+\}$/);
+    const health = await fromEnv.health();
+    expect(health.topology?.mode).toBe("cluster");
+    expect(
+      health.topology?.nodes
+        .filter((node) => node.role === "primary")
+        .map((node) => node.address)
+        .sort(),
+    ).toEqual((await cluster.primaries()).map((port) => `127.0.0.1:${port}`).sort());
   });
 
   it("spreads entries over every primary; a namespace's epoch and tag marks share one slot", async () => {
@@ -161,7 +183,7 @@ describe("on a Redis Cluster (3 primaries + 3 replicas)", () => {
     open.push(invalidator);
     await invalidator.invalidateTags(tags);
     const names = counted.sent.map((c) => String(c[0])).filter((name) => !name.startsWith("H"));
-    expect(names).toEqual(["MSET", "INCR"]);
+    expect(names).toEqual(["MSET", "SET"]); // the marks, then the epoch's new token (SET … GET)
     const marks = await keysOn(`${writer.keys.namespaceRoot}~t:*`);
     expect(marks.flat()).toHaveLength(1000);
     expect(marks.filter((found) => found.length > 0)).toHaveLength(1); // all on one primary
@@ -177,7 +199,13 @@ describe("on a Redis Cluster (3 primaries + 3 replicas)", () => {
     const fulls = await Promise.all(keys.map((key) => writer.keys.entry(key)));
     expect(new Set(fulls.map(slotOf)).size).toBeGreaterThan(90);
     expect(await writer.delete(...keys)).toBe(100);
-    expect((await keysOn(`${writer.keys.namespaceRoot}1:k:*`)).flat()).toEqual([]);
+    // Each key now holds a short-lived tombstone (so an in-flight load elsewhere cannot write it back),
+    // written on the primary that owns its slot: all three.
+    const perNode = await keysOn(`${writer.keys.namespaceRoot}1:k:*`);
+    expect(perNode.flat().sort()).toEqual([...fulls].sort());
+    for (const found of perNode) expect(found.length).toBeGreaterThan(10);
+    const stored = await Promise.all(fulls.map((full) => rawCluster.get(full)));
+    expect(stored.every((value) => typeof value === "string" && isTombstone(value))).toBe(true);
     const reader = cache({ prefix: writer.keys.prefix });
     expect(await reader.get("del:42")).toBeUndefined();
   });

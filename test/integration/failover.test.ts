@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
+import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Cache, createCache } from "../../src/index.js";
 import { type NodeRedisOptions, nodeRedis } from "../../src/transports/node-redis.js";
@@ -155,6 +156,21 @@ describe("failover under Sentinel: the primary is SIGKILLed under load", () => {
   }, 60_000);
   afterAll(async () => {
     await sentinel?.stop();
+  });
+
+  it("REDIS_SENTINELS + REDIS_SENTINEL_MASTER configure it: values round-trip through the primary", async () => {
+    const fromEnv = createCache({
+      env: { REDIS_SENTINELS: sentinel.sentinelAddresses.join(","), REDIS_SENTINEL_MASTER: sentinel.name },
+      prefix: "env",
+      logger: { warn: () => {} },
+    });
+    await fromEnv.set("from-env", 42);
+    const direct = createClient({ url: `redis://127.0.0.1:${sentinel.primary.port}` });
+    await direct.connect();
+    expect(await direct.exists(await fromEnv.keys.entry("from-env"))).toBe(1);
+    direct.destroy();
+    expect((await fromEnv.health()).topology?.primary).toBe(`127.0.0.1:${sentinel.primary.port}`);
+    await fromEnv.close();
   });
 
   it("fails open within the deadline, serves no wrong value, and L2 hits resume on the elected replica", {
