@@ -12,5 +12,5 @@ export type { CdnOptions } from "./http/cdn.js";
 export type { RouteHandler, RouteOptions } from "./http/route.js";
 export { escapeGlob, KeySpace } from "./keys.js";
 export type { StandardSchemaV1 } from "./standard-schema.js";
-export type { RedisArg, RedisReply, Transport } from "./transports/types.js";
+export type { RedisArg, RedisReply, Topology, Transport } from "./transports/types.js";
 export type * from "./types.js";
