@@ -26,6 +26,11 @@ interface NodeOptions {
 export interface ClusterOptions extends NodeOptions {
   /** Some nodes of the cluster (any role); the rest is discovered from them. */
   rootNodes: NodeAddress[];
+  /**
+   * Where to reach a node the cluster announces as `host:port`, when that address is not reachable
+   * from here as it is (NAT, Docker, an SSH tunnel, a proxy): node-redis's `nodeAddressMap`.
+   */
+  nodeAddressMap?: Record<string, { host: string; port: number }>;
 }
 
 /** `nodeRedis({ sentinel })`: a primary with replicas, found and followed through Sentinel. */
@@ -255,6 +260,7 @@ export class TopologyTransport implements Transport {
         RESP: 2,
         commandOptions: NO_COMMAND_TIMEOUT,
         topologyRefreshOnReconnectionAttemptStrategy: TOPOLOGY_REFRESH_MS,
+        ...(this.config.cluster.nodeAddressMap ? { nodeAddressMap: this.config.cluster.nodeAddressMap } : {}),
       });
       cluster.on("error", ignore);
       return {

@@ -6,6 +6,7 @@ import type { Transport } from "../../src/transports/types.js";
 import { upstash } from "../../src/transports/upstash.js";
 import type { CacheOptions } from "../../src/types.js";
 import { type FaultProxy, hangingListener, start as startProxy } from "../support/fault-proxy.js";
+import { type RedisClusterHandle, startRedisCluster } from "../support/redis-cluster.js";
 import { freePort, type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
 
 const TIMEOUT = 150;
@@ -203,5 +204,75 @@ describe("Redis faults, failSilently off", () => {
     } finally {
       await hanging.close();
     }
+  });
+});
+
+describe("Redis Cluster faults: a fault proxy in front of every primary", () => {
+  let cluster: RedisClusterHandle;
+  let proxies: FaultProxy[] = [];
+  let nodeAddressMap: Record<string, { host: string; port: number }> = {};
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+    const ports = await cluster.primaries();
+    proxies = await Promise.all(ports.map((targetPort) => startProxy({ targetPort })));
+    nodeAddressMap = Object.fromEntries(
+      ports.map((port, i) => [
+        `127.0.0.1:${port}`,
+        { host: "127.0.0.1", port: (proxies[i] as FaultProxy).port },
+      ]),
+    );
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(proxies.map((proxy) => proxy.close()));
+    await cluster?.stop();
+  });
+
+  /** A cluster transport that reaches every primary through its proxy, connected while they pass. */
+  const connectedThroughProxies = async () => {
+    for (const proxy of proxies) proxy.setMode("pass");
+    const transport = nodeRedis({
+      cluster: { rootNodes: proxies.map((proxy) => `127.0.0.1:${proxy.port}`), nodeAddressMap },
+    });
+    await transport.send(["PING"]);
+    // Every primary's client is up: one key per slot range reaches each.
+    await transport.pipeline(Array.from({ length: 30 }, (_, i) => ["GET", `warm:${i}`]));
+    return transport;
+  };
+
+  for (const fault of ["blackhole", "delay", "reset"] as const) {
+    it(`${fault} on every primary: nothing throws and every call returns within the deadline`, async () => {
+      const transport = await connectedThroughProxies();
+      for (const proxy of proxies) {
+        if (fault === "delay") proxy.setMode("delay", TIMEOUT * 4);
+        else proxy.setMode(fault);
+      }
+      await exerciseFailOpen(transport);
+    });
+  }
+
+  it("one primary hanging: calls still keep the deadline, and keys on the others still round-trip", async () => {
+    const transport = await connectedThroughProxies();
+    const cache = createCache({
+      redis: transport,
+      env: {},
+      timeoutMs: TIMEOUT,
+      l1: false,
+      logger: silentLogger,
+      breaker: { failureThreshold: 1000, resetMs: 60_000 },
+    });
+    (proxies[0] as FaultProxy).setMode("blackhole");
+    const keys = Array.from({ length: 30 }, (_, i) => `one-down:${i}`);
+    const written = await Promise.all(keys.map((key) => timed(() => cache.set(key, key))));
+    for (const { ms } of written) expect(ms).toBeLessThan(TIMEOUT + MARGIN);
+    // One read at a time (a batch waits for its slowest node): the keys on healthy primaries are hits.
+    let hits = 0;
+    for (const key of keys) {
+      const { value, ms } = await timed(() => cache.get(key));
+      expect(ms).toBeLessThan(TIMEOUT + MARGIN);
+      if (value === key) hits++;
+    }
+    expect(hits).toBeGreaterThan(10);
+    expect(hits).toBeLessThan(keys.length);
+    await cache.close();
   });
 });
