@@ -51,11 +51,18 @@ export class CacheCore {
       if (state === "closed") this.coherence.contacted();
     });
     this.l2 = config.transport
-      ? new L2(config.transport, config.transportKind, config.timeoutMs, this.breaker, (operation, error) => {
-          this.counts.errors++;
-          this.emit({ type: "error", operation, error });
-          outage.failure(operation, error);
-        })
+      ? new L2(
+          config.transport,
+          config.transportKind,
+          config.timeoutMs,
+          this.breaker,
+          (operation, error) => {
+            this.counts.errors++;
+            this.emit({ type: "error", operation, error });
+            outage.failure(operation, error);
+          },
+          config.slotted,
+        )
       : null;
     this.coherence = new Coherence({
       l1: this.l1,

@@ -250,6 +250,29 @@ describe("Redis Cluster faults: a fault proxy in front of every primary", () => 
     });
   }
 
+  it("one primary refusing connections: a batch of concurrent reads still serves the others' keys", async () => {
+    const transport = await connectedThroughProxies();
+    const cache = createCache({
+      redis: transport,
+      env: {},
+      timeoutMs: TIMEOUT,
+      l1: false,
+      logger: silentLogger,
+      breaker: { failureThreshold: 1000, resetMs: 60_000 },
+    });
+    const keys = Array.from({ length: 30 }, (_, i) => `batch-down:${i}`);
+    await cache.setMany(keys.map((key) => ({ key, value: key })));
+    (proxies[0] as FaultProxy).setMode("reset");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const { value: values, ms } = await timed(() => Promise.all(keys.map((key) => cache.get(key))));
+    expect(ms).toBeLessThan(TIMEOUT + MARGIN);
+    const hits = values.filter((value, i) => value === keys[i]).length;
+    expect(hits).toBeGreaterThan(10); // the two healthy primaries' share, in the same tick
+    expect(hits).toBeLessThan(keys.length);
+    expect(values.every((value, i) => value === undefined || value === keys[i])).toBe(true);
+    await cache.close();
+  });
+
   it("one primary hanging: calls still keep the deadline, and keys on the others still round-trip", async () => {
     const transport = await connectedThroughProxies();
     const cache = createCache({
