@@ -155,11 +155,12 @@ export class L2 {
     const failWaiting = (error: unknown) => {
       for (const key of waiting) for (const waiter of batch.get(key) ?? []) waiter.reject(error);
     };
-    this.run("MGET", async (transport, signal) => {
+    // The deadline is the batch's (run() races it): one abort listener, not one per slot.
+    this.run("MGET", async (transport) => {
       const outcomes = await Promise.allSettled(
         groups.map(async (group) => {
           const command = group.length === 1 ? ["GET", group[0] as string] : ["MGET", ...group];
-          const reply = await transport.send(command, signal);
+          const reply = await transport.send(command);
           const replies = group.length === 1 ? [reply] : asArray(reply);
           group.forEach((key, i) => settle(key, replies[i]));
         }),
