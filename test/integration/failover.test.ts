@@ -121,8 +121,11 @@ describe("failover on a Redis Cluster: a primary is SIGKILLed under load", () =>
     const [victimPort] = await cluster.primaries();
     const victim = cluster.nodes.find((node) => node.port === victimPort);
     await victim?.kill();
+    const atKill = reader.stats().hits.l2;
     await sleep(500);
     const during = await reader.health();
+    // Before any promotion: the two live primaries' keys are still L2 hits.
+    const whileDown = reader.stats().hits.l2 - atKill;
     await cluster.settled(20_000);
     await sleep(500);
     await load.stop();
@@ -131,6 +134,7 @@ describe("failover on a Redis Cluster: a primary is SIGKILLed under load", () =>
     expect(load.seen.escaped).toBe(0);
     expect(load.seen.wrong).toBe(0);
     expect(load.seen.slowest).toBeLessThan(TIMEOUT + MARGIN);
+    expect(whileDown).toBeGreaterThan(0);
     // While it was down, health() said which primary is unreachable.
     expect(during.topology?.nodes).toContainEqual({
       address: `127.0.0.1:${victimPort}`,
