@@ -116,10 +116,12 @@ const enter = (next: Phase) => {
 const wrong: string[] = [];
 const wrongBy: Record<Phase, number> = { before: 0, outage: 0, after: 0 };
 let loaderRaces = 0;
+let joinedFlights = 0;
 let legalOverlaps = 0;
 let rejected = 0;
 
-const check = (key: number, seen: number, value: unknown, at: Phase) => {
+/** `running`: the loads of the key in flight when the call began (it may have joined one of them). */
+const check = (key: number, seen: number, value: unknown, at: Phase, running: ReadonlySet<number>) => {
   const got = value as Value | undefined;
   if (got && got.k === key && got.v >= seen) return;
   const writer = got && got.k === key ? overlapped.get(`${key}:${got.v}`) : undefined;
@@ -128,7 +130,10 @@ const check = (key: number, seen: number, value: unknown, at: Phase) => {
     return;
   }
   wrongBy[at]++;
-  if (writer === "loader") loaderRaces++;
+  if (writer === "loader") {
+    loaderRaces++;
+    if (got && running.has(got.v)) joinedFlights++;
+  }
   if (wrong.length < 5) wrong.push(`k${key}: got ${JSON.stringify(got)}, floor was ${seen}`);
 };
 
@@ -143,6 +148,7 @@ async function one(): Promise<void> {
   const at = phase;
   if (roll < 0.7) {
     let mine: number | undefined;
+    const running = new Set(inFlight.get(key)?.keys() ?? []);
     try {
       const value = await cache.getOrSet(
         name,
@@ -154,7 +160,7 @@ async function one(): Promise<void> {
         },
         { tags },
       );
-      check(key, seen, value, at);
+      check(key, seen, value, at, running);
     } finally {
       // In flight until the call that ran the loader returns (its write-back included).
       if (mine !== undefined) end(key, mine);
@@ -251,7 +257,7 @@ const lines = [
   ),
   `| all | ${total} | ${Math.round(total / seconds)} | ${ms(percentile(all, 50))} | ${ms(percentile(all, 99))} | ${ms(percentile(all, 100))} |`,
   "",
-  `wrong values: ${wrongCount} (before ${wrongBy.before}, outage ${wrongBy.outage}, after ${wrongBy.after}; ${loaderRaces} of them a loader's value whose getOrSet was still in flight when a set/delete/invalidateTags of its key completed — issue 9 item 4)`,
+  `wrong values: ${wrongCount} (before ${wrongBy.before}, outage ${wrongBy.outage}, after ${wrongBy.after}; ${loaderRaces} of them a loader's value whose getOrSet was still in flight when a set/delete/invalidateTags of its key completed — issue 9 item 4 — and ${joinedFlights} of those received by joining that getOrSet's single flight, begun before the invalidation)`,
   `not counted: ${legalOverlaps} reads of a set() value whose call overlapped the newer write (either may take effect last)`,
   ...(wrongCount > 0 ? [`  first: ${wrong.join("; ")}`] : []),
   `escaped exceptions: ${escaped.length + Math.max(0, rejected - 5)}${escaped.length > 0 ? ` (${escaped.slice(0, 5).join("; ")})` : ""}`,

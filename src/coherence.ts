@@ -395,7 +395,8 @@ export class Coherence {
 
   private applyEpoch(epoch: string | null): void {
     if (!this.state.observeEpoch(epoch)) return;
-    this.host.debug("L1 dropped: invalidation on another instance");
+    // A fresh instance's first epoch read counts as a move; with nothing in L1 nothing was dropped.
+    if (this.host.l1?.entries) this.host.debug("L1 dropped: invalidation on another instance");
     this.dropL1();
   }
 

@@ -117,7 +117,10 @@ export class L2 {
   private flush(batch: Map<string, Waiter[]>): void {
     if (this.batch === batch) this.batch = undefined;
     const keys = [...batch.keys()];
-    if (this.slotted && keys.length > 1) return this.flushPerSlot(batch, keys);
+    if (this.slotted && keys.length > 1) {
+      this.flushPerSlot(batch, keys);
+      return;
+    }
     this.mget(keys).then(
       (replies) => {
         keys.forEach((key, i) => {
@@ -162,7 +165,7 @@ export class L2 {
           const command = group.length === 1 ? ["GET", group[0] as string] : ["MGET", ...group];
           const reply = await transport.send(command);
           const replies = group.length === 1 ? [reply] : asArray(reply);
-          group.forEach((key, i) => settle(key, replies[i]));
+          for (const [i, key] of group.entries()) settle(key, replies[i]);
         }),
       );
       const failed = outcomes.filter((outcome) => outcome.status === "rejected");

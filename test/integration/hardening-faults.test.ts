@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { inspect } from "node:util";
 import { Redis } from "@upstash/redis";
 import { build } from "esbuild";
 import { createClient } from "redis";
@@ -15,6 +16,7 @@ import { start as startProxy } from "../support/fault-proxy.js";
 import { startHttpProxy } from "../support/http-fault-proxy.js";
 import { isolatedRedisUrl } from "../support/redis-db.js";
 import { type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
+import { tcpAsOnWorkerd } from "../support/workerd-bundle.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const TOKEN = "hardening-faults-token";
@@ -73,6 +75,7 @@ describe("A. the REST transport speaks Upstash over fetch itself", () => {
       conditions: ["workerd", "worker", "browser"],
       mainFields: ["browser", "module", "main"],
       metafile: true,
+      plugins: [tcpAsOnWorkerd],
       logLevel: "silent",
     });
     const inputs = Object.keys(result.metafile.inputs);
@@ -229,6 +232,19 @@ describe("2. one deadline per call", () => {
       name: "upstash",
       port: () => bridge.port,
       transport: (port) => upstash({ url: `http://127.0.0.1:${port}`, token: TOKEN }),
+    },
+    {
+      name: "upstash { client }",
+      port: () => bridge.port,
+      transport: (port) =>
+        upstash({
+          client: new Redis({
+            url: `http://127.0.0.1:${port}`,
+            token: TOKEN,
+            retry: { retries: 0 },
+            enableTelemetry: false,
+          }),
+        }),
     },
   ];
   const calls: [string, (cache: ReturnType<typeof createCache>) => Promise<unknown>][] = [
@@ -477,6 +493,9 @@ describe("13. no secret crosses a public boundary", () => {
       expect(message).toMatch(/`token` option/);
       expect(leaks(message)).toBe(false);
     }
+    // A transport logged or inspected whole does not show its token either.
+    const shown = inspect(upstash({ url: bridge.url, token: TOKEN }), { showHidden: true, depth: 10 });
+    expect(shown).not.toContain(TOKEN);
   });
 
   it("a client of your own with such a token: CacheErrors, log lines, health() and healthHandler() are clean", async () => {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { CacheError } from "../../src/errors.js";
 import { OutageLog } from "../../src/log-limiter.js";
 import { redact, redactError } from "../../src/redact.js";
@@ -45,6 +45,26 @@ describe("OutageLog", () => {
       "Redis circuit closed: Redis is back (1 repeated failure not logged)",
       "Redis GET failed: tiercache: GET failed: connect ECONNREFUSED 127.0.0.1:2",
     ]);
+  });
+
+  it("after a minute, a repeated failure is logged again with the count held back since, counted once", () => {
+    vi.useFakeTimers({ now: 0 });
+    try {
+      const lines: string[] = [];
+      const log = new OutageLog({ warn: (m) => lines.push(m) });
+      const error = () => new CacheError("TIMEOUT", "GET: Redis did not answer within 500 ms");
+      for (let i = 0; i < 4; i++) log.failure("GET", error());
+      vi.setSystemTime(61_000);
+      log.failure("GET", error());
+      log.breaker("open");
+      expect(lines).toEqual([
+        "Redis GET failed: tiercache: GET: Redis did not answer within 500 ms",
+        "Redis GET failed: tiercache: GET: Redis did not answer within 500 ms (and 3 more like it not logged)",
+        "Redis circuit open: serving from L1 and loaders",
+      ]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("does not log a consequence of a failure it has already reported", () => {
