@@ -266,12 +266,10 @@ export class TopologyTransport implements Transport {
       return {
         connect: () => cluster.connect(),
         send: (args) => cluster.sendCommand(routingKey(args), false, args, NO_COMMAND_TIMEOUT),
+        // The primaries: replicas take no commands here, so node-redis holds no connection to them.
         topology: () => ({
           mode: "cluster",
-          nodes: [
-            ...cluster.masters.map((node) => describe(node, "primary")),
-            ...cluster.replicas.map((node) => describe(node, "replica")),
-          ],
+          nodes: cluster.masters.map((node) => describe(node, "primary")),
         }),
         close: () => cluster.close(),
         destroy: () => cluster.destroy(),
