@@ -36,7 +36,13 @@ export function backoff(retries: number): number {
  * standalone output carries it) and, when it is not, build anyway and fail here at run time.
  */
 export async function loadRedis(): Promise<RedisModule> {
-  const redis = await import("redis");
+  let redis: RedisModule;
+  try {
+    redis = await import("redis");
+  } catch (error) {
+    // biome-ignore lint/complexity/noUselessCatch: esbuild leaves an unresolvable import() to run time only inside try/catch
+    throw error;
+  }
   // Next.js's webpack turns an optional peer missing at build time into an empty module.
   if (typeof redis.createClient !== "function") {
     throw Object.assign(new Error('Cannot find package "redis" (it was not installed when this was built)'), {

@@ -162,7 +162,8 @@ describe.each(["node-redis", "upstash", "cluster"] as const)("read policy on %s"
     const counted = counting(backend);
     const reader = cacheOn(backend, { prefix: writer.keys.prefix, redis: counted.transport, l1: false });
     expect(await reader.get("tagged")).toBe(1);
-    expect(counted.sent).toEqual(["MGET", "MGET"]);
+    // On a cluster the value and the epoch sit in two slots (a read each); the three marks share one.
+    expect(counted.sent).toEqual(backendName === "cluster" ? ["GET", "GET", "MGET"] : ["MGET", "MGET"]);
     counted.sent.length = 0;
     expect(await reader.get("tagged2")).toBe(2);
     expect(counted.sent).toEqual(["GET"]);
