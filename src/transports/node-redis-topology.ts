@@ -269,7 +269,7 @@ export class TopologyTransport implements Transport {
         // The primaries: replicas take no commands here, so node-redis holds no connection to them.
         topology: () => ({
           mode: "cluster",
-          nodes: cluster.masters.map((node) => describe(node, "primary")),
+          nodes: cluster.masters.map(describePrimary),
         }),
         close: () => cluster.close(),
         destroy: () => cluster.destroy(),
@@ -320,10 +320,15 @@ export class TopologyTransport implements Transport {
   }
 }
 
-/** A cluster node as health() reports it; reachable means its client is connected and ready. */
-function describe(
-  node: { host: string; port: number; client?: { isReady: boolean } },
-  role: "primary" | "replica",
-): Topology["nodes"][number] {
-  return { address: `${node.host}:${node.port}`, role, reachable: node.client ? node.client.isReady : null };
+/** A cluster primary as health() reports it; reachable means its client is connected and ready. */
+function describePrimary(node: {
+  host: string;
+  port: number;
+  client?: { isReady: boolean };
+}): Topology["nodes"][number] {
+  return {
+    address: `${node.host}:${node.port}`,
+    role: "primary",
+    reachable: node.client ? node.client.isReady : null,
+  };
 }
