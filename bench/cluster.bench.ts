@@ -22,6 +22,12 @@ const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 
 const single = await startRedisServer();
 const cluster = await startRedisCluster();
+// Interrupted (Ctrl-C, a timeout): the servers go with it, by PID.
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.once(
+    signal,
+    () => void Promise.all([cluster.stop(), single.stop()]).finally(() => process.exit(130)),
+  );
 const rows: string[] = [];
 
 /**
