@@ -18,7 +18,8 @@ type Loader<T> = (context: LoaderContext) => T | Promise<T>;
  * Redis lease so cold instances do not all load the same key.
  */
 export class LoadPolicy {
-  private readonly inflight = new Map<string, Promise<unknown>>();
+  /** Flights by key, with the count of invalidations (coherence.ts) they began at. */
+  private readonly inflight = new Map<string, { promise: Promise<unknown>; invalidations: number }>();
   private readonly schemaIds = new WeakMap<Schema<unknown>, number>();
   private lastSchemaId = 0;
   private readonly refreshing = new Set<string>();
@@ -40,10 +41,15 @@ export class LoadPolicy {
     if (!this.core.config.enabled) return (await this.load(key, full, loader, options)).value;
     // Callers share a flight only when they would get the same value: same key, same schema.
     const flightKey = options.schema ? `${full}\u0000${this.schemaId(options.schema)}` : full;
+    const { coherence } = this.core;
     const running = this.inflight.get(flightKey);
-    if (running) return running as Promise<T>;
-    const flight = this.resolve(key, full, loader, options).finally(() => this.inflight.delete(flightKey));
-    this.inflight.set(flightKey, flight);
+    // A flight begun before an invalidation may bring back what it invalidated: a caller arriving
+    // after it starts a flight of its own (the earlier one still answers its own callers).
+    if (running && running.invalidations === coherence.invalidations) return running.promise as Promise<T>;
+    const flight: Promise<T> = this.resolve(key, full, loader, options).finally(() => {
+      if (this.inflight.get(flightKey)?.promise === flight) this.inflight.delete(flightKey);
+    });
+    this.inflight.set(flightKey, { promise: flight, invalidations: coherence.invalidations });
     return flight;
   }
 
@@ -162,7 +168,7 @@ export class LoadPolicy {
       if (entry && entry.fresh > Date.now()) {
         const checked = schema ? await this.read.conforming(full, entry, schema) : { value: entry.value };
         if (checked) {
-          core.l1?.set(full, entry, Date.now());
+          if (core.coherence.admits(full, entry)) core.l1?.set(full, entry, Date.now());
           return { entry, tier: "l2", value: checked.value };
         }
       }

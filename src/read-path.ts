@@ -57,7 +57,7 @@ export class ReadPath {
     if (remote && (!local || remote.fresh > local.entry.fresh)) {
       const checked = schema ? await this.conforming(full, remote, schema) : remote;
       if (checked) {
-        l1?.set(full, remote, Date.now());
+        if (this.core.coherence.admits(full, remote)) l1?.set(full, remote, Date.now());
         return { entry: remote, tier: "l2", value: checked.value };
       }
     }
