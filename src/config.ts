@@ -61,6 +61,18 @@ const redisUrl = z.optional(
     ),
 );
 
+/** `host:port,host:port`: the nodes of a cluster or the Sentinels (IPv6 hosts in brackets). */
+const nodeList = z.optional(
+  z
+    .string()
+    .check(
+      z.regex(
+        /^\s*(\[[0-9a-fA-F:]+\]|[^\s:/,[\]]+):\d{1,5}\s*(,\s*(\[[0-9a-fA-F:]+\]|[^\s:/,[\]]+):\d{1,5}\s*)*$/,
+        "must be host:port entries separated by commas",
+      ),
+    ),
+);
+
 /** The environment variables tiercache reads (DESIGN.md, "Environment"). */
 const envSchema = z.object({
   UPSTASH_REDIS_REST_URL: httpUrl,
@@ -73,6 +85,11 @@ const envSchema = z.object({
   REDIS_PASSWORD: password,
   REDIS_DB: int(0, 10_000),
   REDIS_TLS: bool,
+  REDIS_CLUSTER_NODES: nodeList,
+  REDIS_SENTINELS: nodeList,
+  REDIS_SENTINEL_MASTER: z.optional(
+    z.string().check(z.regex(/^[^\s]+$/, "must be the monitored primary's name")),
+  ),
   REDIS_ENABLED: bool,
   CACHE_ENABLED: bool,
   CACHE_FAIL_SILENTLY: bool,
@@ -114,6 +131,8 @@ export interface ResolvedConfig {
   /** A factory so nothing connects (or is even imported) before the first L2 operation. */
   transport: (() => Promise<Transport>) | null;
   transportKind: string;
+  /** Keys get hash tags for a Redis Cluster (see KeySpace). */
+  slotted: boolean;
   prefix: string | undefined;
   namespace: string;
   version: string;
@@ -194,12 +213,13 @@ const consoleLogger: Logger = {
 export function resolveConfig(options: CacheOptions = {}): ResolvedConfig {
   const env = readEnv(envOf(options));
   const logger = options.logger ?? consoleLogger;
-  const { transport, transportKind } = transportFor(options, env, logger);
+  const { transport, transportKind, slotted } = transportFor(options, env, logger);
   const prefixDefault = env.REDIS_ENV ?? previewPrefix(env.VERCEL_ENV);
   const l1 = options.l1 === false ? false : options.l1;
   return {
     transport,
     transportKind,
+    slotted,
     prefix: validatePrefix(
       options.prefix !== undefined ? validateSegment("prefix", options.prefix) : prefixDefault,
     ),

@@ -49,7 +49,7 @@ export class CacheCore {
   private readonly unreadableWarnings = new WarningLimiter();
 
   constructor(readonly config: ResolvedConfig) {
-    this.keys = new KeySpace(config.prefix, config.namespace, config.version);
+    this.keys = new KeySpace(config.prefix, config.namespace, config.version, config.slotted);
     const telemetry =
       config.telemetry?.instrument({
         namespace: config.namespace,
@@ -73,12 +73,19 @@ export class CacheCore {
       if (state === "closed") this.coherence.contacted();
     });
     this.l2 = transport
-      ? new L2(transport, config.transportKind, config.timeoutMs, this.breaker, (operation, error) => {
-          this.counts.errors++;
-          this.telemetry?.error(operation);
-          this.emit({ type: "error", operation, error });
-          outage.failure(operation, error);
-        })
+      ? new L2(
+          transport,
+          config.transportKind,
+          config.timeoutMs,
+          this.breaker,
+          (operation, error) => {
+            this.counts.errors++;
+            this.telemetry?.error(operation);
+            this.emit({ type: "error", operation, error });
+            outage.failure(operation, error);
+          },
+          config.slotted,
+        )
       : null;
     this.analytics =
       this.l2 && config.analyticsMs !== null

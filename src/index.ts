@@ -22,5 +22,5 @@ export type {
 } from "./report.js";
 export type { StandardSchemaV1 } from "./standard-schema.js";
 export type { OperationSpan, Telemetry, TelemetryFactory, TelemetryScope } from "./telemetry.js";
-export type { RedisArg, RedisReply, Transport } from "./transports/types.js";
+export type { RedisArg, RedisReply, Topology, Transport } from "./transports/types.js";
 export type * from "./types.js";

@@ -1,5 +1,5 @@
 import type { Counts } from "./core.js";
-import type { RedisArg, Transport } from "./transports/types.js";
+import type { RedisArg, Topology, Transport } from "./transports/types.js";
 import type { BreakerState } from "./types.js";
 
 /**
@@ -96,6 +96,10 @@ export function timedTransport(transport: Transport, telemetry: Telemetry): Tran
       time(pipelineName(commands), transport.pipeline(commands, signal)),
     close: () => transport.close(),
     ...(transport.warmup ? { warmup: () => transport.warmup?.() ?? Promise.resolve() } : {}),
+    // What L2 asks of the transport beyond its commands: key layout on a cluster, health, secrets.
+    ...(transport.slotted ? { slotted: true } : {}),
+    ...(transport.topology ? { topology: () => transport.topology?.() as Topology } : {}),
+    ...(transport.redact ? { redact: (text: string) => transport.redact?.(text) ?? text } : {}),
   };
 }
 

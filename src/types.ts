@@ -1,7 +1,7 @@
 import type { EncryptionOptions } from "./encryption.js";
 import type { StandardSchemaV1 } from "./standard-schema.js";
 import type { TelemetryFactory } from "./telemetry.js";
-import type { Transport } from "./transports/types.js";
+import type { Topology, Transport } from "./transports/types.js";
 
 /** Milliseconds as a number, or a string such as `"250ms"`, `"30s"`, `"5m"`, `"1h"`, `"1d"`. */
 export type Duration = number | string;
@@ -224,6 +224,8 @@ export interface HealthReport {
   l1: { entries: number; bytes: number; maxEntries: number; maxBytes: number } | null;
   breaker: BreakerState;
   error?: string;
+  /** Cluster or Sentinel: the nodes, which of them are reachable, the current primary. */
+  topology?: Topology;
 }
 
 export interface ConnectResult {
