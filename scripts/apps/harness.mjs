@@ -4,6 +4,7 @@
  */
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
+import { stripVTControlCharacters } from "node:util";
 
 const started = Date.now();
 export const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
@@ -52,7 +53,7 @@ export function start(command, args, { cwd, env, echo = false, name = command })
   let text = "";
   const keep = (chunk) => {
     // Colours off, whatever the tool decided about the terminal: the text is matched and quoted.
-    text += chunk.replace(/\x1b\[[0-9;]*m/g, "");
+    text += stripVTControlCharacters(chunk);
     if (text.length > 2_000_000) text = text.slice(-1_000_000);
     if (echo) process.stdout.write(chunk);
   };
