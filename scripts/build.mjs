@@ -6,12 +6,29 @@
 import { rm } from "node:fs/promises";
 import { build } from "esbuild";
 
+/**
+ * The core's import of the TCP loader becomes `#tcp` (package.json `imports`), which picks tcp.js
+ * under the `node` condition and tcp-edge.js for Workers, Edge and browsers: see src/transports/tcp.ts.
+ * In the source tree (tests, tsx) it stays the Node file.
+ * @type {import("esbuild").Plugin}
+ */
+const tcpBySubpathImport = {
+  name: "tcp-by-subpath-import",
+  setup(b) {
+    b.onResolve({ filter: /^\.\/tcp\.js$/ }, (args) =>
+      args.importer.endsWith("from-env.ts") ? { path: "#tcp", external: true } : undefined,
+    );
+  },
+};
+
 await rm("dist", { recursive: true, force: true });
 await build({
   entryPoints: [
     "src/index.ts",
     "src/transports/upstash.ts",
     "src/transports/node-redis.ts",
+    "src/transports/tcp.ts",
+    "src/transports/tcp-edge.ts",
     "src/bridge/index.ts",
     "src/cli.ts",
   ],
@@ -27,5 +44,6 @@ await build({
   mainFields: ["module", "main"],
   target: "es2022",
   external: ["node:*", "redis", "@upstash/redis", "lru-cache"],
+  plugins: [tcpBySubpathImport],
   logLevel: "warning",
 });

@@ -55,6 +55,25 @@ export class Coherence {
     this.ownBump(replies?.[1]);
   }
 
+  /** Removes full keys from both tiers and bumps the epoch; returns how many Redis removed (L1's count without it). */
+  async deleteKeys(fulls: readonly string[]): Promise<number> {
+    let local = 0;
+    for (const full of fulls) if (this.l1?.delete(full)) local++;
+    const l2 = this.l2;
+    if (!l2 || fulls.length === 0) return local;
+    const replies = await this.tolerate(() =>
+      l2.pipeline(
+        [
+          ["UNLINK", ...fulls],
+          ["INCR", this.keys.epoch],
+        ],
+        "UNLINK",
+      ),
+    );
+    this.ownBump(replies?.[1]);
+    return typeof replies?.[0] === "number" ? replies[0] : local;
+  }
+
   /** Deletes the keys matching a pattern of this key space from both tiers, then bumps the epoch. */
   async deletePattern(pattern: string): Promise<number> {
     const matcher = globToRegExp(pattern);
@@ -130,7 +149,8 @@ export class Coherence {
 
   private applyEpoch(epoch: string | null): void {
     if (!this.state.observeEpoch(epoch)) return;
-    this.onDropped();
+    // A fresh instance's first epoch read counts as a move; with nothing in L1 nothing was dropped.
+    if (this.l1?.entries) this.onDropped();
     this.l1?.clear();
   }
 }

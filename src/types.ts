@@ -85,6 +85,11 @@ export interface CacheOptions {
    * its cache warm (default 1; 0 keeps the current version only).
    */
   keepVersions?: number;
+  /**
+   * Use Redis while `next build` prerenders pages (default `CACHE_REDIS_DURING_BUILD`, else false:
+   * during a build, where Next.js sets `NEXT_PHASE=phase-production-build`, the cache is L1 only).
+   */
+  redisDuringBuild?: boolean;
 }
 
 /** A schema checked on read (zod, valibot, arktype… anything implementing Standard Schema). */

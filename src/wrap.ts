@@ -1,6 +1,17 @@
-import type { Cache } from "./cache.js";
 import { escapeGlob } from "./keys.js";
-import type { GetOrSetOptions } from "./types.js";
+import type { GetOrSetOptions, LoaderContext } from "./types.js";
+
+/** What {@link wrap} and {@link invalidating} need of a cache; the `Cache` from `createCache` has it all. */
+export interface WrapCache {
+  getOrSet<T>(
+    key: string,
+    loader: (context: LoaderContext) => T | Promise<T>,
+    options?: GetOrSetOptions<T>,
+  ): Promise<T>;
+  delete(...keys: string[]): Promise<number>;
+  invalidateTags(tags: readonly string[]): Promise<unknown>;
+  deletePattern(glob: string): Promise<number>;
+}
 
 /** A key as a function of the arguments, or a template like `"{username}_posts:page_{page}"`. */
 export type KeySpec<A extends unknown[]> = string | ((...args: A) => string);
@@ -62,7 +73,7 @@ function resolveList<A extends unknown[], R>(
 
 /** See {@link Cache.wrap}. */
 export function wrap<A extends unknown[], R>(
-  cache: Cache,
+  cache: WrapCache,
   fn: (...args: A) => R | Promise<R>,
   options: WrapOptions<A, R>,
 ): (...args: A) => Promise<R> {
@@ -77,7 +88,7 @@ export function wrap<A extends unknown[], R>(
 
 /** See {@link Cache.invalidating}. */
 export function invalidating<A extends unknown[], R>(
-  cache: Cache,
+  cache: WrapCache,
   fn: (...args: A) => R | Promise<R>,
   options: InvalidatingOptions<A, R>,
 ): (...args: A) => Promise<R> {

@@ -19,6 +19,8 @@ interface Waiter {
 export class L2 {
   private transport: Promise<Transport> | undefined;
   private batch: Map<string, Waiter[]> | undefined;
+  /** A CONFIG error of the factory (e.g. `redis` not installed): permanent, so never retried or re-reported. */
+  private misconfigured: CacheError | undefined;
 
   constructor(
     private readonly createTransport: () => Promise<Transport>,
@@ -93,6 +95,7 @@ export class L2 {
     operation: string,
     work: (transport: Transport, signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
+    if (this.misconfigured) throw this.misconfigured;
     if (!this.breaker.allow(Date.now())) {
       throw new CacheError("BREAKER_OPEN", `${operation} skipped: Redis is failing, circuit open`);
     }
@@ -105,6 +108,7 @@ export class L2 {
         })
         .catch((error) => {
           this.transport = undefined; // a failed import or setup is retried by the next operation
+          if (error instanceof CacheError && error.code === "CONFIG") this.misconfigured = error;
           throw error;
         });
       // The deadline starts once the transport and its client module are loaded: a cold import is
@@ -115,6 +119,7 @@ export class L2 {
       this.breaker.success();
       return result;
     } catch (thrown) {
+      if (thrown === this.misconfigured) throw thrown; // reported by whoever created it, once
       // An error reply means Redis answered: only silence and transport failures open the circuit.
       if (isReplyError(thrown)) this.breaker.success();
       else this.breaker.failure(Date.now());

@@ -156,7 +156,9 @@ class NodeRedisTransport implements Transport {
   private module(): Promise<RedisModule> {
     // Imported on first use: `redis` costs ~250 ms to load, which an import of tiercache (or a
     // `next build` that only imports route modules) should not pay.
-    this.redis ??= import("redis").catch((error) => {
+    // A literal specifier, so file tracers (@vercel/nft, Next's standalone output) carry `redis`; the
+    // comments keep webpack and Turbopack from resolving it at build time, where it may be absent.
+    this.redis ??= import(/* webpackIgnore: true */ /* turbopackIgnore: true */ "redis").catch((error) => {
       this.redis = undefined;
       throw error;
     });

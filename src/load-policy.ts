@@ -1,0 +1,230 @@
+import type { CacheCore } from "./core.js";
+import { toMs } from "./duration.js";
+import { asError, CacheError } from "./errors.js";
+import type { Found, ReadPath } from "./read-path.js";
+import { validate } from "./schema.js";
+import type { Duration, GetOrSetOptions, LoaderContext, Schema } from "./types.js";
+import type { PreparedWrite, WritePath } from "./write-path.js";
+
+type Loader<T> = (context: LoaderContext) => T | Promise<T>;
+
+/**
+ * The load policy of `getOrSet`: what happens when the read path has no fresh entry. One loader
+ * run per key per instance at a time (single-flight); a stale entry served while one background
+ * refresh runs (`staleWhileRevalidate`) or when the loader fails (`staleIfError`); an optional
+ * Redis lease so cold instances do not all load the same key.
+ */
+export class LoadPolicy {
+  private readonly inflight = new Map<string, Promise<unknown>>();
+  private readonly schemaIds = new WeakMap<Schema<unknown>, number>();
+  private lastSchemaId = 0;
+  private readonly refreshing = new Set<string>();
+
+  constructor(
+    private readonly core: CacheCore,
+    private readonly read: ReadPath,
+    private readonly write: WritePath,
+  ) {}
+
+  async getOrLoad<T>(
+    key: string,
+    fullKey: string | Promise<string>,
+    loader: Loader<T>,
+    options: GetOrSetOptions<T>,
+  ): Promise<T> {
+    const full = typeof fullKey === "string" ? fullKey : await fullKey;
+    if (!this.core.config.enabled) return (await this.load(key, full, loader, options)).value;
+    // Callers share a flight only when they would get the same value: same key, same schema.
+    const flightKey = options.schema ? `${full}\u0000${this.schemaId(options.schema)}` : full;
+    const running = this.inflight.get(flightKey);
+    if (running) return running as Promise<T>;
+    const flight = this.resolve(key, full, loader, options).finally(() => this.inflight.delete(flightKey));
+    this.inflight.set(flightKey, flight);
+    return flight;
+  }
+
+  private schemaId(schema: Schema<unknown>): number {
+    let id = this.schemaIds.get(schema);
+    if (id === undefined) {
+      id = ++this.lastSchemaId;
+      this.schemaIds.set(schema, id);
+    }
+    return id;
+  }
+
+  private async resolve<T>(
+    key: string,
+    full: string,
+    loader: Loader<T>,
+    options: GetOrSetOptions<T>,
+  ): Promise<T> {
+    const { core } = this;
+    const found = await this.read.lookup(key, full, options.schema, options.waitUntil);
+    const now = Date.now();
+    if (found && found.entry.fresh > now) return core.hit(key, found.value, found.tier) as T;
+    const stale = found?.entry;
+    const staleValue = found?.value as T;
+    const swrMs = toMs(
+      options.staleWhileRevalidate ?? core.config.staleWhileRevalidateMs,
+      "staleWhileRevalidate",
+    );
+    if (stale && now < stale.fresh + swrMs) {
+      core.counts.stale++;
+      core.emit({ type: "stale", key, tier: found.tier });
+      core.debug(`Cache STALE (${found.tier}) ${key}`);
+      this.refreshInBackground(key, full, loader, options);
+      return staleValue;
+    }
+    core.miss(key);
+    let leaseKey: string | undefined;
+    const l2 = core.l2;
+    if (options.lease && l2 && !stale) {
+      const leaseMs = Math.ceil(options.lease === true ? 2000 : toMs(options.lease, "lease"));
+      leaseKey = core.keys.lease(full);
+      const lease = leaseKey;
+      const granted = await core.tolerate(() => l2.send(["SET", lease, "1", "NX", "PX", leaseMs]));
+      if (granted === null) {
+        leaseKey = undefined;
+        const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs);
+        if (loaded) return core.hit(key, loaded.value, "l2") as T;
+      }
+    }
+    try {
+      return (await this.load(key, full, loader, options, leaseKey)).value;
+    } catch (error) {
+      if (leaseKey) this.releaseLease(leaseKey);
+      const sieMs = toMs(options.staleIfError ?? core.config.staleIfErrorMs, "staleIfError");
+      if (
+        stale &&
+        Date.now() < stale.fresh + sieMs &&
+        !(error instanceof CacheError && error.code === "SCHEMA")
+      ) {
+        core.counts.stale++;
+        core.config.logger.warn(`loader failed, serving stale ${key}: ${asError(error).message}`);
+        return staleValue;
+      }
+      throw error;
+    }
+  }
+
+  private refreshInBackground<T>(
+    key: string,
+    full: string,
+    loader: Loader<T>,
+    options: GetOrSetOptions<T>,
+  ): void {
+    if (this.refreshing.has(full)) return;
+    this.refreshing.add(full);
+    void this.core.runInBackground(
+      () =>
+        this.load(key, full, loader, { ...options, waitUntil: undefined }).finally(() =>
+          this.refreshing.delete(full),
+        ),
+      options.waitUntil,
+    );
+  }
+
+  /**
+   * Polls Redis for the value another instance's lease holder is loading, until the lease ends or is
+   * released without a value (the holder's loader failed): then this instance loads for itself.
+   */
+  private async awaitLeaseHolder(
+    key: string,
+    full: string,
+    schema: Schema<unknown> | undefined,
+    leaseMs: number,
+  ): Promise<Found | undefined> {
+    const { core } = this;
+    const l2 = core.l2;
+    if (!l2) return undefined;
+    const lease = core.keys.lease(full);
+    const until = Date.now() + leaseMs;
+    let pause = 10;
+    while (Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(pause, Math.max(1, until - Date.now()))));
+      pause = Math.min(pause * 2, 100);
+      // Both reads join one MGET.
+      const [entry, held] = await Promise.all([
+        this.read.readRemote(key, full),
+        core.tolerate(() => l2.get(lease)),
+      ]);
+      if (entry && entry.fresh > Date.now()) {
+        const checked = schema ? await this.read.conforming(full, entry, schema) : { value: entry.value };
+        if (checked) {
+          core.l1?.set(full, entry, Date.now());
+          return { entry, tier: "l2", value: checked.value };
+        }
+      }
+      if (held === null) return undefined;
+    }
+    return undefined;
+  }
+
+  /** Lets the instances waiting on this lease load for themselves at once. */
+  private releaseLease(lease: string): void {
+    this.core.l2?.send(["DEL", lease]).catch(() => {});
+  }
+
+  /**
+   * Runs the loader, checks its value, puts it in L1 at once and in Redis in the background — or,
+   * for a lease holder, awaited and with the lease released, since other instances are polling for it.
+   */
+  private async load<T>(
+    key: string,
+    full: string,
+    loader: Loader<T>,
+    options: GetOrSetOptions<T>,
+    leaseKey?: string,
+  ): Promise<{ value: T }> {
+    const { core } = this;
+    let ttl: Duration | undefined = options.ttl;
+    let skip = !core.config.enabled;
+    const context: LoaderContext = {
+      key,
+      setTtl: (value) => {
+        ttl = toMs(value, "ttl");
+      },
+      skipCache: () => {
+        skip = true;
+      },
+    };
+    // An invalidation of its tags made while the loader runs must still hit this value: it is
+    // dated from before the load, not from the write.
+    const createdAt = Date.now();
+    const started = performance.now();
+    const loaded: T = await loader(context);
+    const durationMs = performance.now() - started;
+    core.counts.loads++;
+    core.emit({ type: "load", key, durationMs });
+    let value = loaded;
+    if (options.schema) {
+      const checked = await validate(options.schema, loaded);
+      if (!checked.ok)
+        throw new CacheError("SCHEMA", `loader value for "${key}" fails the schema: ${checked.message}`);
+      value = checked.value;
+    }
+    if (skip) {
+      if (leaseKey) this.releaseLease(leaseKey);
+      return { value };
+    }
+    let write: PreparedWrite;
+    try {
+      // The loader's own value is cached (a schema's transform is applied on every read).
+      write = await this.write.prepare(key, full, loaded, { ...options, ttl }, createdAt);
+    } catch (error) {
+      if (!core.config.failSilently) throw error;
+      core.config.logger.warn(`not cached: ${asError(error).message}`);
+      return { value };
+    }
+    core.l1?.set(full, write.entry, Date.now());
+    const l2 = core.l2;
+    if (leaseKey && l2) {
+      const commands = write.command ? [write.command, ["DEL", leaseKey]] : [["DEL", leaseKey]];
+      await core.tolerate(() => l2.pipeline(commands, "SET"));
+    } else if (write.command && l2) {
+      const command = write.command;
+      await core.runInBackground(() => core.tolerate(() => l2.send(command)), options.waitUntil);
+    }
+    return { value };
+  }
+}

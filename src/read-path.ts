@@ -1,0 +1,115 @@
+import type { CacheCore, Tier } from "./core.js";
+import { type Entry, parseEntry } from "./entry.js";
+import { asError } from "./errors.js";
+import { validate } from "./schema.js";
+import type { GetOptions, Schema, WaitUntil } from "./types.js";
+
+/** A servable entry, where it was found, and what the caller gets from it. */
+export interface Found {
+  entry: Entry;
+  tier: Tier;
+  /** What the caller gets: the schema's output when one was given, else the entry's value. */
+  value: unknown;
+}
+
+/**
+ * The read path: L1 → Redis → coherence (epoch, tag marks) → schema. It finds what can be served,
+ * fresh or stale; what to do with a stale entry or a miss is the load policy's business.
+ */
+export class ReadPath {
+  constructor(private readonly core: CacheCore) {}
+
+  /**
+   * A fresh L1 entry found without a single await: the hot path of every warm invocation, so a
+   * hit costs one resolved promise rather than a chain of them.
+   */
+  freshInL1(full: string | Promise<string>, options: GetOptions<unknown>): Entry | undefined {
+    const { l1, config, coherence } = this.core;
+    if (typeof full !== "string" || options.schema || !l1 || !config.enabled) return undefined;
+    const now = Date.now();
+    const entry = l1.get(full, now);
+    if (!entry || entry.fresh <= now) return undefined;
+    coherence.syncInBackground(now, () => this.core.scheduler(options.waitUntil));
+    return entry;
+  }
+
+  /** Finds a servable entry (fresh or stale), preferring L1, asking Redis when L1 has no fresh one. */
+  async lookup(
+    key: string,
+    full: string,
+    schema: Schema<unknown> | undefined,
+    waitUntil?: WaitUntil,
+  ): Promise<Found | undefined> {
+    const { l1, l2 } = this.core;
+    void this.core.ensureRegistered(true, waitUntil);
+    const now = Date.now();
+    const localEntry = l1?.get(full, now);
+    const localChecked =
+      localEntry && (schema ? await this.conforming(full, localEntry, schema) : localEntry);
+    const local: Found | undefined =
+      localEntry && localChecked ? { entry: localEntry, tier: "l1", value: localChecked.value } : undefined;
+    if (local && local.entry.fresh > now)
+      this.core.coherence.syncInBackground(now, () => this.core.scheduler(waitUntil));
+    if ((local && local.entry.fresh > now) || !l2) return local;
+    const remote = await this.readRemote(key, full);
+    if (remote && (!local || remote.fresh > local.entry.fresh)) {
+      const checked = schema ? await this.conforming(full, remote, schema) : remote;
+      if (checked) {
+        l1?.set(full, remote, Date.now());
+        return { entry: remote, tier: "l2", value: checked.value };
+      }
+    }
+    return local;
+  }
+
+  /** The servable entry stored in Redis at `full`: corrupt ones are deleted, invalidated ones skipped. */
+  async readRemote(key: string, full: string): Promise<Entry | undefined> {
+    const { coherence } = this.core;
+    const stored = await coherence.read(full);
+    if (typeof stored !== "string") return undefined;
+    let entry: Entry;
+    try {
+      const parsed = parseEntry(stored);
+      entry = parsed instanceof Promise ? await parsed : parsed;
+    } catch (error) {
+      this.core.config.logger.warn(`corrupt entry at ${key} deleted: ${asError(error).message}`);
+      this.core.unlinkQuietly(full);
+      return undefined;
+    }
+    if (entry.stale <= Date.now()) return undefined;
+    if (entry.tags.length > 0 && !(await coherence.passesTags(entry))) return undefined;
+    return entry;
+  }
+
+  /** How many of the keys (each given in both key spaces) exist in Redis, or in L1 when there is none. */
+  async countExisting(pairs: readonly string[][]): Promise<number> {
+    const { l1, l2 } = this.core;
+    const now = Date.now();
+    const inL1 = pairs.filter((pair) => pair.some((full) => l1?.get(full, now))).length;
+    if (!l2 || pairs.length === 0) return inL1;
+    const replies = await this.core.tolerate(() =>
+      l2.pipeline(
+        pairs.map((pair) => ["EXISTS", ...pair]),
+        "EXISTS",
+      ),
+    );
+    return replies ? replies.filter((reply) => typeof reply === "number" && reply > 0).length : inL1;
+  }
+
+  /**
+   * Schema check on read: the schema's output, or undefined for a mismatch — a miss, and the entry
+   * is deleted so it is reloaded. The entry itself is left as stored (a transform runs on every read).
+   */
+  async conforming(
+    full: string,
+    entry: Entry,
+    schema: Schema<unknown>,
+  ): Promise<{ value: unknown } | undefined> {
+    const checked = await validate(schema, entry.value);
+    if (checked.ok) return { value: checked.value };
+    this.core.debug(`Cache entry fails schema, deleting ${full}`);
+    this.core.l1?.delete(full);
+    this.core.unlinkQuietly(full);
+    return undefined;
+  }
+}
