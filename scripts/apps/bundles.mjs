@@ -35,11 +35,11 @@ const TARGETS = [
 ];
 
 export async function bundleChecks({ bare, needs }) {
-  await writeFile(join(bare, "entry.mjs"), ENTRY);
   for (const target of TARGETS) {
     await check(
       `esbuild bundle of the core, ${target.name}, only tiercache installed`,
       async () => {
+        await writeFile(join(bare, "entry.mjs"), ENTRY);
         const outfile = join(bare, `out-${target.options.platform}.mjs`);
         const result = await build({
           absWorkingDir: bare,

@@ -1,6 +1,6 @@
 /**
  * examples/worker under a real `wrangler dev` (wrangler's own esbuild settings, workerd), installed
- * from the tarball with `@upstash/redis` as its only peer, against `tiercache bridge` (from a second
+ * from the tarball with no peer (REST is plain fetch), against `tiercache bridge` (from a second
  * app that installed tiercache + redis) in front of a real redis-server. Then a Worker in an app with
  * only `tiercache` and only REDIS_URL in its env.
  */
@@ -27,7 +27,8 @@ export async function prepareWorkerApps({ root, work, tarball, peers }) {
   await Promise.all([
     copyExample(join(root, "examples/worker"), worker, {
       tarball,
-      deps: { tiercache: "tarball", "@upstash/redis": peers["@upstash/redis"] },
+      // REST is plain fetch: the Worker needs no peer at all.
+      deps: { tiercache: "tarball" },
       devDeps: { wrangler: wranglerVersion() },
     }),
     emptyApp(bridge, { tarball, deps: { tiercache: "tarball", redis: peers.redis } }),
