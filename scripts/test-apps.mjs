@@ -13,6 +13,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { startRestBackend } from "./apps/bridge.mjs";
 import { bundleChecks } from "./apps/bundles.mjs";
 import { check, elapsed, killAllNow, log, stopAll, summary } from "./apps/harness.mjs";
 import { nextChecks, prepareNextApp } from "./apps/next.mjs";
@@ -80,14 +81,24 @@ try {
     ),
   ]);
 
+  let rest;
+  await check(
+    "`tiercache bridge` from the installed tarball (+ redis) in front of a redis-server",
+    async () => {
+      rest = await startRestBackend(workerApps.bridge);
+    },
+    { needs: workerInstalled },
+  );
+
   // Each suite on its own: one that breaks (a harness bug, a port taken) is one failed line.
   const suite = (name, run) => check(`${name}: the suite ran to its end`, run);
   await suite("bundles", () => bundleChecks({ bare, needs: bareInstalled }));
   await suite("worker", () =>
-    workerChecks({ root, work, apps: workerApps, bare, installed: workerInstalled, bareInstalled }));
-  await suite("next", () => nextChecks({ app: nextApp, work, installed: nextInstalled, peers }));
+    workerChecks({ root, work, apps: workerApps, bare, rest, installed: workerInstalled, bareInstalled }));
+  await suite("next", () => nextChecks({ app: nextApp, work, rest, installed: nextInstalled, peers }));
 } finally {
   clearTimeout(deadline);
+  await rest?.stop();
   await stopAll();
   if (process.env.TEST_APPS_KEEP === "1") log(`kept ${work}`);
   else await rm(work, { recursive: true, force: true, maxRetries: 3 });

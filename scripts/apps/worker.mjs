@@ -1,15 +1,15 @@
 /**
  * examples/worker under a real `wrangler dev` (wrangler's own esbuild settings, workerd), installed
- * from the tarball with no peer (REST is plain fetch), against `tiercache bridge` (from a second
- * app that installed tiercache + redis) in front of a real redis-server. Then a Worker in an app with
- * only `tiercache` and only REDIS_URL in its env.
+ * from the tarball with no peer (REST is plain fetch), against `rest` (bridge.mjs: `tiercache bridge`
+ * in front of a real redis-server). Then a Worker in an app with only `tiercache` and only REDIS_URL
+ * in its env.
  */
 import assert from "node:assert/strict";
 import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { check, cleanEnv, freePort, start, tail, waitFor } from "./harness.mjs";
 import { answers, request } from "./http.mjs";
-import { countingListener, startRedis } from "./redis.mjs";
+import { countingListener } from "./redis.mjs";
 import { copyExample, emptyApp, install } from "./workspace.mjs";
 
 /**
@@ -42,6 +42,7 @@ export async function workerChecks({
   work,
   apps = { worker: work, bridge: work },
   bare,
+  rest,
   installed,
   bareInstalled,
 }) {
@@ -86,87 +87,64 @@ export async function workerChecks({
     return { base, port, proc };
   };
 
-  const redis = await startRedis();
-  const token = `apps-${Date.now()}`;
-  let bridge;
+  if (rest) {
+    await writeFile(
+      join(apps.worker, ".dev.vars"),
+      `UPSTASH_REDIS_REST_URL=${rest.url}\nUPSTASH_REDIS_REST_TOKEN=${rest.token}\n`,
+    );
+  }
+  let dev;
+  const up = await check(
+    `wrangler dev --local (wrangler ${wranglerVersion()}, offline: no login, no telemetry) serves the example`,
+    async () => {
+      dev = await wranglerDev(apps.worker);
+      const health = await request(dev.base, "/health");
+      assert.equal(health.status, 200, health.text);
+      assert.equal(health.json().transport, "upstash");
+    },
+    { needs: installed && rest !== undefined },
+  );
   try {
-    const bridged = await check(
-      "`tiercache bridge` from the installed tarball in front of redis-server",
+    await check(
+      "GET is a MISS, then a HIT",
       async () => {
-        const port = await freePort();
-        bridge = start(
-          join(apps.bridge, "node_modules/.bin/tiercache"),
-          ["bridge", "--port", String(port), "--token", token, "--redis", redis.url],
-          { cwd: apps.bridge, env: cleanEnv(), name: `tiercache bridge :${port}` },
-        );
-        await waitFor("the bridge's URL line", () => /tiercache bridge: http/.test(bridge.output()), {
-          timeoutMs: 20_000,
-          proc: bridge,
-        });
-        await writeFile(
-          join(apps.worker, ".dev.vars"),
-          `UPSTASH_REDIS_REST_URL=http://127.0.0.1:${port}\nUPSTASH_REDIS_REST_TOKEN=${token}\n`,
-        );
-      },
-      { needs: installed },
-    );
-
-    let dev;
-    const up = await check(
-      `wrangler dev --local (wrangler ${wranglerVersion()}, offline: no login, no telemetry) serves the example`,
-      async () => {
-        dev = await wranglerDev(apps.worker);
-        const health = await request(dev.base, "/health");
-        assert.equal(health.status, 200, health.text);
-        assert.equal(health.json().transport, "upstash");
-      },
-      { needs: bridged },
-    );
-    try {
-      await check(
-        "GET is a MISS, then a HIT",
-        async () => {
-          const miss = await request(dev.base, "/products?id=7");
-          assert.equal(miss.status, 200, miss.text);
-          assert.equal(miss.headers["x-cache"], "MISS");
-          const hit = await request(dev.base, "/products?id=7");
-          assert.equal(hit.headers["x-cache"], "HIT");
-          assert.equal(hit.text, miss.text);
-        },
-        { needs: up },
-      );
-    } finally {
-      await dev?.proc.stop();
-    }
-
-    let fresh;
-    const again = await check(
-      "a fresh wrangler dev (empty L1) gets an L2 HIT",
-      async () => {
-        // The same address, so the same route keys: a restart, as a new isolate of a deploy would be.
-        fresh = await wranglerDev(apps.worker, dev.port);
-        const hit = await request(fresh.base, "/products?id=7");
-        assert.equal(hit.headers["x-cache"], "HIT", `a fresh isolate answered ${hit.headers["x-cache"]}`);
+        const miss = await request(dev.base, "/products?id=7");
+        assert.equal(miss.status, 200, miss.text);
+        assert.equal(miss.headers["x-cache"], "MISS");
+        const hit = await request(dev.base, "/products?id=7");
+        assert.equal(hit.headers["x-cache"], "HIT");
+        assert.equal(hit.text, miss.text);
       },
       { needs: up },
     );
-    try {
-      await check(
-        "POST invalidates: the next GET is a MISS, the one after a HIT",
-        async () => {
-          const post = await request(fresh.base, "/products?id=7", { method: "POST" });
-          assert.equal(post.status, 204, post.text);
-          assert.equal((await request(fresh.base, "/products?id=7")).headers["x-cache"], "MISS");
-          assert.equal((await request(fresh.base, "/products?id=7")).headers["x-cache"], "HIT");
-        },
-        { needs: again },
-      );
-    } finally {
-      await fresh?.proc.stop();
-    }
   } finally {
-    await bridge?.stop();
-    await redis.stop();
+    await dev?.proc.stop();
+  }
+
+  let fresh;
+  const again = await check(
+    "a fresh wrangler dev (empty L1) gets an L2 HIT",
+    async () => {
+      // The same address, so the same route keys: a restart, as a new isolate of a deploy would be.
+      fresh = await wranglerDev(apps.worker, dev.port);
+      const hit = await request(fresh.base, "/products?id=7");
+      assert.equal(hit.headers["x-cache"], "HIT", `a fresh isolate answered ${hit.headers["x-cache"]}`);
+    },
+    { needs: up },
+  );
+  try {
+    await check(
+      "POST invalidates: the next GET is a MISS, the one after a HIT",
+      async () => {
+        const post = await request(fresh.base, "/products?id=7", { method: "POST" });
+        assert.equal(post.status, 204, post.text);
+        assert.equal((await request(fresh.base, "/products?id=7")).headers["x-cache"], "MISS");
+        assert.equal((await request(fresh.base, "/products?id=7")).headers["x-cache"], "HIT");
+      },
+      { needs: again },
+    );
+  } finally {
+    await fresh?.proc.stop();
   }
 
   await check(
