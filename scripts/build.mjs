@@ -21,7 +21,10 @@ const tcpBySubpathImport = {
   },
 };
 
-await rm("dist", { recursive: true, force: true });
+/** `node scripts/build.mjs [outdir]`: the packaging tests build into a directory of their own. */
+const outdir = process.argv[2] ?? "dist";
+
+await rm(outdir, { recursive: true, force: true });
 await build({
   entryPoints: [
     "src/index.ts",
@@ -32,7 +35,7 @@ await build({
     "src/bridge/index.ts",
     "src/cli.ts",
   ],
-  outdir: "dist",
+  outdir,
   outbase: "src",
   entryNames: "[dir]/[name]",
   chunkNames: "chunks/[name]-[hash]",

@@ -240,7 +240,11 @@ export class Cache {
     return this.core.runInBackground(work, waitUntil);
   }
 
-  /** Closes the Redis connection; the cache keeps working from L1 and loaders. */
+  /**
+   * Closes the Redis connection for good: the cache keeps working from L1 and loaders only and
+   * never reconnects (a cache configured from the environment included); `ping()` and `flush()`
+   * fail with a `CLOSED` CacheError. Create a new cache to use Redis again.
+   */
   async close(): Promise<void> {
     forgetShared(this);
     await this.core.l2?.close();

@@ -2,6 +2,7 @@ import type { Entry } from "./entry.js";
 import { scanAndUnlink } from "./flush.js";
 import { formatMark, Invalidations, parseMark, type TagMark } from "./invalidation.js";
 import { globToRegExp, type KeySpace } from "./keys.js";
+import type { Budget } from "./tiers/budget.js";
 import type { L1 } from "./tiers/l1.js";
 import type { L2 } from "./tiers/l2.js";
 import type { WaitUntil } from "./types.js";
@@ -94,10 +95,10 @@ export class Coherence {
   }
 
   /** The stored text at `full`, with the epoch riding in the same MGET when a check is due. */
-  read(full: string): Promise<string | null | undefined> {
+  read(full: string, budget?: Budget): Promise<string | null | undefined> {
     const l2 = this.l2;
     if (!l2) return Promise.resolve(undefined);
-    const pendingValue = this.tolerate(() => l2.get(full));
+    const pendingValue = this.tolerate(() => l2.get(full, budget));
     if (!this.state.claimEpochCheck(Date.now())) return pendingValue;
     const pendingEpoch = this.tolerate(() => l2.get(this.keys.epoch));
     return Promise.all([pendingValue, pendingEpoch]).then(([value, epoch]) => {
@@ -110,11 +111,13 @@ export class Coherence {
    * Whether an entry read from Redis survives its tags' invalidations (a soft one shortens its
    * freshness instead). Unknown marks are fetched in one batch and kept until the epoch moves.
    */
-  async passesTags(entry: Entry): Promise<boolean> {
+  async passesTags(entry: Entry, budget?: Budget): Promise<boolean> {
     const l2 = this.l2;
     const unknown = entry.tags.filter((tag) => this.state.mark(tag) === undefined);
     if (unknown.length > 0 && l2) {
-      const stored = await Promise.all(unknown.map((tag) => this.tolerate(() => l2.get(this.keys.tag(tag)))));
+      const stored = await Promise.all(
+        unknown.map((tag) => this.tolerate(() => l2.get(this.keys.tag(tag), budget))),
+      );
       // A mark that could not be read stays unknown (fetched again next time); the entry is served.
       stored.forEach((value, i) => {
         if (value !== undefined) this.state.remember(unknown[i] as string, parseMark(value));

@@ -3,6 +3,7 @@ import { toMs } from "./duration.js";
 import { asError, CacheError } from "./errors.js";
 import type { Found, ReadPath } from "./read-path.js";
 import { validate } from "./schema.js";
+import type { Budget } from "./tiers/budget.js";
 import type { Duration, GetOrSetOptions, LoaderContext, Schema } from "./types.js";
 import type { PreparedWrite, WritePath } from "./write-path.js";
 
@@ -59,7 +60,9 @@ export class LoadPolicy {
     options: GetOrSetOptions<T>,
   ): Promise<T> {
     const { core } = this;
-    const found = await this.read.lookup(key, full, options.schema, options.waitUntil);
+    // One timeoutMs for all the Redis work this call awaits: read, lease, write-back.
+    const budget = core.l2?.budget();
+    const found = await this.read.lookup(key, full, options.schema, options.waitUntil, budget);
     const now = Date.now();
     if (found && found.entry.fresh > now) return core.hit(key, found.value, found.tier) as T;
     const stale = found?.entry;
@@ -82,15 +85,17 @@ export class LoadPolicy {
       const leaseMs = Math.ceil(options.lease === true ? 2000 : toMs(options.lease, "lease"));
       leaseKey = core.keys.lease(full);
       const lease = leaseKey;
-      const granted = await core.tolerate(() => l2.send(["SET", lease, "1", "NX", "PX", leaseMs]));
+      const granted = await core.tolerate(() =>
+        l2.send(["SET", lease, "1", "NX", "PX", leaseMs], "SET", budget),
+      );
       if (granted === null) {
         leaseKey = undefined;
-        const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs);
+        const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs, budget);
         if (loaded) return core.hit(key, loaded.value, "l2") as T;
       }
     }
     try {
-      return (await this.load(key, full, loader, options, leaseKey)).value;
+      return (await this.load(key, full, loader, options, leaseKey, budget)).value;
     } catch (error) {
       if (leaseKey) this.releaseLease(leaseKey);
       const sieMs = toMs(options.staleIfError ?? core.config.staleIfErrorMs, "staleIfError");
@@ -133,6 +138,7 @@ export class LoadPolicy {
     full: string,
     schema: Schema<unknown> | undefined,
     leaseMs: number,
+    budget: Budget | undefined,
   ): Promise<Found | undefined> {
     const { core } = this;
     const l2 = core.l2;
@@ -145,8 +151,8 @@ export class LoadPolicy {
       pause = Math.min(pause * 2, 100);
       // Both reads join one MGET.
       const [entry, held] = await Promise.all([
-        this.read.readRemote(key, full),
-        core.tolerate(() => l2.get(lease)),
+        this.read.readRemote(key, full, budget),
+        core.tolerate(() => l2.get(lease, budget)),
       ]);
       if (entry && entry.fresh > Date.now()) {
         const checked = schema ? await this.read.conforming(full, entry, schema) : { value: entry.value };
@@ -175,6 +181,7 @@ export class LoadPolicy {
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
     leaseKey?: string,
+    budget?: Budget,
   ): Promise<{ value: T }> {
     const { core } = this;
     let ttl: Duration | undefined = options.ttl;
@@ -220,10 +227,15 @@ export class LoadPolicy {
     const l2 = core.l2;
     if (leaseKey && l2) {
       const commands = write.command ? [write.command, ["DEL", leaseKey]] : [["DEL", leaseKey]];
-      await core.tolerate(() => l2.pipeline(commands, "SET"));
+      await core.tolerate(() => l2.pipeline(commands, "SET", budget));
     } else if (write.command && l2) {
       const command = write.command;
-      await core.runInBackground(() => core.tolerate(() => l2.send(command)), options.waitUntil);
+      // Only a write this call awaits draws on its budget; one handed to waitUntil has its own deadline.
+      const own = core.scheduler(options.waitUntil) ? undefined : budget;
+      await core.runInBackground(
+        () => core.tolerate(() => l2.send(command, undefined, own)),
+        options.waitUntil,
+      );
     }
     return { value };
   }

@@ -2,6 +2,7 @@ import type { CacheCore, Tier } from "./core.js";
 import { type Entry, parseEntry } from "./entry.js";
 import { asError } from "./errors.js";
 import { validate } from "./schema.js";
+import type { Budget } from "./tiers/budget.js";
 import type { GetOptions, Schema, WaitUntil } from "./types.js";
 
 /** A servable entry, where it was found, and what the caller gets from it. */
@@ -39,6 +40,7 @@ export class ReadPath {
     full: string,
     schema: Schema<unknown> | undefined,
     waitUntil?: WaitUntil,
+    budget?: Budget,
   ): Promise<Found | undefined> {
     const { l1, l2 } = this.core;
     void this.core.ensureRegistered(true, waitUntil);
@@ -51,7 +53,7 @@ export class ReadPath {
     if (local && local.entry.fresh > now)
       this.core.coherence.syncInBackground(now, () => this.core.scheduler(waitUntil));
     if ((local && local.entry.fresh > now) || !l2) return local;
-    const remote = await this.readRemote(key, full);
+    const remote = await this.readRemote(key, full, budget);
     if (remote && (!local || remote.fresh > local.entry.fresh)) {
       const checked = schema ? await this.conforming(full, remote, schema) : remote;
       if (checked) {
@@ -62,10 +64,13 @@ export class ReadPath {
     return local;
   }
 
-  /** The servable entry stored in Redis at `full`: corrupt ones are deleted, invalidated ones skipped. */
-  async readRemote(key: string, full: string): Promise<Entry | undefined> {
+  /**
+   * The servable entry stored in Redis at `full`: corrupt ones are deleted, invalidated ones
+   * skipped. Its reads draw on the call's `budget` when one is given.
+   */
+  async readRemote(key: string, full: string, budget?: Budget): Promise<Entry | undefined> {
     const { coherence } = this.core;
-    const stored = await coherence.read(full);
+    const stored = await coherence.read(full, budget);
     if (typeof stored !== "string") return undefined;
     let entry: Entry;
     try {
@@ -77,7 +82,7 @@ export class ReadPath {
       return undefined;
     }
     if (entry.stale <= Date.now()) return undefined;
-    if (entry.tags.length > 0 && !(await coherence.passesTags(entry))) return undefined;
+    if (entry.tags.length > 0 && !(await coherence.passesTags(entry, budget))) return undefined;
     return entry;
   }
 

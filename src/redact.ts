@@ -17,10 +17,13 @@ export function redact(text: string, secrets: readonly string[] = []): string {
     .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s@]*@/gi, `$1${MASK}@`);
 }
 
-/** An `Error` safe to show: the same one when it holds no secret, else a clean copy (no cause, no stack of the original). */
-export function redactError(error: Error, secrets: readonly string[] = []): Error {
-  const message = redact(error.message, secrets);
-  const stack = error.stack === undefined ? undefined : redact(error.stack, secrets);
+/**
+ * `error` when `scrub` leaves its message and stack alone, else a clean copy of it (same name, no
+ * cause: the original would carry the secret along).
+ */
+export function redactError(error: Error, scrub: (text: string) => string): Error {
+  const message = scrub(error.message);
+  const stack = error.stack === undefined ? undefined : scrub(error.stack);
   if (message === error.message && stack === error.stack) return error;
   const clean = new Error(message);
   clean.name = error.name;

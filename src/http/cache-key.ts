@@ -29,18 +29,23 @@ export function requestKey(
 }
 
 /**
- * The host the client asked for. Not `req.url`'s: `next start` and other Node servers build it from
- * their own listening address (`localhost:3000`), so instances on different ports would never share
- * an entry while two tenants on one port would share one. `Host` is what the client sent;
- * `X-Forwarded-Host` (its first value) only when a proxy in front is trusted to set it, since any
- * client can send one.
+ * The host the client asked for. On Node servers not `req.url`'s: `next start` and others build it
+ * from their own listening address (`localhost:3000`), so instances on different ports would never
+ * share an entry while two tenants on one port would share one; `Host` is what the client sent. On
+ * workerd `req.url` is the client's URL (and `Host` under miniflare is its loopback proxy's), so it
+ * wins there. `X-Forwarded-Host` (its first value) only when a proxy in front is trusted to set it,
+ * since any client can send one.
  */
 function requestHost(req: Request, url: URL, trustForwardedHost: boolean): string {
   const forwarded = trustForwardedHost
     ? req.headers.get("x-forwarded-host")?.split(",")[0]?.trim()
     : undefined;
-  return (forwarded || req.headers.get("host") || url.host).toLowerCase();
+  const asked = ON_WORKERD ? url.host : req.headers.get("host") || url.host;
+  return (forwarded || asked).toLowerCase();
 }
+
+const ON_WORKERD =
+  (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent === "Cloudflare-Workers";
 
 /** Whether `X-Forwarded-Host` is trusted by default: on Vercel (`VERCEL` set), whose edge sets it. */
 export function forwardedHostTrustedByDefault(): boolean {

@@ -77,8 +77,8 @@ export function transportFor(options: CacheOptions, env: Env, logger: Logger): T
         missing = new CacheError(
           "CONFIG",
           `${variable} is set, but the package "redis" could not be loaded: install it next to tiercache ` +
-            '(npm i redis). In a Next.js "standalone" or Docker image, make sure node_modules/redis is ' +
-            "copied with the app. Running from L1 only until then.",
+            "(npm i redis) and rebuild; where node_modules is deployed unbundled (a Docker image, an " +
+            "external package), make sure it holds redis too. Running from L1 only until then.",
           { cause: error },
         );
         if (logger.error) logger.error(missing.message);

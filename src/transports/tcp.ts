@@ -5,7 +5,8 @@
  * (package.json `imports`): this file under the `node` condition, `tcp-edge.ts` under `workerd`,
  * `worker`, `edge-light`, `browser` and by default. So a Workers or Edge bundle never contains
  * node-redis at all, while a Node bundle gets it as an ordinary relative import every bundler and
- * file tracer follows; `redis` itself is the one import bundlers are told to skip (node-redis.ts).
+ * file tracer follows. node-redis.ts imports `redis` in a try/catch, which webpack, Turbopack and
+ * esbuild bundle when it is installed and otherwise leave to fail at run time (a CONFIG error).
  */
 
 /** Undefined: TCP can work in this build. */

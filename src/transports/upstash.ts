@@ -12,7 +12,11 @@ export type UpstashOptions = { url: string; token: string } | { client: Redis };
 type Slot = { result: unknown; error?: undefined } | { error: string };
 
 /** Sends one JSON body to `/` (a command) or `/pipeline` (a list of them) and returns the parsed answer. */
-type Exchange = (path: "" | "pipeline", body: string[] | string[][], signal?: AbortSignal) => Promise<unknown>;
+type Exchange = (
+  path: "" | "pipeline",
+  body: string[] | string[][],
+  signal?: AbortSignal,
+) => Promise<unknown>;
 
 /**
  * A transport over the Upstash REST API (fetch; runs on every edge runtime). Each command is one
@@ -89,7 +93,8 @@ class RestClient {
     if (response.ok) {
       const sync = response.headers.get("upstash-sync-token");
       if (sync) this.syncToken = sync;
-      if (parsed === undefined) throw new Error(`upstash: HTTP ${response.status} with a body that is not JSON`);
+      if (parsed === undefined)
+        throw new Error(`upstash: HTTP ${response.status} with a body that is not JSON`);
       return decodeAnswer(parsed);
     }
     // Upstash (and the bridge) answer a command Redis refused with 400 {"error"}: Redis answered.
@@ -261,7 +266,9 @@ class UpstashTransport implements Transport {
       // rejected by then, so that answer is dropped.
       return await abortable(this.exchange(path, body, signal), signal);
     } catch (thrown) {
-      throw redactError(thrown instanceof Error ? thrown : new Error(String(thrown)), this.secrets);
+      throw redactError(thrown instanceof Error ? thrown : new Error(String(thrown)), (text) =>
+        this.redact(text),
+      );
     }
   }
 
@@ -279,7 +286,9 @@ function isSlot(value: unknown): value is Slot {
 }
 
 function isErrorSlot(value: unknown): value is { error: string } {
-  return typeof value === "object" && value !== null && typeof (value as { error?: unknown }).error === "string";
+  return (
+    typeof value === "object" && value !== null && typeof (value as { error?: unknown }).error === "string"
+  );
 }
 
 /**
@@ -289,7 +298,8 @@ function isErrorSlot(value: unknown): value is { error: string } {
 function toArgs(command: readonly RedisArg[]): string[] {
   return command.map((arg) => {
     const text = String(arg);
-    if (/\p{Cs}/u.test(text)) throw replyError("upstash: an argument is not well-formed Unicode (a lone surrogate)");
+    if (/\p{Cs}/u.test(text))
+      throw replyError("upstash: an argument is not well-formed Unicode (a lone surrogate)");
     return text;
   });
 }

@@ -12,6 +12,10 @@ const tiercacheSources: Plugin = {
       "tiercache/upstash": "src/transports/upstash.ts",
     };
     b.onResolve({ filter: /^tiercache(\/upstash)?$/ }, (args) => ({ path: `${root}${entries[args.path]}` }));
+    // The package's `#tcp` import under the `workerd` condition (scripts/build.mjs, package.json).
+    b.onResolve({ filter: /^\.\/tcp\.js$/ }, (args) =>
+      args.importer.endsWith("from-env.ts") ? { path: `${root}src/transports/tcp-edge.ts` } : undefined,
+    );
   },
 };
 
