@@ -12,8 +12,6 @@ const nextConfig = {
   // `NEXT_OUTPUT=standalone next build` makes the self-contained server a Docker image copies
   // (.next/standalone, plus .next/static); see the README's standalone note.
   ...(process.env.NEXT_OUTPUT === "standalone" && { output: "standalone" }),
-  // node-redis (used only when REDIS_URL is set) stays a plain Node dependency, not bundled.
-  serverExternalPackages: ["redis", "@redis/client"],
 };
 
 export default nextConfig;

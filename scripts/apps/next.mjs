@@ -148,12 +148,16 @@ export async function nextChecks({ app, work, rest, installed, peers }) {
   const listener = await countingListener();
   const redis = await startRedis();
   try {
+    // Both builds standalone: `next start` serves such a build as well, and each bundler's
+    // standalone output is checked on its own.
     const tcpWebpack = await check(
-      "next build --webpack with REDIS_URL set and Redis stopped: no connection attempted",
-      () => build({ bundler: "webpack", env: { REDIS_URL: listener.url }, listener }),
+      "next build --webpack (output: standalone) with REDIS_URL set and Redis stopped: no connection attempted",
+      () =>
+        build({ bundler: "webpack", env: { REDIS_URL: listener.url, NEXT_OUTPUT: "standalone" }, listener }),
       { needs: withRedis },
     );
     await twoInstances({ nextBin, app, redis, version, needs: tcpWebpack });
+    await standalone({ app, work, redis, version, bundler: "webpack", needs: tcpWebpack });
 
     const tcpTurbo = await check(
       "next build (Turbopack, output: standalone) with REDIS_URL set and Redis stopped: no connection attempted",
@@ -165,7 +169,7 @@ export async function nextChecks({ app, work, rest, installed, peers }) {
         }),
       { needs: withRedis },
     );
-    await standalone({ app, work, redis, version, needs: tcpTurbo });
+    await standalone({ app, work, redis, version, bundler: "Turbopack", needs: tcpTurbo });
   } finally {
     await listener.close();
     await redis.stop();
@@ -324,10 +328,10 @@ async function twoInstances({ nextBin, app, redis, version, needs }) {
  * would), with the app's own node_modules moved away while it runs, so it can only use what the
  * build put in it.
  */
-async function standalone({ app, work, redis, version, needs }) {
-  const target = join(work, "standalone-copy");
+async function standalone({ app, work, redis, version, bundler, needs }) {
+  const target = join(work, `standalone-${bundler}`);
   const copied = await check(
-    "the standalone output copies elsewhere and carries a server.js",
+    `the standalone output (${bundler}) copies elsewhere and carries a server.js`,
     async () => {
       await cp(join(app, ".next/standalone"), target, { recursive: true, dereference: true });
       await cp(join(app, ".next/static"), join(target, ".next/static"), { recursive: true });
@@ -336,7 +340,8 @@ async function standalone({ app, work, redis, version, needs }) {
     },
     { needs },
   );
-  const env = { REDIS_URL: redis.url, REDIS_CACHE_VERSION: `${version}sa` };
+  const env = { REDIS_URL: redis.url, REDIS_CACHE_VERSION: `${version}${bundler}` };
+  const publicHost = { host: "docker.example" };
   const serve = async () => {
     const port = await freePort();
     const proc = start("node", ["server.js"], {
@@ -355,11 +360,12 @@ async function standalone({ app, work, redis, version, needs }) {
   try {
     if (copied) await rename(join(app, "node_modules"), away);
     await check(
-      "standalone `node server.js` with REDIS_URL uses Redis: the entry is in Redis, an L2 HIT after a restart",
+      `standalone (${bundler}) \`node server.js\` with REDIS_URL uses Redis: the entry is in Redis, an L2 HIT after a restart`,
       async () => {
         let server = await serve();
         try {
-          const miss = await request(server.base, "/api/todos");
+          // The public host a proxy in front of the container sends, the same before and after.
+          const miss = await request(server.base, "/api/todos", { headers: publicHost });
           assert.equal(miss.headers["x-cache"], "MISS");
           const pattern = `tc:default:${env.REDIS_CACHE_VERSION}:*`;
           await waitFor("the entry in Redis", async () => (await redis.keys(pattern)).length > 0, {
@@ -375,7 +381,7 @@ async function standalone({ app, work, redis, version, needs }) {
         }
         server = await serve();
         try {
-          const hit = await request(server.base, "/api/todos");
+          const hit = await request(server.base, "/api/todos", { headers: publicHost });
           assert.equal(hit.headers["x-cache"], "HIT", "a fresh server (empty L1) did not hit L2");
           const health = (await request(server.base, "/api/health")).json();
           assert.equal(health.transport, "node-redis");
