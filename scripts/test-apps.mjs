@@ -41,6 +41,8 @@ const deadline = setTimeout(async () => {
 }, DEADLINE_S * 1000);
 
 log(`node ${process.version}, work dir ${work}`);
+/** Redis over REST (bridge + redis-server), shared by the Worker and the Next app. */
+let rest;
 try {
   let tarball;
   const packed = await check(
@@ -81,7 +83,6 @@ try {
     ),
   ]);
 
-  let rest;
   await check(
     "`tiercache bridge` from the installed tarball (+ redis) in front of a redis-server",
     async () => {
@@ -96,6 +97,8 @@ try {
   await suite("worker", () =>
     workerChecks({ root, work, apps: workerApps, bare, rest, installed: workerInstalled, bareInstalled }));
   await suite("next", () => nextChecks({ app: nextApp, work, rest, installed: nextInstalled, peers }));
+} catch (error) {
+  await check("the run itself", () => Promise.reject(error));
 } finally {
   clearTimeout(deadline);
   await rest?.stop();
