@@ -6,6 +6,7 @@ import { runFlush } from "./flush.js";
 import { deployHook as deployHandler } from "./http/deploy-hook.js";
 import { healthHandler } from "./http/health.js";
 import { type RouteHandler, type RouteOptions, route } from "./http/route.js";
+import { checkTags } from "./input.js";
 import type { KeySpace } from "./keys.js";
 import { LoadPolicy } from "./load-policy.js";
 import * as operations from "./operations.js";
@@ -151,7 +152,11 @@ export class Cache {
   /** Removes keys (versioned and unversioned) from both tiers; returns how many Redis removed. */
   async delete(...keys: string[]): Promise<number> {
     const pairs = await Promise.all(keys.map((key) => this.bothSpaces(key)));
-    return this.core.coherence.deleteKeys(pairs.flat());
+    const [removed] = await Promise.all([
+      this.core.coherence.deleteKeys(pairs.flat()),
+      this.core.notifyInvalidation({ keys }),
+    ]);
+    return removed;
   }
 
   /**
@@ -161,7 +166,12 @@ export class Cache {
    * against the tag's invalidation time when read, never scanned.
    */
   async invalidateTags(tags: readonly string[], options: { soft?: boolean } = {}): Promise<void> {
-    if (tags.length > 0) await this.core.coherence.invalidateTags(tags, options.soft === true);
+    const list = checkTags(tags, "invalidateTags: tags");
+    if (list.length === 0) return;
+    await Promise.all([
+      this.core.coherence.invalidateTags(list, options.soft === true),
+      this.core.notifyInvalidation({ tags: list }),
+    ]);
   }
 
   /**
@@ -170,8 +180,11 @@ export class Cache {
    * Keys long enough to be hashed cannot match a pattern.
    */
   async deletePattern(glob: string, options: { versioned?: boolean } = {}): Promise<number> {
-    if (typeof glob !== "string" || glob === "") throw new TypeError("tiercache: deletePattern needs a glob");
-    return this.core.coherence.deletePattern(this.keys.pattern(glob, options.versioned !== false));
+    const [removed] = await Promise.all([
+      this.core.coherence.deletePattern(this.keys.pattern(glob, options.versioned !== false)),
+      this.core.notifyInvalidation({ patterns: [glob] }),
+    ]);
+    return removed;
   }
 
   /** How many of `keys` exist (in Redis, or in L1 when there is none). */

@@ -1,4 +1,4 @@
-import type { Entry } from "./entry.js";
+import { carriesTag, type Entry } from "./entry.js";
 import { scanAndUnlink } from "./flush.js";
 import { formatMark, Invalidations, parseMark, type TagMark } from "./invalidation.js";
 import { globToRegExp, type KeySpace } from "./keys.js";
@@ -36,7 +36,7 @@ export class Coherence {
     const wanted = new Set(tags);
     for (const tag of tags) this.state.remember(tag, mark);
     this.l1?.deleteWhere((_key, entry) => {
-      if (!entry.tags.some((tag) => wanted.has(tag))) return false;
+      if (!carriesTag(entry, wanted)) return false;
       if (!soft) return true;
       entry.fresh = Math.min(entry.fresh, mark.at);
       return false;

@@ -4,7 +4,7 @@ import { CacheError } from "./errors.js";
 import { validateSegment } from "./keys.js";
 import { transportFor } from "./transports/from-env.js";
 import type { Transport } from "./transports/types.js";
-import type { CacheEvent, CacheOptions, Logger, WaitUntil } from "./types.js";
+import type { CacheEvent, CacheOptions, Invalidation, Logger, WaitUntil } from "./types.js";
 
 const bool = z.optional(
   z
@@ -36,7 +36,7 @@ const redisUrl = z.optional(
     .check(
       z.refine(
         isRedisUrl,
-        "must be redis[s]://[user:password@]host[:port][/db]" + " with a port 1–65535 and a whole-number db",
+        "must be redis[s]://[user:password@]host[:port][/db] with a port 1–65535 and a whole-number db",
       ),
     ),
 );
@@ -105,6 +105,7 @@ export interface ResolvedConfig {
   enabled: boolean;
   logger: Logger;
   onEvent: ((event: CacheEvent) => void) | undefined;
+  onInvalidate: ((invalidation: Invalidation) => unknown) | undefined;
   waitUntil: WaitUntil | undefined;
   breaker: { failureThreshold: number; resetMs: number };
   /** Versions before the current one a stale-versions flush keeps (issue 4). */
@@ -195,6 +196,7 @@ export function resolveConfig(options: CacheOptions = {}): ResolvedConfig {
     enabled: options.enabled ?? truthy(env.CACHE_ENABLED, true),
     logger,
     onEvent: options.onEvent,
+    onInvalidate: options.onInvalidate,
     waitUntil: options.waitUntil,
     breaker: {
       failureThreshold: positive("breaker.failureThreshold", options.breaker?.failureThreshold ?? 5),

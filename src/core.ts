@@ -8,7 +8,7 @@ import { OutageLog } from "./log-limiter.js";
 import { Breaker } from "./tiers/breaker.js";
 import { L1 } from "./tiers/l1.js";
 import { L2 } from "./tiers/l2.js";
-import type { CacheEvent, WaitUntil } from "./types.js";
+import type { CacheEvent, Invalidation, WaitUntil } from "./types.js";
 import { registerVersion } from "./versioning.js";
 
 export type Tier = "l1" | "l2";
@@ -131,6 +131,16 @@ export class CacheCore {
     const schedule = this.scheduler(waitUntil);
     if (schedule) schedule(promise);
     else await promise;
+  }
+
+  /**
+   * Tells `onInvalidate` (a CDN purge, say) what was invalidated: in the background through
+   * `waitUntil`, else awaited with the invalidation, like every background write. Never rejects.
+   */
+  notifyInvalidation(invalidation: Invalidation): Promise<void> {
+    const { onInvalidate } = this.config;
+    if (!onInvalidate) return Promise.resolve();
+    return this.runInBackground(async () => onInvalidate(invalidation)).catch(() => {});
   }
 
   /**

@@ -1,4 +1,4 @@
-import { base64ToBytes, bytesToBase64, decodeValue, encodeValue } from "./codec.js";
+import { base64ToBytes, bytesToBase64, decodeValue, encode } from "./codec.js";
 
 /**
  * A cached value with its own metadata, identical in L1 and L2. Times are epoch milliseconds:
@@ -22,15 +22,19 @@ export function serializeEntry(entry: Omit<Entry, "size">, valueJson: string): s
   return `[${FORMAT},${entry.created},${entry.fresh},${entry.stale},${JSON.stringify(entry.tags)},${valueJson}]`;
 }
 
-/** Encodes a value into an entry and its stored text; throws a CacheError for unserializable values. */
+/**
+ * Encodes a value into an entry and its stored text; throws a CacheError for unserializable values.
+ * The entry holds what a Redis read of the text returns: the value itself when encoding keeps it
+ * (the common case, no copy), else its decoded form — so L1 and L2 serve the same thing.
+ */
 export function createEntry(
   key: string,
   value: unknown,
   times: { created: number; fresh: number; stale: number },
   tags: readonly string[],
 ): { entry: Entry; text: string } {
-  const valueJson = encodeValue(value, key);
-  const meta = { value, ...times, tags };
+  const { text: valueJson, exact } = encode(value, key);
+  const meta = { value: exact ? value : decodeValue(valueJson), ...times, tags };
   const text = serializeEntry(meta, valueJson);
   return { entry: { ...meta, size: text.length }, text };
 }
@@ -56,7 +60,8 @@ function parseText(text: string, size: number): Entry {
     typeof parsed[1] !== "number" ||
     typeof parsed[2] !== "number" ||
     typeof parsed[3] !== "number" ||
-    !Array.isArray(parsed[4])
+    !Array.isArray(parsed[4]) ||
+    !parsed[4].every((tag) => typeof tag === "string")
   ) {
     throw new TypeError("not a tiercache entry");
   }
@@ -80,4 +85,15 @@ export async function compressText(text: string): Promise<string> {
 async function gunzip(base64: string): Promise<string> {
   const stream = new Blob([base64ToBytes(base64)]).stream().pipeThrough(new DecompressionStream("gzip"));
   return new Response(stream).text();
+}
+
+/**
+ * Whether an entry carries one of `wanted`. Never throws, whatever the entry holds: one bad entry
+ * must not stop an invalidation from reaching the others (one that cannot be read counts as a match).
+ */
+export function carriesTag(entry: Entry, wanted: ReadonlySet<string>): boolean {
+  const { tags } = entry;
+  if (!Array.isArray(tags)) return true;
+  for (const tag of tags) if (wanted.has(tag)) return true;
+  return false;
 }

@@ -6,7 +6,8 @@ export type CacheErrorCode =
   | "CLOSED" // L2 is skipped: close() was called (L1 and loaders still work)
   | "SERIALIZE" // the value cannot be encoded (circular, …)
   | "SCHEMA" // a loaded value fails the schema
-  | "CONFIG"; // invalid options or environment
+  | "CONFIG" // invalid options or environment
+  | "INVALID_ARGUMENT"; // a bad argument to an operation (key, tags, duration): thrown whatever failSilently says
 
 /**
  * The one error type tiercache throws for its own failures (with `failSilently: false`, or for bad

@@ -1,5 +1,6 @@
 import { bytesToBase64 } from "./codec.js";
 import { CacheError } from "./errors.js";
+import { checkKey } from "./input.js";
 
 /** Library root: every key tiercache writes starts with `[<env>:]tc:`. */
 const ROOT = "tc";
@@ -27,8 +28,19 @@ export function escapeGlob(text: string): string {
 }
 
 /**
- * The key layout `[<prefix>:]tc:<namespace>:<version>:<key>`. Every key this library touches is built
- * here, so there is no way to write an unprefixed key by accident.
+ * What follows the version slot. User keys always sit behind a kind marker, so that no key a
+ * caller can pass produces another kind's Redis key: a plain key `k:<key>`, a key too long to
+ * store plainly `h:<hash>` (no plain key can look like a hash), a counter `c:` followed by its
+ * key encoded the same way. Internal keys (`~t:` tag marks, `~e` epoch, `~l:` leases,
+ * `~flush-lock`) sit in the version slot itself, under names no version can take.
+ */
+const PLAIN = "k:";
+const HASHED = "h:";
+const COUNTER = "c:";
+
+/**
+ * The key layout `[<prefix>:]tc:<namespace>:<version>:k:<key>` (see {@link KeySpace.entry}). Every
+ * key this library touches is built here, so there is no way to write an unprefixed key by accident.
  */
 export class KeySpace {
   /** `[<prefix>:]tc:` — everything this library wrote in this environment starts with it. */
@@ -49,17 +61,18 @@ export class KeySpace {
     this.unversionedSpace = `${this.namespaceRoot}${UNVERSIONED}:`;
   }
 
-  /** The Redis key of a cache entry; a promise only for keys long enough to be hashed. */
+  /**
+   * The Redis key of a cache entry: `<space>k:<key>`, or `<space>h:<sha256>` for a key over
+   * {@link MAX_PLAIN_KEY_LENGTH} characters (then a promise). `<space>` is
+   * `[<prefix>:]tc:<namespace>:<version>:`, or `…:~:` for unversioned entries.
+   */
   entry(key: string, versioned = true): string | Promise<string> {
-    const space = versioned ? this.versionedSpace : this.unversionedSpace;
-    assertKey(key);
-    if (key.length <= MAX_PLAIN_KEY_LENGTH) return space + key;
-    return hashKey(key).then((hash) => `${space}#${hash}`);
+    return userKey(versioned ? this.versionedSpace : this.unversionedSpace, key);
   }
 
-  /** Counters survive deploys, so they live outside the versioned space. */
+  /** Counters survive deploys, so they live outside the versioned space: `…:~:c:k:<key>`. */
   counter(key: string): string | Promise<string> {
-    return this.entry(`#count:${key}`, false);
+    return userKey(`${this.unversionedSpace}${COUNTER}`, key);
   }
 
   /** When each tag was last invalidated (outside the versioned space: data changes cross deploys). */
@@ -77,16 +90,20 @@ export class KeySpace {
     return `${this.namespaceRoot}~l:${fullKey.slice(this.namespaceRoot.length)}`;
   }
 
-  /** A SCAN pattern for the user glob within this namespace and version. */
+  /**
+   * A SCAN pattern for the user glob within this namespace and version. It covers plain keys only:
+   * hashed keys and counters sit behind other markers, so no glob can reach them.
+   */
   pattern(glob: string, versioned = true): string {
-    return `${escapeGlob(this.namespaceRoot)}${versioned ? escapeGlob(this.version) : UNVERSIONED}:${glob}`;
+    checkKey(glob, "pattern");
+    return `${escapeGlob(this.namespaceRoot)}${versioned ? escapeGlob(this.version) : UNVERSIONED}:${PLAIN}${glob}`;
   }
 }
 
-function assertKey(key: unknown): asserts key is string {
-  if (typeof key !== "string" || key.length === 0) {
-    throw new TypeError(`tiercache: a cache key must be a non-empty string, got ${typeof key}`);
-  }
+function userKey(space: string, key: string): string | Promise<string> {
+  checkKey(key);
+  if (key.length <= MAX_PLAIN_KEY_LENGTH) return space + PLAIN + key;
+  return hashKey(key).then((hash) => space + HASHED + hash);
 }
 
 async function hashKey(key: string): Promise<string> {

@@ -5,6 +5,7 @@ import type { Found, ReadPath } from "./read-path.js";
 import { validate } from "./schema.js";
 import type { Budget } from "./tiers/budget.js";
 import type { Duration, GetOrSetOptions, LoaderContext, Schema } from "./types.js";
+import { checkWriteOptions } from "./write-options.js";
 import type { PreparedWrite, WritePath } from "./write-path.js";
 
 type Loader<T> = (context: LoaderContext) => T | Promise<T>;
@@ -33,6 +34,7 @@ export class LoadPolicy {
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
   ): Promise<T> {
+    checkWriteOptions(options);
     const full = typeof fullKey === "string" ? fullKey : await fullKey;
     if (!this.core.config.enabled) return (await this.load(key, full, loader, options)).value;
     // Callers share a flight only when they would get the same value: same key, same schema.
@@ -67,10 +69,10 @@ export class LoadPolicy {
     if (found && found.entry.fresh > now) return core.hit(key, found.value, found.tier) as T;
     const stale = found?.entry;
     const staleValue = found?.value as T;
-    const swrMs = toMs(
-      options.staleWhileRevalidate ?? core.config.staleWhileRevalidateMs,
-      "staleWhileRevalidate",
-    );
+    const windows = stale ? options.staleWindows?.(staleValue) : undefined;
+    const swrMs =
+      windows?.staleWhileRevalidate ??
+      toMs(options.staleWhileRevalidate ?? core.config.staleWhileRevalidateMs, "staleWhileRevalidate");
     if (stale && now < stale.fresh + swrMs) {
       core.counts.stale++;
       core.emit({ type: "stale", key, tier: found.tier });
@@ -98,7 +100,8 @@ export class LoadPolicy {
       return (await this.load(key, full, loader, options, leaseKey, budget)).value;
     } catch (error) {
       if (leaseKey) this.releaseLease(leaseKey);
-      const sieMs = toMs(options.staleIfError ?? core.config.staleIfErrorMs, "staleIfError");
+      const sieMs =
+        windows?.staleIfError ?? toMs(options.staleIfError ?? core.config.staleIfErrorMs, "staleIfError");
       if (
         stale &&
         Date.now() < stale.fresh + sieMs &&
@@ -217,7 +220,16 @@ export class LoadPolicy {
     let write: PreparedWrite;
     try {
       // The loader's own value is cached (a schema's transform is applied on every read).
-      write = await this.write.prepare(key, full, loaded, { ...options, ttl }, createdAt);
+      const windows = options.staleWindows?.(loaded);
+      const staleWhileRevalidate = windows?.staleWhileRevalidate ?? options.staleWhileRevalidate;
+      const staleIfError = windows?.staleIfError ?? options.staleIfError;
+      write = await this.write.prepare(
+        key,
+        full,
+        loaded,
+        { ...options, ttl, staleWhileRevalidate, staleIfError },
+        createdAt,
+      );
     } catch (error) {
       if (!core.config.failSilently) throw error;
       core.config.logger.warn(`not cached: ${asError(error).message}`);

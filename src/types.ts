@@ -38,6 +38,15 @@ export interface L1Options {
   syncMs?: number;
 }
 
+/** What an invalidation covered: passed to `onInvalidate`, and what a route's `invalidates` returns. */
+export interface Invalidation {
+  /** Cache keys, as given to `cache.get`/`cache.set` (or returned by a route's `key`). */
+  keys?: readonly string[];
+  tags?: readonly string[];
+  /** Globs over cache keys, as `cache.deletePattern` takes them. */
+  patterns?: readonly string[];
+}
+
 /** Options of {@link createCache}; each has an environment default (see README). */
 export interface CacheOptions {
   /** A transport (`upstash()`, `nodeRedis()`), or `false` for L1 only. Default: from env. */
@@ -73,6 +82,13 @@ export interface CacheOptions {
   logger?: Logger;
   /** Called for every hit, miss, load, error and breaker change. Must not throw. */
   onEvent?: (event: CacheEvent) => void;
+  /**
+   * Called with the keys, tags and patterns of every invalidation (`delete`, `invalidateTags`,
+   * `deletePattern`, and so every unsafe request through a route), in the background via
+   * `waitUntil`: where a CDN in front is told to drop the same tags (`vercelCdn()`,
+   * `cloudflareCdn()`). Its failure is logged, never thrown into the request.
+   */
+  onInvalidate?: (invalidation: Invalidation) => unknown;
   /**
    * Background-work scheduler. Default: inside a Vercel request, its `waitUntil` (what `@vercel/functions`
    * exports); otherwise background work is awaited. Per-call `waitUntil` options win.
@@ -129,6 +145,12 @@ export interface LoaderContext {
 }
 
 export interface GetOrSetOptions<T = unknown> extends SetOptions, GetOptions<T> {
+  /**
+   * Stale windows (ms) carried by the value itself: when given for a value they win over
+   * `staleWhileRevalidate` / `staleIfError`, both when it is written and when it is later found
+   * stale. `route()` uses it for the `stale-while-revalidate` / `stale-if-error` of each response.
+   */
+  staleWindows?: (value: T) => { staleWhileRevalidate?: number; staleIfError?: number } | undefined;
   /**
    * A short Redis lease (`SET NX PX`) so that cold instances missing the same key run the loader
    * about once: the others poll Redis for the value until the lease ends (`true`: 2 s), then load

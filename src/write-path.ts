@@ -3,6 +3,7 @@ import type { CacheCore } from "./core.js";
 import { toMs } from "./duration.js";
 import { compressText, createEntry, type Entry } from "./entry.js";
 import { CacheError } from "./errors.js";
+import { checkTags } from "./input.js";
 import type { RedisArg } from "./transports/types.js";
 import type { SetManyEntry, SetOptions } from "./types.js";
 
@@ -62,14 +63,14 @@ export class WritePath {
   ): Promise<PreparedWrite> {
     const { config } = this.core;
     const now = Date.now();
-    const baseTtlMs = options.ttl !== undefined ? toMs(options.ttl, "ttl") : config.ttlMs;
+    const baseTtlMs = toMs(options.ttl ?? config.ttlMs, "ttl");
     const jitter = options.jitter !== undefined ? fraction("jitter", options.jitter) : config.jitter;
     const ttlMs = jitter > 0 ? Math.round(baseTtlMs * (1 - Math.random() * jitter)) : baseTtlMs;
     const swrMs = toMs(options.staleWhileRevalidate ?? config.staleWhileRevalidateMs, "staleWhileRevalidate");
     const sieMs = toMs(options.staleIfError ?? config.staleIfErrorMs, "staleIfError");
     const fresh = now + ttlMs;
     const times = { created: createdAt ?? now, fresh, stale: fresh + Math.max(swrMs, sieMs) };
-    const { entry, text } = createEntry(key, value, times, options.tags ?? []);
+    const { entry, text } = createEntry(key, value, times, checkTags(options.tags));
     if (!this.core.l2) return { full, entry, command: undefined };
     const stored = text.length > COMPRESS_ABOVE ? await compressText(text) : text;
     if (stored.length > MAX_L2_VALUE) {

@@ -1,3 +1,5 @@
+import { varySuffix } from "./vary.js";
+
 /** The default cache key of a request, in its two parts; the key is `route:${host}${path}`. */
 export interface RequestKeyParts {
   /** The host the client asked for, lower case (see {@link requestHost}). */
@@ -23,8 +25,7 @@ export function requestKey(
   // their order (`?id=2&id=1` may mean something else than `?id=1&id=2`).
   url.searchParams.sort();
   const query = url.searchParams.toString();
-  let path = `${url.pathname}${query ? `?${query}` : ""}`;
-  for (const name of vary) path += `|${name}=${encodeURIComponent(req.headers.get(name) ?? "")}`;
+  const path = `${url.pathname}${query ? `?${query}` : ""}${varySuffix(req, vary)}`;
   return { host: requestHost(req, url, trustForwardedHost), path };
 }
 

@@ -79,7 +79,8 @@ describe.each(["node-redis", "upstash"] as const)("versioning and flush on %s", 
   const load = async (root: string, version: string, n: number) => {
     for (let start = 0; start < n; start += 10_000) {
       const batch = raw.multi();
-      for (let i = start; i < Math.min(n, start + 10_000); i++) batch.set(`${root}app:${version}:k${i}`, "x");
+      for (let i = start; i < Math.min(n, start + 10_000); i++)
+        batch.set(`${root}app:${version}:k:k${i}`, "x");
       await batch.execAsPipeline();
     }
   };
@@ -107,7 +108,7 @@ describe.each(["node-redis", "upstash"] as const)("versioning and flush on %s", 
       expect(await a.get(`user:${i}`)).toEqual({ from: "a", i });
       expect(await b.get(`user:${i}`)).toEqual({ from: "b", i });
     }
-    expect(await raw.exists(["tc:app:a1b2c3d4:user:0", "tc:app:e5f6a7b8:user:0"])).toBe(2);
+    expect(await raw.exists(["tc:app:a1b2c3d4:k:user:0", "tc:app:e5f6a7b8:k:user:0"])).toBe(2);
     // Counters and unversioned entries are shared on purpose: they survive deploys.
     await a.increment("visits");
     expect(await b.increment("visits")).toBe(2);
@@ -148,7 +149,7 @@ describe.each(["node-redis", "upstash"] as const)("versioning and flush on %s", 
     expect(await v3.connect()).toMatchObject({ connected: true, flushedVersions: ["v1"] });
     expect(log.matching(/^Cache version changed: v2 → v3, flushing stale versions$/)).toHaveLength(1);
     expect(log.matching(/^Flushed 1 keys of versions v1 in \d+ ms$/)).toHaveLength(1);
-    expect(await raw.exists("tc:app:v1:page")).toBe(0);
+    expect(await raw.exists("tc:app:v1:k:page")).toBe(0);
 
     // Rollback to v2: a cold instance finds its entries, and deletes nothing of v3.
     await v3.set("page", "page of v3");
@@ -156,14 +157,14 @@ describe.each(["node-redis", "upstash"] as const)("versioning and flush on %s", 
     expect(await rolledBack.get("page")).toBe("page of v2");
     expect((await rolledBack.connect()).flushedVersions).toEqual([]);
     await rolledBack.flush();
-    expect(await raw.get("tc:app:v3:page")).not.toBeNull();
+    expect(await raw.get("tc:app:v3:k:page")).not.toBeNull();
 
     // v1's instances still serving (or cold-starting later) re-register as what they are: the oldest.
     const v1 = instance("v1", { keepVersions: 0 });
     expect(await v1.get("page")).toBeUndefined();
     expect((await v1.connect()).flushedVersions).toEqual([]);
     expect(await v1.flush()).toMatchObject({ removed: 0, versions: [] });
-    expect(await raw.exists(["tc:app:v2:page", "tc:app:v3:page"])).toBe(2);
+    expect(await raw.exists(["tc:app:v2:k:page", "tc:app:v3:k:page"])).toBe(2);
   });
 
   it("50 instances of a new version cold-starting at once flush stale versions once, and no request waits", async () => {
@@ -192,7 +193,7 @@ describe.each(["node-redis", "upstash"] as const)("versioning and flush on %s", 
     expect(log.matching(/^Cache version changed: v1 → v2, flushing stale versions$/)).toHaveLength(1);
     expect(log.matching(/^Flushed/)).toHaveLength(1);
     expect(await raw.keys("tc:app:v0:*")).toEqual([]);
-    expect(await raw.exists("tc:app:v1:page")).toBe(1); // kept for rollback
+    expect(await raw.exists("tc:app:v1:k:page")).toBe(1); // kept for rollback
   });
 
   it("registers once per instance, and retries on a later contact when registering failed", async () => {
@@ -228,7 +229,7 @@ describe.each(["node-redis", "upstash"] as const)("versioning and flush on %s", 
       settled = true;
     });
     expect(settled).toBe(false);
-    expect(await raw.exists("tc:app:v0:k19999")).toBe(1);
+    expect(await raw.exists("tc:app:v0:k:k19999")).toBe(1);
     expect(await scheduled[0]).toEqual(["v0"]);
     expect(await raw.keys("tc:app:v0:*")).toEqual([]);
   });
