@@ -1,3 +1,4 @@
+import { cdnTag } from "./http/cdn.js";
 import type { Invalidation } from "./types.js";
 
 /**
@@ -30,7 +31,7 @@ export function vercelCdn(): CdnPurger {
         "vercelCdn: no Vercel purge API in this request (not running on Vercel, or outside a request): CDN tags not invalidated",
       );
     }
-    await purge.invalidateByTag([...tags]);
+    await purge.invalidateByTag(tags.map(cdnTag));
   };
 }
 
@@ -77,8 +78,9 @@ export function cloudflareCdn(options: CloudflareCdnOptions): CdnPurger {
   };
   return async ({ tags }) => {
     if (!tags || tags.length === 0) return;
-    for (let i = 0; i < tags.length; i += TAGS_PER_PURGE) {
-      const chunk = tags.slice(i, i + TAGS_PER_PURGE);
+    const encoded = tags.map(cdnTag);
+    for (let i = 0; i < encoded.length; i += TAGS_PER_PURGE) {
+      const chunk = encoded.slice(i, i + TAGS_PER_PURGE);
       const failure = (await purgeOnce(chunk)) && (await purgeOnce(chunk));
       if (failure) throw new Error(`cloudflareCdn: purge of ${chunk.length} tags failed twice: ${failure}`);
     }

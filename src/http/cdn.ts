@@ -30,8 +30,17 @@ export function cdnHeaders(directives: string | undefined, tags: readonly string
   if (directives === undefined) return [];
   const headers: [string, string][] = [["cdn-cache-control", directives]];
   if (tags.length > 0) {
-    const list = tags.join(",");
+    const list = tags.map(cdnTag).join(",");
     headers.push(["cache-tag", list], ["vercel-cache-tag", list]);
   }
   return headers;
+}
+
+/**
+ * A tag as it travels in `Cache-Tag` and in purge requests: header-safe and comma-free. Bytes outside
+ * visible ASCII, `%` and `,` are percent-encoded (UTF-8), so any tag the cache accepts can be sent
+ * and purged, and `user:1` stays readable.
+ */
+export function cdnTag(tag: string): string {
+  return tag.replace(/[^\x21-\x7e]|[%,]/gu, encodeURIComponent);
 }

@@ -283,6 +283,13 @@ describe("route: the CDN in front", () => {
       expect(res.headers.get("cache-tag")).toBe("page:/cdn,pages");
       expect(res.headers.get("vercel-cache-tag")).toBe("page:/cdn,pages");
     }
+    // Any tag the cache accepts travels header-safe and comma-free, and is purged the same way.
+    const odd = cached(async () => new Response("x"), {
+      tags: ["a,b", "line\nbreak", "ünï 100%"],
+      cdn: { ttl: "1m" },
+    });
+    const res = await odd(get("https://a.test/odd"));
+    expect(res.headers.get("cache-tag")).toBe("a%2Cb,line%0Abreak,%C3%BCn%C3%AF%20100%25");
     const plain = await cached(async () => new Response("x"))(get("https://a.test/plain"));
     expect(plain.headers.has("cdn-cache-control")).toBe(false);
   });
@@ -311,8 +318,8 @@ describe("route: the CDN in front", () => {
     };
     const warnings: string[] = [];
     const cache = l1Cache({ onInvalidate: vercelCdn(), logger: { warn: (m) => warnings.push(m) } });
-    await cache.invalidateTags(["user:1", "users"]);
-    expect(purge).toHaveBeenCalledWith(["user:1", "users"]);
+    await cache.invalidateTags(["user:1", "users", "a,b"]);
+    expect(purge).toHaveBeenCalledWith(["user:1", "users", "a%2Cb"]);
     expect(warnings).toEqual([]);
   });
 });
