@@ -2,6 +2,7 @@
  * Redis over the Upstash REST API for the apps: `tiercache bridge`, run from an app that installed the
  * tarball and `redis` (as a user would `npx tiercache bridge`), in front of its own redis-server.
  */
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { cleanEnv, freePort, start, waitFor } from "./harness.mjs";
 import { startRedis } from "./redis.mjs";
@@ -9,12 +10,13 @@ import { startRedis } from "./redis.mjs";
 /** `{ url, token, redis, stop() }`: the REST endpoint, its token, and the redis-server behind it. */
 export async function startRestBackend(bridgeApp) {
   const redis = await startRedis();
-  const token = `apps-${Date.now()}`;
+  const token = randomBytes(16).toString("hex");
   const port = await freePort();
   const bridge = start(
     join(bridgeApp, "node_modules/.bin/tiercache"),
-    ["bridge", "--port", String(port), "--token", token, "--redis", redis.url],
-    { cwd: bridgeApp, env: cleanEnv(), name: `tiercache bridge :${port}` },
+    ["bridge", "--port", String(port), "--redis", redis.url],
+    // The token through the environment, not argv (which other local users can read).
+    { cwd: bridgeApp, env: cleanEnv({ TIERCACHE_BRIDGE_TOKEN: token }), name: `tiercache bridge :${port}` },
   );
   const stop = async () => {
     await bridge.stop();
