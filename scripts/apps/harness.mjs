@@ -173,7 +173,11 @@ export async function waitFor(what, probe, { timeoutMs, proc }) {
 export function cleanEnv(extra = {}) {
   const env = {};
   for (const [name, value] of Object.entries(process.env)) {
-    if (/^(npm_|INIT_CWD$|REDIS_|UPSTASH_|KV_|CACHE_|TIERCACHE_|BRIDGE_|VERCEL|NEXT_|CLOUDFLARE_|WRANGLER_)/.test(name))
+    if (
+      /^(npm_|INIT_CWD$|REDIS_|UPSTASH_|KV_|CACHE_|TIERCACHE_|BRIDGE_|VERCEL|NEXT_|CLOUDFLARE_|WRANGLER_)/.test(
+        name,
+      )
+    )
       continue;
     env[name] = value;
   }
