@@ -144,7 +144,9 @@ export async function nextChecks({ app, work, rest, installed, peers }) {
   // --- tiercache + redis (the TCP setup) ---
   const withRedis = await check(
     "npm install the `redis` peer",
-    () => install(app, [`redis@${peers.redis}`]),
+    async () => {
+      await install(app, [`redis@${peers.redis}`]);
+    },
     { needs: installed },
   );
   const listener = await countingListener();
