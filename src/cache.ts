@@ -23,6 +23,7 @@ import type {
   GetOptions,
   GetOrSetOptions,
   HealthReport,
+  InvalidationResult,
   LoaderContext,
   SetManyEntry,
   SetOptions,
@@ -83,7 +84,9 @@ export class Cache {
   ): Promise<T | undefined> {
     const full = typeof fullKey === "string" ? fullKey : await fullKey;
     if (!this.core.config.enabled) return this.core.miss(key);
-    const found = await this.read.lookup(key, full, options.schema, options.waitUntil);
+    // The value and its tag marks are read one after the other: one timeoutMs for both.
+    const budget = this.core.l2?.budget();
+    const found = await this.read.lookup(key, full, options.schema, options.waitUntil, budget);
     if (found && found.entry.fresh > Date.now()) return this.core.hit(key, found.value, found.tier) as T;
     return this.core.miss(key);
   }
@@ -149,7 +152,12 @@ export class Cache {
     return invalidating(this, fn, options);
   }
 
-  /** Removes keys (versioned and unversioned) from both tiers; returns how many Redis removed. */
+  /**
+   * Removes keys (versioned and unversioned) from both tiers; returns how many entries Redis held.
+   * A loader of one of them running meanwhile does not put its older value back. While Redis is
+   * unreachable the delete is deferred (a `deferred` event; replayed when Redis answers, served by
+   * no read of this instance meanwhile) and the count is L1's.
+   */
   async delete(...keys: string[]): Promise<number> {
     const pairs = await Promise.all(keys.map((key) => this.bothSpaces(key)));
     const [removed] = await Promise.all([
@@ -162,16 +170,21 @@ export class Cache {
   /**
    * Makes every entry carrying one of `tags` a miss (or, with `soft`, stale: served within its
    * `staleWhileRevalidate` window while it refreshes) — here at once, on other instances within
-   * `l1.syncMs`. Costs one MSET and one INCR whatever the number of entries: entries are checked
-   * against the tag's invalidation time when read, never scanned.
+   * `l1.syncMs`. Costs one MSET and one epoch SET whatever the number of entries: entries are checked
+   * against the tag's invalidation time when read, never scanned. Resolves to `{ deferred: true }`
+   * when Redis could not be reached: the invalidation holds here at once and is replayed when it answers.
    */
-  async invalidateTags(tags: readonly string[], options: { soft?: boolean } = {}): Promise<void> {
+  async invalidateTags(
+    tags: readonly string[],
+    options: { soft?: boolean } = {},
+  ): Promise<InvalidationResult> {
     const list = checkTags(tags, "invalidateTags: tags");
-    if (list.length === 0) return;
-    await Promise.all([
+    if (list.length === 0) return { deferred: false };
+    const [result] = await Promise.all([
       this.core.coherence.invalidateTags(list, options.soft === true),
       this.core.notifyInvalidation({ tags: list }),
     ]);
+    return result;
   }
 
   /**
@@ -205,14 +218,17 @@ export class Cache {
   async expire(key: string, ttl: Duration): Promise<boolean> {
     const ms = toMs(ttl, "ttl");
     const full = await this.keys.entry(key);
-    const found = await this.read.lookup(key, full, undefined);
+    const budget = this.core.l2?.budget(); // read and rewrite: one timeoutMs for both
+    const found = await this.read.lookup(key, full, undefined, undefined, budget);
     if (!found) return false;
     const { entry } = found;
-    await this.write.store(key, full, entry.value, {
-      ttl: ms,
-      staleWhileRevalidate: entry.stale - entry.fresh,
-      tags: entry.tags,
-    });
+    await this.write.store(
+      key,
+      full,
+      entry.value,
+      { ttl: ms, staleWhileRevalidate: entry.stale - entry.fresh, tags: entry.tags },
+      budget,
+    );
     return true;
   }
 
@@ -296,7 +312,11 @@ export class Cache {
    */
   async flush(options: FlushOptions = {}): Promise<FlushResult> {
     // Registered first so that the current version is dated; a dry run writes nothing.
-    if (!options.dryRun) await this.core.ensureRegistered(false);
+    if (!options.dryRun) {
+      await this.core.ensureRegistered(false);
+      // A loader running now must not refill L1 with what the flush removes (stale versions: nothing current).
+      if ((options.scope ?? "stale-versions") !== "stale-versions") this.core.coherence.supersedeAll();
+    }
     return runFlush(this.core.flushContext(), options);
   }
 

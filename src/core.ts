@@ -48,6 +48,7 @@ export class CacheCore {
     this.breaker = new Breaker(config.breaker.failureThreshold, config.breaker.resetMs, (state) => {
       this.emit({ type: "breaker", state });
       outage.breaker(state);
+      if (state === "closed") this.coherence.contacted();
     });
     this.l2 = config.transport
       ? new L2(config.transport, config.transportKind, config.timeoutMs, this.breaker, (operation, error) => {
@@ -56,14 +57,17 @@ export class CacheCore {
           outage.failure(operation, error);
         })
       : null;
-    this.coherence = new Coherence(
-      this.l1,
-      this.l2,
-      this.keys,
-      (work) => this.tolerate(work),
-      config.l1 ? config.l1.syncMs : 1000,
-      () => this.debug("L1 dropped: invalidation on another instance"),
-    );
+    this.coherence = new Coherence({
+      l1: this.l1,
+      l2: this.l2,
+      keys: this.keys,
+      syncMs: config.l1 ? config.l1.syncMs : 1000,
+      tolerate: (work) => this.tolerate(work),
+      emit: (event) => this.emit(event),
+      debug: (message) => this.debug(message),
+      // A replay serves no request: the cache's scheduler keeps the platform alive for it, else it runs loose.
+      detach: (work) => this.scheduler(undefined)?.(work),
+    });
   }
 
   /** Runs an L2 operation; its CacheError is swallowed (undefined) with `failSilently`, thrown without. */

@@ -45,8 +45,11 @@ export function createEntry(
  */
 export function parseEntry(stored: string): Entry | Promise<Entry> {
   if (stored.startsWith(COMPRESSED)) {
+    // `z:<created>:<base64>` (the time is for Redis-side write guards, see tombstone.ts) or, older, `z:<base64>`.
+    const body = stored.slice(COMPRESSED.length);
+    const colon = body.indexOf(":");
     // Sized by the decompressed text: that is what L1 holds, and what `l1.maxBytes` must bound.
-    return gunzip(stored.slice(COMPRESSED.length)).then((text) => parseText(text, text.length));
+    return gunzip(colon === -1 ? body : body.slice(colon + 1)).then((text) => parseText(text, text.length));
   }
   return parseText(stored, stored.length);
 }
@@ -75,11 +78,14 @@ function parseText(text: string, size: number): Entry {
   };
 }
 
-/** Gzips text for L2 (edge-safe CompressionStream); the result is still a string Redis stores as-is. */
-export async function compressText(text: string): Promise<string> {
+/**
+ * Gzips text for L2 (edge-safe CompressionStream); the result is still a string Redis stores as-is,
+ * headed by the entry's creation time, which a Redis script can read without decompressing.
+ */
+export async function compressText(text: string, created?: number): Promise<string> {
   const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
   const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
-  return COMPRESSED + bytesToBase64(bytes);
+  return `${COMPRESSED}${created === undefined ? "" : `${created}:`}${bytesToBase64(bytes)}`;
 }
 
 async function gunzip(base64: string): Promise<string> {

@@ -3,6 +3,7 @@ import { CacheError } from "./errors.js";
 import { escapeGlob, type KeySpace } from "./keys.js";
 import type { L1 } from "./tiers/l1.js";
 import type { L2 } from "./tiers/l2.js";
+import { randomToken } from "./tombstone.js";
 import type { RedisArg } from "./transports/types.js";
 import type { FlushOptions, FlushResult, FlushScope, Logger } from "./types.js";
 import { markFlushed, planVersions, readVersions, type VersionRecord } from "./versioning.js";
@@ -26,7 +27,7 @@ interface Selection {
   /** The versions a version-based scope removes; for stale-versions, their registry records too. */
   versions?: string[];
   stale?: VersionRecord[];
-  /** Epoch counters the scope reaches: kept (a deleted counter restarts at 1, an epoch already seen) and bumped. */
+  /** Epochs the scope reaches: kept (a deleted one reads as "never bumped") and given new tokens. */
   epochs?: Set<string>;
 }
 
@@ -59,7 +60,7 @@ export async function runFlush(context: FlushContext, options: FlushOptions = {}
   if (!dryRun && !selection.stale) {
     const epochs = new Set([keys.epoch, ...(selection.epochs ?? [])]);
     for (const reply of await l2.pipeline(
-      [...epochs].map((epoch) => ["INCR", epoch]),
+      [...epochs].map((epoch) => ["SET", epoch, randomToken()]),
       "flush",
     ))
       count(reply);
@@ -191,7 +192,7 @@ async function flushDatabase(context: FlushContext, dryRun: boolean, started: nu
     const replies = await l2.pipeline(
       [
         ["FLUSHDB", "ASYNC"],
-        ["SET", context.keys.epoch, Date.now()],
+        ["SET", context.keys.epoch, randomToken()],
       ],
       "flush",
     );

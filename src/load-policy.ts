@@ -4,6 +4,7 @@ import { asError, CacheError } from "./errors.js";
 import type { Found, ReadPath } from "./read-path.js";
 import { validate } from "./schema.js";
 import type { Budget } from "./tiers/budget.js";
+import { CLOCK_SKEW_MS, parseWriteBack, TOMBSTONE_MS, writeBackCommand } from "./tombstone.js";
 import type { Duration, GetOrSetOptions, LoaderContext, Schema } from "./types.js";
 import { checkWriteOptions } from "./write-options.js";
 import type { PreparedWrite, WritePath } from "./write-path.js";
@@ -77,7 +78,7 @@ export class LoadPolicy {
       core.counts.stale++;
       core.emit({ type: "stale", key, tier: found.tier });
       core.debug(`Cache STALE (${found.tier}) ${key}`);
-      this.refreshInBackground(key, full, loader, options);
+      this.refreshInBackground(key, full, loader, options, stale.created);
       return staleValue;
     }
     core.miss(key);
@@ -97,7 +98,7 @@ export class LoadPolicy {
       }
     }
     try {
-      return (await this.load(key, full, loader, options, leaseKey, budget)).value;
+      return (await this.load(key, full, loader, options, leaseKey, stale?.created, budget)).value;
     } catch (error) {
       if (leaseKey) this.releaseLease(leaseKey);
       const sieMs =
@@ -120,12 +121,13 @@ export class LoadPolicy {
     full: string,
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
+    replaces: number,
   ): void {
     if (this.refreshing.has(full)) return;
     this.refreshing.add(full);
     void this.core.runInBackground(
       () =>
-        this.load(key, full, loader, { ...options, waitUntil: undefined }).finally(() =>
+        this.load(key, full, loader, { ...options, waitUntil: undefined }, undefined, replaces).finally(() =>
           this.refreshing.delete(full),
         ),
       options.waitUntil,
@@ -177,6 +179,9 @@ export class LoadPolicy {
   /**
    * Runs the loader, checks its value, puts it in L1 at once and in Redis in the background — or,
    * for a lease holder, awaited and with the lease released, since other instances are polling for it.
+   * An invalidation of the key made while the loader ran wins: the caller gets the value, neither
+   * tier keeps it (see Coherence.endLoad here, and the conditional write-back in Redis).
+   * `replaces`: when the entry the load refreshes was written, which its write-back may overwrite.
    */
   private async load<T>(
     key: string,
@@ -184,6 +189,7 @@ export class LoadPolicy {
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
     leaseKey?: string,
+    replaces?: number,
     budget?: Budget,
   ): Promise<{ value: T }> {
     const { core } = this;
@@ -200,52 +206,80 @@ export class LoadPolicy {
     };
     // An invalidation of its tags made while the loader runs must still hit this value: it is
     // dated from before the load, not from the write.
-    const createdAt = Date.now();
+    const ticket = core.coherence.beginLoad(full);
+    const createdAt = ticket.startedAt;
     const started = performance.now();
-    const loaded: T = await loader(context);
+    let loaded: T;
+    try {
+      loaded = await loader(context);
+    } catch (error) {
+      core.coherence.endLoad(ticket);
+      throw error;
+    }
     const durationMs = performance.now() - started;
     core.counts.loads++;
     core.emit({ type: "load", key, durationMs });
     let value = loaded;
-    if (options.schema) {
-      const checked = await validate(options.schema, loaded);
-      if (!checked.ok)
-        throw new CacheError("SCHEMA", `loader value for "${key}" fails the schema: ${checked.message}`);
-      value = checked.value;
+    let write: PreparedWrite | undefined;
+    try {
+      if (options.schema) {
+        const checked = await validate(options.schema, loaded);
+        if (!checked.ok)
+          throw new CacheError("SCHEMA", `loader value for "${key}" fails the schema: ${checked.message}`);
+        value = checked.value;
+      }
+      if (skip) {
+        if (leaseKey) this.releaseLease(leaseKey);
+        return { value };
+      }
+      try {
+        // The loader's own value is cached (a schema's transform is applied on every read).
+        const windows = options.staleWindows?.(loaded);
+        const staleWhileRevalidate = windows?.staleWhileRevalidate ?? options.staleWhileRevalidate;
+        const staleIfError = windows?.staleIfError ?? options.staleIfError;
+        write = await this.write.prepare(
+          key,
+          full,
+          loaded,
+          { ...options, ttl, staleWhileRevalidate, staleIfError },
+          createdAt,
+        );
+      } catch (error) {
+        if (!core.config.failSilently) throw error;
+        core.config.logger.warn(`not cached: ${asError(error).message}`);
+        return { value };
+      }
+    } finally {
+      if (!write) core.coherence.endLoad(ticket);
     }
-    if (skip) {
+    // Redis keeps its own tombstones for TOMBSTONE_MS only: a load older than that is not written back.
+    const l2 = Date.now() - createdAt < TOMBSTONE_MS - CLOCK_SKEW_MS ? core.l2 : null;
+    if (!core.coherence.endLoad(ticket, write.entry)) {
+      core.debug(`Cache load of ${key} superseded by an invalidation: not cached`);
       if (leaseKey) this.releaseLease(leaseKey);
       return { value };
     }
-    let write: PreparedWrite;
-    try {
-      // The loader's own value is cached (a schema's transform is applied on every read).
-      const windows = options.staleWindows?.(loaded);
-      const staleWhileRevalidate = windows?.staleWhileRevalidate ?? options.staleWhileRevalidate;
-      const staleIfError = windows?.staleIfError ?? options.staleIfError;
-      write = await this.write.prepare(
-        key,
-        full,
-        loaded,
-        { ...options, ttl, staleWhileRevalidate, staleIfError },
-        createdAt,
-      );
-    } catch (error) {
-      if (!core.config.failSilently) throw error;
-      core.config.logger.warn(`not cached: ${asError(error).message}`);
-      return { value };
-    }
-    core.l1?.set(full, write.entry, Date.now());
-    const l2 = core.l2;
-    if (leaseKey && l2) {
-      const commands = write.command ? [write.command, ["DEL", leaseKey]] : [["DEL", leaseKey]];
-      await core.tolerate(() => l2.pipeline(commands, "SET", budget));
-    } else if (write.command && l2) {
-      const command = write.command;
+    const entry = write.entry;
+    core.l1?.set(full, entry, Date.now());
+    const command = write.command && writeBackCommand(write.command, createdAt, replaces);
+    // Redis refused it: the key was deleted or set since the load began, maybe on another instance,
+    // where a set is no invalidation this instance would ever hear of. Our copy goes too.
+    const settle = (reply: unknown) => {
+      const l1 = core.l1;
+      const outcome = parseWriteBack(reply);
+      if (l1 && outcome && outcome !== "written" && l1.get(full, Date.now())?.created === entry.created)
+        l1.delete(full);
+    };
+    if (leaseKey && core.l2) {
+      const lease = core.l2;
+      const commands = command && l2 ? [command, ["DEL", leaseKey]] : [["DEL", leaseKey]];
+      const replies = await core.tolerate(() => lease.pipeline(commands, "SET", budget));
+      if (command && l2) settle(replies?.[0]);
+    } else if (command && l2) {
       // Only a write this call awaits draws on its budget; one handed to waitUntil has its own deadline.
       const own = core.scheduler(options.waitUntil) ? undefined : budget;
       await core.runInBackground(
-        () => core.tolerate(() => l2.send(command, undefined, own)),
+        () => core.tolerate(() => l2.send(command, "SET", own)).then(settle),
         options.waitUntil,
       );
     }

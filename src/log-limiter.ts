@@ -58,6 +58,7 @@ export class OutageLog {
     this.kinds.set(kind, { loggedAt: now, quiet: 0 });
     const [message, details] = line();
     const quiet = seen?.quiet ?? 0;
+    this.quietTotal -= quiet; // reported on this line, not again on the next circuit change
     this.logger.warn(quiet > 0 ? `${message} (and ${quiet} more like it not logged)` : message, details);
   }
 
@@ -70,8 +71,9 @@ export class OutageLog {
     this.down = state === "open";
     const quiet = this.quietTotal;
     this.quietTotal = 0;
-    // Once Redis is back, the next failure is news again.
+    // Counted once: here. Once Redis is back, the next failure is news again.
     if (state === "closed") this.kinds.clear();
+    else for (const seen of this.kinds.values()) seen.quiet = 0;
     const held = quiet > 0 ? ` (${quiet} repeated failure${quiet === 1 ? "" : "s"} not logged)` : "";
     if (state === "open") this.logger.warn(`Redis circuit open: serving from L1 and loaders${held}`);
     else this.logger.info?.(`Redis circuit closed: Redis is back${held}`);

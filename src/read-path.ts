@@ -86,19 +86,30 @@ export class ReadPath {
     return entry;
   }
 
-  /** How many of the keys (each given in both key spaces) exist in Redis, or in L1 when there is none. */
+  /**
+   * How many of the keys (each given in both key spaces) exist in Redis, or in L1 when there is none.
+   * The head of each value tells an entry from a delete's tombstone.
+   */
   async countExisting(pairs: readonly string[][]): Promise<number> {
-    const { l1, l2 } = this.core;
+    const { l1, l2, coherence } = this.core;
     const now = Date.now();
     const inL1 = pairs.filter((pair) => pair.some((full) => l1?.get(full, now))).length;
     if (!l2 || pairs.length === 0) return inL1;
+    const fulls = pairs.flat();
     const replies = await this.core.tolerate(() =>
       l2.pipeline(
-        pairs.map((pair) => ["EXISTS", ...pair]),
+        fulls.map((full) => ["GETRANGE", full, 0, 63]),
         "EXISTS",
       ),
     );
-    return replies ? replies.filter((reply) => typeof reply === "number" && reply > 0).length : inL1;
+    if (!replies) return inL1;
+    const live = new Set(
+      fulls.filter((full, i) => {
+        const head = replies[i];
+        return typeof head === "string" && coherence.live(full, head);
+      }),
+    );
+    return pairs.filter((pair) => pair.some((full) => live.has(full))).length;
   }
 
   /**

@@ -22,7 +22,26 @@ export type CacheEvent =
   | { type: "miss"; key: string }
   | { type: "load"; key: string; durationMs: number }
   | { type: "error"; key?: string; operation: string; error: Error }
-  | { type: "breaker"; state: BreakerState };
+  | { type: "breaker"; state: BreakerState }
+  /**
+   * An invalidation (or a `set`, replayed as a delete of its key) Redis could not take: kept, applied
+   * to this instance's reads, and replayed when Redis answers again. `pending`: how many are kept.
+   */
+  | { type: "deferred"; operation: DeferredOperation; pending: number }
+  /** Deferred invalidations written to Redis; `purged` when they had overflowed into a namespace purge. */
+  | { type: "replayed"; count: number; purged: boolean };
+
+/** The calls whose Redis work can be deferred while Redis is unreachable. */
+export type DeferredOperation = "delete" | "set" | "invalidateTags" | "deletePattern";
+
+/** What `invalidateTags` resolves to. */
+export interface InvalidationResult {
+  /**
+   * Redis could not be reached: the invalidation holds on this instance at once and reaches Redis
+   * (and so other instances) when it answers again; see the `deferred` event.
+   */
+  deferred: boolean;
+}
 
 export type BreakerState = "closed" | "open" | "half-open";
 
@@ -72,7 +91,7 @@ export interface CacheOptions {
   jitter?: number;
   /** In-process LRU settings, or `false` to disable L1. */
   l1?: L1Options | false;
-  /** Deadline of each L2 operation in ms (default 500). */
+  /** Deadline in ms of one call's Redis work, all it awaits together; of each batch for flush and deletePattern (default 500). */
   timeoutMs?: number;
   /** Swallow cache errors and fall back to L1/loader (default `CACHE_FAIL_SILENTLY`, else true). */
   failSilently?: boolean;

@@ -34,10 +34,10 @@ type Exchange = (
 export function upstash(options: UpstashOptions): Transport {
   if ("client" in options) {
     const requester = requesterOf(options.client);
-    return new UpstashTransport(clientExchange(requester), secretsOf(requester));
+    return new UpstashTransport(clientExchange(requester), scrubber(secretsOf(requester)));
   }
   const { url, token } = checked(options);
-  return new UpstashTransport(new RestClient(url, token).exchange, [token]);
+  return new UpstashTransport(restExchange(url, token), scrubber([token]));
 }
 
 function checked({ url, token }: { url: unknown; token: unknown }): { url: string; token: string } {
@@ -58,31 +58,28 @@ function checked({ url, token }: { url: unknown; token: unknown }): { url: strin
   return { url: (url as string).replace(/\/+$/, ""), token };
 }
 
-/** The Upstash REST protocol over `fetch`, as @upstash/redis 1.x speaks it (pkg/http.ts). */
-class RestClient {
-  /** Read-your-writes: the last token the server gave, sent back so a replica answers at least that fresh. */
-  private syncToken = "";
-
-  constructor(
-    private readonly url: string,
-    private readonly token: string,
-  ) {}
-
-  readonly exchange: Exchange = async (path, body, signal) => {
+/**
+ * The Upstash REST protocol over `fetch`, as @upstash/redis 1.x speaks it (pkg/http.ts). The token
+ * lives in this closure only, so no inspection or log of the transport object shows it.
+ */
+function restExchange(url: string, token: string): Exchange {
+  // Read-your-writes: the last token the server gave, sent back so a replica answers at least that fresh.
+  let syncToken = "";
+  return async (path, body, signal) => {
     const headers: Record<string, string> = {
-      authorization: `Bearer ${this.token}`,
+      authorization: `Bearer ${token}`,
       "content-type": "application/json",
       // Bytes survive JSON only as base64; decoded below as strict UTF-8 (see `decode`).
       "upstash-encoding": "base64",
     };
-    if (this.syncToken) headers["upstash-sync-token"] = this.syncToken;
+    if (syncToken) headers["upstash-sync-token"] = syncToken;
     const init: RequestInit = { method: "POST", headers, body: JSON.stringify(body), signal };
     // Next.js must never cache these POSTs; but workerd before compatibility date 2024-11-11
     // rejects every fetch that carries a `cache` field at all.
     if (!isWorkerd()) init.cache = "no-store";
     let response: Response;
     try {
-      response = await fetch(path ? `${this.url}/${path}` : this.url, init);
+      response = await fetch(path ? `${url}/${path}` : url, init);
     } catch (thrown) {
       if (signal?.aborted) throw abortError(signal);
       const cause = thrown instanceof Error && thrown.cause instanceof Error ? thrown.cause : thrown;
@@ -92,7 +89,7 @@ class RestClient {
     const parsed = parseJson(text);
     if (response.ok) {
       const sync = response.headers.get("upstash-sync-token");
-      if (sync) this.syncToken = sync;
+      if (sync) syncToken = sync;
       if (parsed === undefined)
         throw new Error(`upstash: HTTP ${response.status} with a body that is not JSON`);
       return decodeAnswer(parsed);
@@ -105,6 +102,11 @@ class RestClient {
       `upstash: HTTP ${response.status}${message !== undefined ? `: ${message.slice(0, 200)}` : ""}`,
     );
   };
+}
+
+/** Masks `secrets` (held in this closure only) in a text. */
+function scrubber(secrets: readonly string[]): (text: string) => string {
+  return (text) => redact(text, secrets);
 }
 
 function isWorkerd(): boolean {
@@ -219,7 +221,7 @@ class UpstashTransport implements Transport {
 
   constructor(
     private readonly exchange: Exchange,
-    private readonly secrets: readonly string[],
+    private readonly scrub: (text: string) => string,
   ) {}
 
   async send(command: readonly RedisArg[], signal?: AbortSignal): Promise<RedisReply> {
@@ -251,7 +253,7 @@ class UpstashTransport implements Transport {
   }
 
   redact(text: string): string {
-    return redact(text, this.secrets);
+    return this.scrub(text);
   }
 
   private async request(
@@ -274,7 +276,7 @@ class UpstashTransport implements Transport {
 
   /** A reply, or the error it carries. A missing result is an error, never a miss. */
   private toReply(slot: Slot): RedisReply {
-    if (slot.error !== undefined) throw replyError(redact(slot.error, this.secrets));
+    if (slot.error !== undefined) throw replyError(this.scrub(slot.error));
     if (slot.result === undefined) throw new Error("upstash: the answer carried no result");
     return slot.result as RedisReply;
   }

@@ -325,7 +325,9 @@ describe.each(["l1", "node-redis", "upstash"] as const)("Cache on %s", (backendN
       const random = new Uint8Array(900_000);
       for (let i = 0; i < random.length; i += 65_536) crypto.getRandomValues(random.subarray(i, i + 65_536));
       await cache.set("huge", random); // incompressible: over 1 MB once base64'd
-      expect(await backend.raw!.exists(await cache.keys.entry("huge"))).toBe(0);
+      // A short-lived tombstone in its place (an older loader's write-back cannot bring it back).
+      expect((await backend.raw!.get(await cache.keys.entry("huge")))?.startsWith("~d:")).toBe(true);
+      expect(await cache.exists("huge")).toBe(0);
       const other = cacheOn(backend, { prefix: cache.keys.prefix });
       expect(await other.get("huge")).toBeUndefined();
       await Promise.all([cache.close(), other.close()]);

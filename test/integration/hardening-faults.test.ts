@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { inspect } from "node:util";
 import { Redis } from "@upstash/redis";
 import { build } from "esbuild";
 import { createClient } from "redis";
@@ -15,6 +16,7 @@ import { start as startProxy } from "../support/fault-proxy.js";
 import { startHttpProxy } from "../support/http-fault-proxy.js";
 import { isolatedRedisUrl } from "../support/redis-db.js";
 import { type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
+import { tcpAsOnWorkerd } from "../support/workerd-bundle.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const TOKEN = "hardening-faults-token";
@@ -73,6 +75,7 @@ describe("A. the REST transport speaks Upstash over fetch itself", () => {
       conditions: ["workerd", "worker", "browser"],
       mainFields: ["browser", "module", "main"],
       metafile: true,
+      plugins: [tcpAsOnWorkerd],
       logLevel: "silent",
     });
     const inputs = Object.keys(result.metafile.inputs);
@@ -230,6 +233,19 @@ describe("2. one deadline per call", () => {
       port: () => bridge.port,
       transport: (port) => upstash({ url: `http://127.0.0.1:${port}`, token: TOKEN }),
     },
+    {
+      name: "upstash { client }",
+      port: () => bridge.port,
+      transport: (port) =>
+        upstash({
+          client: new Redis({
+            url: `http://127.0.0.1:${port}`,
+            token: TOKEN,
+            retry: { retries: 0 },
+            enableTelemetry: false,
+          }),
+        }),
+    },
   ];
   const calls: [string, (cache: ReturnType<typeof createCache>) => Promise<unknown>][] = [
     ["getOrSet", (cache) => cache.getOrSet("d:k", async () => "v")],
@@ -275,6 +291,64 @@ describe("2. one deadline per call", () => {
       });
     }
   }
+});
+
+describe("2. one deadline per call, on a slow Redis", () => {
+  const TIMEOUT = 300;
+  const RTT = 250;
+  const MARGIN = 150;
+
+  const slowCache = async (shared: string) => {
+    const proxy = await startProxy({ targetPort: Number(new URL(redisUrl).port) });
+    const db = Number(new URL(redisUrl).pathname.slice(1));
+    const cache = createCache({
+      redis: nodeRedis({ host: "127.0.0.1", port: proxy.port, db }),
+      env: {},
+      prefix: shared,
+      timeoutMs: TIMEOUT,
+      logger: { warn: () => {} },
+      breaker: { failureThreshold: 1000, resetMs: 60_000 },
+    });
+    for (let attempt = 0; attempt < 5; attempt++) if (await cache.ping().catch(() => 0)) break;
+    proxy.setMode("delay", RTT);
+    return { cache, proxy };
+  };
+
+  it("get of a tagged entry: value and tag marks within one timeoutMs; an unread mark is no licence to serve", async () => {
+    const shared = prefix();
+    const writer = createCache({ redis: nodeRedis({ url: redisUrl }), env: {}, prefix: shared });
+    await writer.set("s:tagged", "v", { tags: ["s:t1", "s:t2"] });
+    await writer.invalidateTags(["s:t2"]); // the entry stays in Redis; its tag's mark says it is gone
+    await writer.close();
+    const { cache, proxy } = await slowCache(shared);
+    try {
+      let value: unknown = "not read";
+      const ms = await elapsed(async () => {
+        value = await cache.get("s:tagged");
+      });
+      expect(ms).toBeLessThan(TIMEOUT + MARGIN);
+      // The marks could not be read within the budget left: the entry may be invalidated, so it is a miss.
+      expect(value).toBeUndefined();
+    } finally {
+      await cache.close();
+      await proxy.close();
+    }
+  });
+
+  it("expire: the read and the rewrite within one timeoutMs", async () => {
+    const shared = prefix();
+    const writer = createCache({ redis: nodeRedis({ url: redisUrl }), env: {}, prefix: shared });
+    await writer.set("s:exp", "v");
+    await writer.close();
+    const { cache, proxy } = await slowCache(shared);
+    try {
+      const ms = await elapsed(() => cache.expire("s:exp", "1m"));
+      expect(ms).toBeLessThan(TIMEOUT + MARGIN);
+    } finally {
+      await cache.close();
+      await proxy.close();
+    }
+  });
 });
 
 describe("3. log volume under an outage is bounded", () => {
@@ -419,6 +493,9 @@ describe("13. no secret crosses a public boundary", () => {
       expect(message).toMatch(/`token` option/);
       expect(leaks(message)).toBe(false);
     }
+    // A transport logged or inspected whole does not show its token either.
+    const shown = inspect(upstash({ url: bridge.url, token: TOKEN }), { showHidden: true, depth: 10 });
+    expect(shown).not.toContain(TOKEN);
   });
 
   it("a client of your own with such a token: CacheErrors, log lines, health() and healthHandler() are clean", async () => {
