@@ -2,6 +2,7 @@ import * as z from "zod/mini";
 import { toMs } from "./duration.js";
 import { CacheError } from "./errors.js";
 import { validateSegment } from "./keys.js";
+import { type LoaderTimeoutMs, loaderTimeoutMs } from "./loader-timeout.js";
 import type { Transport } from "./transports/types.js";
 import type { CacheEvent, CacheOptions, Invalidation, Logger, WaitUntil } from "./types.js";
 
@@ -72,6 +73,9 @@ export interface ResolvedConfig {
   breaker: { failureThreshold: number; resetMs: number };
   /** Versions before the current one a stale-versions flush keeps (issue 4). */
   keepVersions: number;
+  loaderTimeout: LoaderTimeoutMs | undefined;
+  refreshAhead: number | undefined;
+  warmStart: boolean;
 }
 
 const truthy = (value: string | undefined, fallback: boolean): boolean =>
@@ -154,6 +158,10 @@ export function resolveConfig(options: CacheOptions = {}): ResolvedConfig {
       resetMs: positive("breaker.resetMs", options.breaker?.resetMs ?? 5000),
     },
     keepVersions: wholeNumber("keepVersions", options.keepVersions ?? 1),
+    loaderTimeout: loaderTimeoutMs(options.loaderTimeout),
+    refreshAhead:
+      options.refreshAhead === undefined ? undefined : fraction("refreshAhead", options.refreshAhead),
+    warmStart: options.warmStart ?? false,
   };
 }
 

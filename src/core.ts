@@ -8,7 +8,7 @@ import { Breaker } from "./tiers/breaker.js";
 import { L1 } from "./tiers/l1.js";
 import { L2 } from "./tiers/l2.js";
 import type { CacheEvent, Invalidation, WaitUntil } from "./types.js";
-import { registerVersion } from "./versioning.js";
+import { registerVersion, warmSourceVersion } from "./versioning.js";
 
 export type Tier = "l1" | "l2";
 
@@ -18,6 +18,7 @@ export interface Counts {
   l2: number;
   misses: number;
   stale: number;
+  warm: number;
   loads: number;
   errors: number;
 }
@@ -33,7 +34,9 @@ export class CacheCore {
   readonly l2: L2 | null;
   readonly breaker: Breaker;
   readonly coherence: Coherence;
-  readonly counts: Counts = { l1: 0, l2: 0, misses: 0, stale: 0, loads: 0, errors: 0 };
+  readonly counts: Counts = { l1: 0, l2: 0, misses: 0, stale: 0, warm: 0, loads: 0, errors: 0 };
+  /** The version warm starts read from, learnt from the registry at registration (versioning.ts). */
+  private warmVersion: string | undefined;
   /** This instance's version registration, started on its first Redis contact; settles with the versions it flushed. */
   private registration: Promise<string[]> | undefined;
 
@@ -157,6 +160,9 @@ export class CacheCore {
       { l2: this.l2, keys: this.keys, logger: this.config.logger },
       this.config.keepVersions,
       autoFlush ? () => runFlush(context) : undefined,
+      (records) => {
+        this.warmVersion = warmSourceVersion(records, this.keys.version, this.config.keepVersions);
+      },
     ).catch((error: unknown) => {
       this.registration = undefined;
       // While the circuit is open every contact retries at no cost; only real failures are worth a line.
@@ -168,6 +174,15 @@ export class CacheCore {
     this.registration = registration;
     this.scheduler(waitUntil)?.(registration);
     return registration;
+  }
+
+  /**
+   * The previous version's key of the entry at `full`, for a warm start: undefined until this
+   * instance registered its version (no extra round trip on a read), for unversioned keys, and
+   * when there is no previous version a warm start may read (versioning.ts, warmSourceVersion).
+   */
+  warmSource(full: string): string | undefined {
+    return this.warmVersion === undefined ? undefined : this.keys.inVersion(full, this.warmVersion);
   }
 
   flushContext(): FlushContext {

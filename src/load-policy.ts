@@ -1,6 +1,9 @@
+import { fraction } from "./config.js";
 import type { CacheCore } from "./core.js";
 import { toMs } from "./duration.js";
+import type { Entry } from "./entry.js";
 import { asError, CacheError } from "./errors.js";
+import { bounded, loaderTimeoutMs } from "./loader-timeout.js";
 import type { Found, ReadPath } from "./read-path.js";
 import { validate } from "./schema.js";
 import { CLOCK_SKEW_MS, parseWriteBack, TOMBSTONE_MS, writeBackCommand } from "./tombstone.js";
@@ -46,6 +49,16 @@ export class LoadPolicy {
     return flight;
   }
 
+  /** A warm start serves another deploy's value: only through a schema, since its shape may have changed. */
+  checkWarmStart(key: string, options: Pick<GetOrSetOptions, "warmStart" | "schema">): void {
+    if ((options.warmStart ?? this.core.config.warmStart) && !options.schema) {
+      throw new CacheError(
+        "CONFIG",
+        `getOrSet("${key}"): warmStart needs a schema, since the previous version's values may have another shape (pass a schema, or warmStart: false)`,
+      );
+    }
+  }
+
   private schemaId(schema: Schema<unknown>): number {
     let id = this.schemaIds.get(schema);
     if (id === undefined) {
@@ -62,27 +75,72 @@ export class LoadPolicy {
     options: GetOrSetOptions<T>,
   ): Promise<T> {
     const { core } = this;
-    const found = await this.read.lookup(key, full, options.schema, options.waitUntil);
+    const warm = options.warmStart ?? core.config.warmStart;
+    const found = await this.read.lookup(key, full, options.schema, options.waitUntil, warm);
     const now = Date.now();
-    if (found && found.entry.fresh > now) return core.hit(key, found.value, found.tier) as T;
+    if (found?.warm) {
+      core.counts.warm++;
+      core.emit({ type: "warm", key });
+      core.debug(`Cache WARM (previous version) ${key}`);
+      this.refreshInBackground(key, full, loader, options, { guarded: true });
+      return found.value as T;
+    }
+    if (found && found.entry.fresh > now) {
+      this.refreshAheadIfDue(key, full, loader, options, found.entry);
+      return core.hit(key, found.value, found.tier) as T;
+    }
     const stale = found?.entry;
     const staleValue = found?.value as T;
     const windows = stale ? options.staleWindows?.(staleValue) : undefined;
     const swrMs =
       windows?.staleWhileRevalidate ??
       toMs(options.staleWhileRevalidate ?? core.config.staleWhileRevalidateMs, "staleWhileRevalidate");
-    if (stale && now < stale.fresh + swrMs) {
-      core.counts.stale++;
-      core.emit({ type: "stale", key, tier: found.tier });
-      core.debug(`Cache STALE (${found.tier}) ${key}`);
-      this.refreshInBackground(key, full, loader, options, stale.created);
+    const limits = options.loaderTimeout ? loaderTimeoutMs(options.loaderTimeout) : core.config.loaderTimeout;
+    // Within its window, or while a load that outlived `soft` is still refreshing it.
+    const refreshing = limits?.softMs !== undefined && this.refreshing.has(full);
+    if (found && stale && (now < stale.fresh + swrMs || refreshing)) {
+      this.serveStale(key, found);
+      if (!refreshing) this.refreshInBackground(key, full, loader, options, { replaces: stale.created });
       return staleValue;
     }
     core.miss(key);
+    const loading = this.loadOnMiss(key, full, loader, options, found);
+    if (!limits) return loading;
+    const fallback = found && {
+      value: staleValue,
+      served: () => {
+        this.serveStale(key, found);
+        this.refreshing.add(full);
+        const done = () => this.refreshing.delete(full);
+        loading.then(done, done);
+      },
+    };
+    return bounded(key, loading, limits, fallback, (pending) => {
+      void core.runInBackground(() => pending, options.waitUntil);
+    });
+  }
+
+  private serveStale(key: string, found: Found): void {
+    this.core.counts.stale++;
+    this.core.emit({ type: "stale", key, tier: found.tier });
+    this.core.debug(`Cache STALE (${found.tier}) ${key}`);
+  }
+
+  /** A miss (or a stale entry past its window): the lease when asked for, the loader, `staleIfError`. */
+  private async loadOnMiss<T>(
+    key: string,
+    full: string,
+    loader: Loader<T>,
+    options: GetOrSetOptions<T>,
+    found: Found | undefined,
+  ): Promise<T> {
+    const { core } = this;
+    const stale = found?.entry;
+    const staleValue = found?.value as T;
     let leaseKey: string | undefined;
     const l2 = core.l2;
     if (options.lease && l2 && !stale) {
-      const leaseMs = Math.ceil(options.lease === true ? 2000 : toMs(options.lease, "lease"));
+      const leaseMs = leaseMsOf(options.lease);
       leaseKey = core.keys.lease(full);
       const lease = leaseKey;
       const granted = await core.tolerate(() => l2.send(["SET", lease, "1", "NX", "PX", leaseMs]));
@@ -96,6 +154,7 @@ export class LoadPolicy {
       return (await this.load(key, full, loader, options, leaseKey, stale?.created)).value;
     } catch (error) {
       if (leaseKey) this.releaseLease(leaseKey);
+      const windows = stale ? options.staleWindows?.(staleValue) : undefined;
       const sieMs =
         windows?.staleIfError ?? toMs(options.staleIfError ?? core.config.staleIfErrorMs, "staleIfError");
       if (
@@ -111,20 +170,70 @@ export class LoadPolicy {
     }
   }
 
+  /**
+   * `refreshAhead`: a hit on an entry past that fraction of its freshness starts one background
+   * refresh, unless one is running for the key here, or (with `lease`) on another instance — or
+   * Redis holds a newer copy already (another instance refreshed it), which L1 then takes.
+   */
+  refreshAheadIfDue<T>(
+    key: string,
+    full: string,
+    loader: Loader<T>,
+    options: GetOrSetOptions<T>,
+    entry: Entry,
+  ): void {
+    const ahead =
+      options.refreshAhead !== undefined
+        ? fraction("refreshAhead", options.refreshAhead)
+        : this.core.config.refreshAhead;
+    if (ahead === undefined || this.refreshing.has(full)) return;
+    const due = (candidate: Entry) =>
+      Date.now() >= candidate.created + ahead * (candidate.fresh - candidate.created);
+    if (!due(entry)) return;
+    this.refreshInBackground(key, full, loader, options, { replaces: entry.created, guarded: true, due });
+  }
+
+  /**
+   * One background load per key on this instance. `guarded`: with `lease` on, only the instance
+   * that takes the lease loads (the others keep serving what they have). `due`: Redis is read first,
+   * and a copy there that is no longer due goes to L1 instead of a load.
+   */
   private refreshInBackground<T>(
     key: string,
     full: string,
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
-    replaces: number,
+    how: { replaces?: number; guarded?: boolean; due?: (entry: Entry) => boolean },
   ): void {
     if (this.refreshing.has(full)) return;
     this.refreshing.add(full);
+    const refresh = async (): Promise<void> => {
+      const { core } = this;
+      if (how.due && core.l2) {
+        const current = await this.read.readRemote(key, full);
+        if (current && current.fresh > Date.now() && !how.due(current)) {
+          core.l1?.set(full, current, Date.now());
+          return;
+        }
+      }
+      let leaseKey: string | undefined;
+      const l2 = core.l2;
+      if (how.guarded && options.lease && l2) {
+        const lease = core.keys.lease(full);
+        const leaseMs = leaseMsOf(options.lease);
+        const granted = await core.tolerate(() => l2.send(["SET", lease, "1", "NX", "PX", leaseMs]));
+        if (granted === null) return; // another instance is loading it
+        leaseKey = lease;
+      }
+      try {
+        await this.load(key, full, loader, { ...options, waitUntil: undefined }, leaseKey, how.replaces);
+      } catch (error) {
+        if (leaseKey) this.releaseLease(leaseKey);
+        throw error;
+      }
+    };
     void this.core.runInBackground(
-      () =>
-        this.load(key, full, loader, { ...options, waitUntil: undefined }, undefined, replaces).finally(() =>
-          this.refreshing.delete(full),
-        ),
+      () => refresh().finally(() => this.refreshing.delete(full)),
       options.waitUntil,
     );
   }
@@ -276,4 +385,8 @@ export class LoadPolicy {
     }
     return { value };
   }
+}
+
+function leaseMsOf(lease: true | Duration): number {
+  return Math.ceil(lease === true ? 2000 : toMs(lease, "lease"));
 }

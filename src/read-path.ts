@@ -10,6 +10,8 @@ export interface Found {
   tier: Tier;
   /** What the caller gets: the schema's output when one was given, else the entry's value. */
   value: unknown;
+  /** The previous version's entry of the key (`warmStart`): to serve as stale, never to keep in L1. */
+  warm?: boolean;
 }
 
 /**
@@ -33,12 +35,17 @@ export class ReadPath {
     return entry;
   }
 
-  /** Finds a servable entry (fresh or stale), preferring L1, asking Redis when L1 has no fresh one. */
+  /**
+   * Finds a servable entry (fresh or stale), preferring L1, asking Redis when L1 has no fresh one.
+   * `warm`: when the current version has nothing at all, the previous version's fresh entry that
+   * passes `schema`, read in the same MGET (see {@link ReadPath.readRemoteOrPrevious}).
+   */
   async lookup(
     key: string,
     full: string,
     schema: Schema<unknown> | undefined,
     waitUntil?: WaitUntil,
+    warm = false,
   ): Promise<Found | undefined> {
     const { l1, l2 } = this.core;
     void this.core.ensureRegistered(true, waitUntil);
@@ -51,7 +58,15 @@ export class ReadPath {
     if (local && local.entry.fresh > now)
       this.core.coherence.syncInBackground(now, () => this.core.scheduler(waitUntil));
     if ((local && local.entry.fresh > now) || !l2) return local;
-    const remote = await this.readRemote(key, full);
+    const previous = warm && schema && !local ? this.core.warmSource(full) : undefined;
+    const [remote, older] = previous
+      ? await this.readRemoteOrPrevious(key, full, previous)
+      : [await this.readRemote(key, full), undefined];
+    if (older && schema) {
+      const checked = await validate(schema, older.value);
+      // A shape that changed between the versions is a plain miss; the entry stays for its own version.
+      return checked.ok ? { entry: older, tier: "l2", value: checked.value, warm: true } : undefined;
+    }
     if (remote && (!local || remote.fresh > local.entry.fresh)) {
       const checked = schema ? await this.conforming(full, remote, schema) : remote;
       if (checked) {
@@ -64,14 +79,41 @@ export class ReadPath {
 
   /** The servable entry stored in Redis at `full`: corrupt ones are deleted, invalidated ones skipped. */
   async readRemote(key: string, full: string): Promise<Entry | undefined> {
+    return this.servable(key, full, await this.core.coherence.read(full));
+  }
+
+  /**
+   * The current version's entry and, in the same MGET, the previous version's at `previous` — that
+   * one only when the current key holds nothing at all (a tombstone means it was invalidated) and
+   * it is still fresh after its tags' invalidations.
+   */
+  async readRemoteOrPrevious(
+    key: string,
+    full: string,
+    previous: string,
+  ): Promise<[Entry | undefined, Entry | undefined]> {
+    const [stored, olderStored] = await this.core.coherence.readWithPrevious(full, previous);
+    const current = await this.servable(key, full, stored);
+    if (current || typeof olderStored !== "string") return [current, undefined];
+    // Never deleted from here, even if corrupt: it belongs to the other version.
+    const older = await this.servable(key, previous, olderStored, false).catch(() => undefined);
+    return [undefined, older && older.fresh > Date.now() ? older : undefined];
+  }
+
+  private async servable(
+    key: string,
+    full: string,
+    stored: string | null | undefined,
+    own = true,
+  ): Promise<Entry | undefined> {
     const { coherence } = this.core;
-    const stored = await coherence.read(full);
     if (typeof stored !== "string") return undefined;
     let entry: Entry;
     try {
       const parsed = parseEntry(stored);
       entry = parsed instanceof Promise ? await parsed : parsed;
     } catch (error) {
+      if (!own) return undefined;
       this.core.config.logger.warn(`corrupt entry at ${key} deleted: ${asError(error).message}`);
       this.core.unlinkQuietly(full);
       return undefined;
