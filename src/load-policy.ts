@@ -194,9 +194,10 @@ export class LoadPolicy {
   }
 
   /**
-   * One background load per key on this instance. `guarded`: with `lease` on, only the instance
-   * that takes the lease loads (the others keep serving what they have). `due`: Redis is read first,
-   * and a copy there that is no longer due goes to L1 instead of a load.
+   * One background load per key on this instance. `guarded` (warm starts, refresh ahead): with
+   * `lease` on, only the instance that takes the lease loads. With the lease taken, or `due` given,
+   * Redis is read first (after the lease, so a holder that just finished is seen): a copy there that
+   * is fresh — and, with `due`, no longer due — goes to L1 instead of a load.
    */
   private refreshInBackground<T>(
     key: string,
@@ -209,21 +210,22 @@ export class LoadPolicy {
     this.refreshing.add(full);
     const refresh = async (): Promise<void> => {
       const { core } = this;
-      if (how.due && core.l2) {
-        const current = await this.read.readRemote(key, full);
-        if (current && current.fresh > Date.now() && !how.due(current)) {
-          core.l1?.set(full, current, Date.now());
-          return;
-        }
-      }
-      let leaseKey: string | undefined;
       const l2 = core.l2;
+      let leaseKey: string | undefined;
       if (how.guarded && options.lease && l2) {
         const lease = core.keys.lease(full);
         const leaseMs = leaseMsOf(options.lease);
         const granted = await core.tolerate(() => l2.send(["SET", lease, "1", "NX", "PX", leaseMs]));
         if (granted === null) return; // another instance is loading it
         leaseKey = lease;
+      }
+      if (leaseKey || how.due) {
+        const current = await this.read.readRemote(key, full);
+        if (current && current.fresh > Date.now() && !how.due?.(current)) {
+          if (leaseKey) this.releaseLease(leaseKey);
+          core.l1?.set(full, current, Date.now());
+          return;
+        }
       }
       try {
         await this.load(key, full, loader, { ...options, waitUntil: undefined }, leaseKey, how.replaces);
