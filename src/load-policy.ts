@@ -216,7 +216,8 @@ export class LoadPolicy {
         const lease = core.keys.lease(full);
         const leaseMs = leaseMsOf(options.lease);
         const granted = await core.tolerate(() => l2.send(["SET", lease, "1", "NX", "PX", leaseMs]));
-        if (granted === null) return; // another instance is loading it
+        // Not taken (another instance is loading it) or not known to be: what is served meanwhile will do.
+        if (granted !== "OK") return;
         leaseKey = lease;
       }
       if (leaseKey || how.due) {

@@ -1,10 +1,16 @@
+import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { startBridge } from "../../src/bridge/server.js";
 import { CacheError, createCache } from "../../src/index.js";
+import { nodeRedis } from "../../src/transports/node-redis.js";
+import { upstash } from "../../src/transports/upstash.js";
 import type { CacheEvent, CacheOptions } from "../../src/types.js";
 import { type Backend, cacheOn, openBackend } from "../support/backends.js";
+import { commandCalls } from "../support/command-stats.js";
 import { countingTransport } from "../support/counting-transport.js";
 import { isolatedRedisUrl } from "../support/redis-db.js";
+import { type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const User = z.object({ name: z.string() });
@@ -260,4 +266,64 @@ describe("warmStart options", () => {
     const off = createCache({ redis: false, env: {} });
     await expect(off.getOrSet("k", () => 1, { warmStart: true })).rejects.toMatchObject({ code: "CONFIG" });
   });
+});
+
+describe("warmStart, counted by Redis itself", () => {
+  let server: RedisServerHandle;
+  let admin: ReturnType<typeof createClient>;
+  let bridge: Awaited<ReturnType<typeof startBridge>>;
+  beforeAll(async () => {
+    server = await startRedisServer();
+    admin = createClient({ url: server.url });
+    await admin.connect();
+    bridge = await startBridge({ redisUrl: server.url, token: "warm-stats", port: 0 });
+  });
+  afterAll(async () => {
+    await bridge.close();
+    admin.destroy();
+    await server.stop();
+  });
+
+  for (const name of ["node-redis", "upstash"] as const) {
+    it(`${name}: a warm-start read costs Redis one command (INFO commandstats)`, async () => {
+      const transport = () =>
+        name === "node-redis"
+          ? nodeRedis({ url: server.url })
+          : upstash({ url: bridge.url, token: "warm-stats" });
+      const common = { env: {}, prefix: `stats-${name}`, logger: { warn: () => {} } };
+      const bg = background();
+      const v1 = createCache({ ...common, redis: transport(), version: "v1" });
+      await v1.set("user:1", { name: "v1" });
+      await sleep(5);
+      const v2 = createCache({
+        ...common,
+        redis: transport(),
+        version: "v2",
+        warmStart: true,
+        waitUntil: bg.waitUntil,
+      });
+      await v2.connect();
+      await admin.configResetStat();
+      let release = () => {};
+      const gate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const value = await v2.getOrSet(
+        "user:1",
+        async () => {
+          await gate;
+          return { name: "v2" };
+        },
+        { schema: User },
+      );
+      expect(value).toEqual({ name: "v1" });
+      expect(await commandCalls(admin)).toEqual({ mget: 1 });
+      release();
+      await bg.settled();
+      expect(await v2.getOrSet("user:1", async () => ({ name: "never" }), { schema: User })).toEqual({
+        name: "v2",
+      });
+      await Promise.all([v1.close(), v2.close()]);
+    });
+  }
 });
