@@ -37,6 +37,8 @@ interface Mode {
   name: string;
   warmStart: boolean;
   lease: boolean;
+  /** The new instances `await connect()` before serving (Next.js instrumentation): the registry is known. */
+  connectFirst?: boolean;
 }
 
 interface Outcome {
@@ -128,7 +130,9 @@ async function runMode(redisUrl: string, mode: Mode, prefix: string): Promise<Ou
 
   // The deploy: cold v2 instances take over every caller at once.
   const old = caches;
-  caches = Array.from({ length: INSTANCES }, () => instance("v2"));
+  const fresh = Array.from({ length: INSTANCES }, () => instance("v2"));
+  if (mode.connectFirst) await Promise.all(fresh.map((cache) => cache.connect()));
+  caches = fresh;
   version = "v2";
   switchedAt = performance.now();
   await sleep(WINDOW_MS);
@@ -169,6 +173,7 @@ const modes: Mode[] = [
   { name: "warmStart off, lease", warmStart: false, lease: true },
   { name: "warmStart on, lease", warmStart: true, lease: true },
   { name: "warmStart on", warmStart: true, lease: false },
+  { name: "warmStart on, lease, connect() at start-up", warmStart: true, lease: true, connectFirst: true },
 ];
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 const ms = (n: number) => `${n.toFixed(1)} ms`;

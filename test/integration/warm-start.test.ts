@@ -95,6 +95,21 @@ describe.each(["node-redis", "upstash"] as const)("warmStart on %s", (backendNam
     await Promise.all([v1.close(), v2.close()]);
   });
 
+  it("works through wrap", async () => {
+    const { v1, v2, bg } = await deploys();
+    let version = "v1";
+    const fetchUser = async (id: number) => ({ name: `user ${id} (${version})` });
+    await v1.wrap(fetchUser, { key: "user:{0}", schema: User })(7);
+    await bg.settled();
+    version = "v2";
+    const wrapped = v2.wrap(fetchUser, { key: "user:{0}", schema: User });
+    expect(await wrapped(7)).toEqual({ name: "user 7 (v1)" });
+    await bg.settled();
+    expect(await wrapped(7)).toEqual({ name: "user 7 (v2)" });
+    expect(v2.stats().warm).toBe(1);
+    await Promise.all([v1.close(), v2.close()]);
+  });
+
   it("a value that fails v2's schema (its shape changed) is a plain miss, and v1's entry stays", async () => {
     const { v1, v2, bg } = await deploys();
     await v1.getOrSet("user:2", () => ({ fullName: "Grace" }));
