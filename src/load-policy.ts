@@ -24,6 +24,12 @@ export class LoadPolicy {
   private readonly schemaIds = new WeakMap<Schema<unknown>, number>();
   private lastSchemaId = 0;
   private readonly refreshing = new Set<string>();
+  /**
+   * Warm-start values served here while their key's refresh runs: later callers on this instance get
+   * them without reading Redis again. Each lasts as long as that refresh (one load, or the wait for
+   * another instance's lease holder), like the value a flight hands its joiners.
+   */
+  private readonly warmServed = new Map<string, { schema: Schema<unknown> | undefined; value: unknown }>();
 
   constructor(
     private readonly core: CacheCore,
@@ -76,14 +82,14 @@ export class LoadPolicy {
   ): Promise<T> {
     const { core } = this;
     const warm = options.warmStart ?? core.config.warmStart;
+    const served = warm ? this.warmServed.get(full) : undefined;
+    if (served && served.schema === options.schema) return this.serveWarm(key, served.value as T);
     const found = await this.read.lookup(key, full, options.schema, options.waitUntil, warm);
     const now = Date.now();
     if (found?.warm) {
-      core.counts.warm++;
-      core.emit({ type: "warm", key });
-      core.debug(`Cache WARM (previous version) ${key}`);
-      this.refreshInBackground(key, full, loader, options, { guarded: true });
-      return found.value as T;
+      this.warmServed.set(full, { schema: options.schema, value: found.value });
+      this.refreshInBackground(key, full, loader, options, { guarded: true, awaitHolder: true });
+      return this.serveWarm(key, found.value as T);
     }
     if (found && found.entry.fresh > now) {
       this.refreshAheadIfDue(key, full, loader, options, found.entry);
@@ -111,13 +117,25 @@ export class LoadPolicy {
       served: () => {
         this.serveStale(key, found);
         this.refreshing.add(full);
-        const done = () => this.refreshing.delete(full);
+        const done = () => this.refreshed(full);
         loading.then(done, done);
       },
     };
     return bounded(key, loading, limits, fallback, (pending) => {
       void core.runInBackground(() => pending, options.waitUntil);
     });
+  }
+
+  private refreshed(full: string): void {
+    this.refreshing.delete(full);
+    this.warmServed.delete(full);
+  }
+
+  private serveWarm<T>(key: string, value: T): T {
+    this.core.counts.warm++;
+    this.core.emit({ type: "warm", key });
+    this.core.debug(`Cache WARM (previous version) ${key}`);
+    return value;
   }
 
   private serveStale(key: string, found: Found): void {
@@ -197,14 +215,15 @@ export class LoadPolicy {
    * One background load per key on this instance. `guarded` (warm starts, refresh ahead): with
    * `lease` on, only the instance that takes the lease loads. With the lease taken, or `due` given,
    * Redis is read first (after the lease, so a holder that just finished is seen): a copy there that
-   * is fresh — and, with `due`, no longer due — goes to L1 instead of a load.
+   * is fresh — and, with `due`, no longer due — goes to L1 instead of a load. `awaitHolder`: when
+   * another instance holds the lease, its value is awaited (polled) into L1.
    */
   private refreshInBackground<T>(
     key: string,
     full: string,
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
-    how: { replaces?: number; guarded?: boolean; due?: (entry: Entry) => boolean },
+    how: { replaces?: number; guarded?: boolean; due?: (entry: Entry) => boolean; awaitHolder?: boolean },
   ): void {
     if (this.refreshing.has(full)) return;
     this.refreshing.add(full);
@@ -216,6 +235,10 @@ export class LoadPolicy {
         const lease = core.keys.lease(full);
         const leaseMs = leaseMsOf(options.lease);
         const granted = await core.tolerate(() => l2.send(["SET", lease, "1", "NX", "PX", leaseMs]));
+        if (granted === null && how.awaitHolder) {
+          await this.awaitLeaseHolder(key, full, options.schema, leaseMs);
+          return;
+        }
         // Not taken (another instance is loading it) or not known to be: what is served meanwhile will do.
         if (granted !== "OK") return;
         leaseKey = lease;
@@ -235,10 +258,7 @@ export class LoadPolicy {
         throw error;
       }
     };
-    void this.core.runInBackground(
-      () => refresh().finally(() => this.refreshing.delete(full)),
-      options.waitUntil,
-    );
+    void this.core.runInBackground(() => refresh().finally(() => this.refreshed(full)), options.waitUntil);
   }
 
   /**
