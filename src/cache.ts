@@ -1,4 +1,4 @@
-import { resolveConfig } from "./config.js";
+import { envOf, pickEnv, resolveConfig } from "./config.js";
 import { CacheCore } from "./core.js";
 import { Counters } from "./counters.js";
 import { toMs } from "./duration.js";
@@ -11,6 +11,7 @@ import type { KeySpace } from "./keys.js";
 import { LoadPolicy } from "./load-policy.js";
 import * as operations from "./operations.js";
 import { ReadPath } from "./read-path.js";
+import { forgetShared, sharedInstance } from "./shared.js";
 import type {
   CacheOptions,
   CacheStats,
@@ -83,7 +84,9 @@ export class Cache {
   ): Promise<T | undefined> {
     const full = typeof fullKey === "string" ? fullKey : await fullKey;
     if (!this.core.config.enabled) return this.core.miss(key);
-    const found = await this.read.lookup(key, full, options.schema, options.waitUntil);
+    // The value and its tag marks are read one after the other: one timeoutMs for both.
+    const budget = this.core.l2?.budget();
+    const found = await this.read.lookup(key, full, options.schema, options.waitUntil, budget);
     if (found && found.entry.fresh > Date.now()) return this.core.hit(key, found.value, found.tier) as T;
     return this.core.miss(key);
   }
@@ -223,14 +226,17 @@ export class Cache {
   async expire(key: string, ttl: Duration): Promise<boolean> {
     const ms = toMs(ttl, "ttl");
     const full = await this.keys.entry(key);
-    const found = await this.read.lookup(key, full, undefined);
+    const budget = this.core.l2?.budget(); // read and rewrite: one timeoutMs for both
+    const found = await this.read.lookup(key, full, undefined, undefined, budget);
     if (!found) return false;
     const { entry } = found;
-    await this.write.store(key, full, entry.value, {
-      ttl: ms,
-      staleWhileRevalidate: entry.stale - entry.fresh,
-      tags: entry.tags,
-    });
+    await this.write.store(
+      key,
+      full,
+      entry.value,
+      { ttl: ms, staleWhileRevalidate: entry.stale - entry.fresh, tags: entry.tags },
+      budget,
+    );
     return true;
   }
 
@@ -271,8 +277,13 @@ export class Cache {
     return this.core.runInBackground(work, waitUntil);
   }
 
-  /** Closes the Redis connection; the cache keeps working from L1 and loaders. */
+  /**
+   * Closes the Redis connection for good: the cache keeps working from L1 and loaders only and
+   * never reconnects (a cache configured from the environment included); `ping()` and `flush()`
+   * fail with a `CLOSED` CacheError. Create a new cache to use Redis again.
+   */
   async close(): Promise<void> {
+    forgetShared(this);
     await this.core.l2?.close();
   }
 
@@ -334,7 +345,14 @@ export class Cache {
   }
 }
 
-/** Creates a cache; nothing connects until the first operation. See {@link CacheOptions}. */
-export function createCache(options?: CacheOptions): Cache {
-  return new Cache(options);
+/**
+ * Creates a cache; nothing connects until the first operation. See {@link CacheOptions}.
+ *
+ * Options that are plain data (configuration from the environment: no `redis` transport, `logger`
+ * or callbacks) give one instance per process: calling `createCache()` in several modules, or in
+ * modules Next.js bundles more than once, shares one L1 and one connection. `new Cache(options)`
+ * always makes a new one.
+ */
+export function createCache(options: CacheOptions = {}): Cache {
+  return sharedInstance(options, pickEnv(envOf(options)), () => new Cache(options));
 }

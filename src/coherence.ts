@@ -4,6 +4,7 @@ import { scanAndUnlink } from "./flush.js";
 import { formatMark, Invalidations, parseMark, type TagMark } from "./invalidation.js";
 import { globToRegExp, type KeySpace } from "./keys.js";
 import { PendingInvalidations } from "./pending.js";
+import type { Budget } from "./tiers/budget.js";
 import type { L1 } from "./tiers/l1.js";
 import type { L2 } from "./tiers/l2.js";
 import {
@@ -154,15 +155,19 @@ export class Coherence {
    * Sends a SET's Redis write. When it fails, other instances would keep reading the old value:
    * the key's delete is kept pending and replayed instead.
    */
-  async store(commands: readonly (readonly RedisArg[])[], fulls: readonly string[]): Promise<void> {
+  async store(
+    commands: readonly (readonly RedisArg[])[],
+    fulls: readonly string[],
+    budget?: Budget,
+  ): Promise<void> {
     const l2 = this.host.l2;
     this.supersede((full) => fulls.includes(full));
     if (!l2 || commands.length === 0) return;
     const at = Date.now();
     const replies = await this.attempt(
       async () => {
-        if (commands.length === 1) return [await l2.send(commands[0] as RedisArg[], "SET")];
-        return allAnswered(await l2.pipeline(commands, "SET"));
+        if (commands.length === 1) return [await l2.send(commands[0] as RedisArg[], "SET", budget)];
+        return allAnswered(await l2.pipeline(commands, "SET", budget));
       },
       () => this.pending.addKeys(fulls, at),
       "set",
@@ -171,10 +176,16 @@ export class Coherence {
   }
 
   /** The stored text at `full`, with the epoch riding in the same MGET when a check is due. */
-  read(full: string, raw?: Promise<string | null | undefined>): Promise<string | null | undefined> {
+  read(
+    full: string,
+    budget?: Budget,
+    raw?: Promise<string | null | undefined>,
+  ): Promise<string | null | undefined> {
     const { l2, keys, tolerate } = this.host;
     if (!l2) return Promise.resolve(undefined);
-    const pendingValue = (raw ?? tolerate(() => l2.get(full))).then((value) => this.screen(full, value));
+    const pendingValue = (raw ?? tolerate(() => l2.get(full, budget))).then((value) =>
+      this.screen(full, value),
+    );
     if (!this.state.claimEpochCheck(Date.now())) return pendingValue;
     const pendingEpoch = tolerate(() => l2.get(keys.epoch));
     return Promise.all([pendingValue, pendingEpoch]).then(([value, epoch]) => {
@@ -188,12 +199,16 @@ export class Coherence {
    * key, for a warm start) in the same MGET. That one comes back only when `full` holds nothing —
    * a tombstone there is an invalidation of the key — and no invalidation waiting for Redis hides it.
    */
-  readWithPrevious(full: string, previous: string): Promise<[string | null | undefined, string | null]> {
+  readWithPrevious(
+    full: string,
+    previous: string,
+    budget?: Budget,
+  ): Promise<[string | null | undefined, string | null]> {
     const { l2, tolerate } = this.host;
     if (!l2) return Promise.resolve([undefined, null]);
-    const raw = tolerate(() => l2.get(full));
-    const older = tolerate(() => l2.get(previous));
-    const value = this.read(full, raw);
+    const raw = tolerate(() => l2.get(full, budget));
+    const older = tolerate(() => l2.get(previous, budget));
+    const value = this.read(full, budget, raw);
     return Promise.all([raw, older, value]).then(([stored, old, screened]) => [
       screened,
       stored === null && typeof old === "string" && this.live(full, old) ? old : null,
@@ -213,15 +228,17 @@ export class Coherence {
    * Whether an entry read from Redis survives its tags' invalidations (a soft one shortens its
    * freshness instead). Unknown marks are fetched in one batch and kept until the epoch moves.
    */
-  async passesTags(entry: Entry): Promise<boolean> {
+  async passesTags(entry: Entry, budget?: Budget): Promise<boolean> {
     const { l2, keys, tolerate } = this.host;
     const unknown = entry.tags.filter((tag) => this.state.mark(tag) === undefined);
     if (unknown.length > 0 && l2) {
-      const stored = await Promise.all(unknown.map((tag) => tolerate(() => l2.get(keys.tag(tag)))));
-      // A mark that could not be read stays unknown (fetched again next time); the entry is served.
+      const stored = await Promise.all(unknown.map((tag) => tolerate(() => l2.get(keys.tag(tag), budget))));
       stored.forEach((value, i) => {
         if (value !== undefined) this.state.remember(unknown[i] as string, parseMark(value));
       });
+      // A mark that could not be read (Redis failing, or the call's budget spent on the value) may
+      // be an invalidation: the entry is not served — the loader's value is always right.
+      if (stored.includes(undefined)) return false;
     }
     const { gone, staleFrom } = this.state.verdict(entry, (tag) => this.pending.mark(tag));
     if (staleFrom !== undefined) entry.fresh = Math.min(entry.fresh, staleFrom);
@@ -405,7 +422,8 @@ export class Coherence {
 
   private applyEpoch(epoch: string | null): void {
     if (!this.state.observeEpoch(epoch)) return;
-    this.host.debug("L1 dropped: invalidation on another instance");
+    // A fresh instance's first epoch read counts as a move; with nothing in L1 nothing was dropped.
+    if (this.host.l1?.entries) this.host.debug("L1 dropped: invalidation on another instance");
     this.dropL1();
   }
 

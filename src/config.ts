@@ -3,6 +3,7 @@ import { toMs } from "./duration.js";
 import { CacheError } from "./errors.js";
 import { validateSegment } from "./keys.js";
 import { type LoaderTimeoutMs, loaderTimeoutMs } from "./loader-timeout.js";
+import { transportFor } from "./transports/from-env.js";
 import type { Transport } from "./transports/types.js";
 import type { CacheEvent, CacheOptions, Invalidation, Logger, WaitUntil } from "./types.js";
 
@@ -22,19 +23,35 @@ const segment = z.optional(
   z.string().check(z.regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1–64 letters, digits, "_", "." or "-"')),
 );
 const httpUrl = z.optional(z.string().check(z.regex(/^https?:\/\/[^\s/]+/, "must be an http(s) URL")));
+/** A bearer token goes into an HTTP header: visible ASCII only, or the HTTP client's error would echo it. */
+const token = z.optional(
+  z.string().check(z.regex(/^[\x21-\x7e]+$/, "must be visible ASCII only (no spaces, line breaks or NUL)")),
+);
+/** Sent in the AUTH command: a line break or NUL would split or cut it. */
+const password = z.optional(
+  z.string().check(z.refine((s) => !/[\r\n\0]/.test(s), "must not contain CR, LF or NUL")),
+);
+const redisUrl = z.optional(
+  z
+    .string()
+    .check(
+      z.refine(
+        isRedisUrl,
+        "must be redis[s]://[user:password@]host[:port][/db] with a port 1–65535 and a whole-number db",
+      ),
+    ),
+);
 
 /** The environment variables tiercache reads (DESIGN.md, "Environment"). */
 const envSchema = z.object({
   UPSTASH_REDIS_REST_URL: httpUrl,
-  UPSTASH_REDIS_REST_TOKEN: z.optional(z.string()),
+  UPSTASH_REDIS_REST_TOKEN: token,
   KV_REST_API_URL: httpUrl,
-  KV_REST_API_TOKEN: z.optional(z.string()),
-  REDIS_URL: z.optional(
-    z.string().check(z.regex(/^rediss?:\/\/\S*$/, "must be a redis:// or rediss:// URL")),
-  ),
+  KV_REST_API_TOKEN: token,
+  REDIS_URL: redisUrl,
   REDIS_HOST: z.optional(z.string().check(z.regex(/^[^\s/:]+$|^\[[0-9a-fA-F:]+\]$/, "must be a host name"))),
   REDIS_PORT: int(1, 65535),
-  REDIS_PASSWORD: z.optional(z.string()),
+  REDIS_PASSWORD: password,
   REDIS_DB: int(0, 10_000),
   REDIS_TLS: bool,
   REDIS_ENABLED: bool,
@@ -46,7 +63,28 @@ const envSchema = z.object({
   VERCEL_GIT_COMMIT_SHA: z.optional(z.string().check(z.regex(/^[A-Za-z0-9]+$/, "must be a commit SHA"))),
   CACHE_TTL_DEFAULT: int(1, 31_536_000),
   REDIS_SOCKET_TIMEOUT: int(1, 3_600_000),
+  /** Set by Next.js; `phase-production-build` during `next build`. */
+  NEXT_PHASE: z.optional(z.string()),
+  CACHE_REDIS_DURING_BUILD: bool,
 });
+
+/**
+ * What node-redis will accept, checked now so a typo is a CONFIG error at `createCache` instead of
+ * every operation failing later: scheme, a host, a port the URL parser accepts (≤ 65535), a numeric
+ * database, user and password that decode and hold no CR/LF/NUL.
+ */
+function isRedisUrl(value: string): boolean {
+  if (!/^rediss?:\/\/\S+$/.test(value) || !URL.canParse(value)) return false;
+  const url = new URL(value);
+  if (!url.hostname || url.search || url.hash) return false;
+  if (url.port !== "" && Number(url.port) < 1) return false;
+  if (!/^(\/(\d{1,9})?)?$/.test(url.pathname)) return false;
+  try {
+    return !/[\r\n\0]/.test(decodeURIComponent(url.username) + decodeURIComponent(url.password));
+  } catch {
+    return false; // malformed percent-encoding
+  }
+}
 
 export type Env = z.infer<typeof envSchema>;
 
@@ -87,14 +125,24 @@ function defaultEnv(): Record<string, unknown> {
   return proc?.env ?? {};
 }
 
-/** Reads and validates the environment: one CacheError naming every bad variable, never a late crash. */
-export function readEnv(source: object): Env {
+/** The variables tiercache reads from `source` (non-empty strings only), unvalidated. */
+export function pickEnv(source: object): Record<string, string> {
   const picked: Record<string, string> = {};
   for (const name of Object.keys(envSchema.shape)) {
     const value = (source as Record<string, unknown>)[name];
     if (typeof value === "string" && value !== "") picked[name] = value;
   }
-  const result = envSchema.safeParse(picked);
+  return picked;
+}
+
+/** The environment `options` configure from: their `env`, else `process.env` where it exists. */
+export function envOf(options: CacheOptions): object {
+  return options.env ?? defaultEnv();
+}
+
+/** Reads and validates the environment: one CacheError naming every bad variable, never a late crash. */
+export function readEnv(source: object): Env {
+  const result = envSchema.safeParse(pickEnv(source));
   if (result.success) {
     const env = result.data;
     const url = env.UPSTASH_REDIS_REST_URL ?? env.KV_REST_API_URL;
@@ -121,8 +169,9 @@ const consoleLogger: Logger = {
 
 /** Options passed in code win over the environment. */
 export function resolveConfig(options: CacheOptions = {}): ResolvedConfig {
-  const env = readEnv(options.env ?? defaultEnv());
-  const { transport, transportKind } = resolveTransport(options, env);
+  const env = readEnv(envOf(options));
+  const logger = options.logger ?? consoleLogger;
+  const { transport, transportKind } = transportFor(options, env, logger);
   const prefixDefault = env.REDIS_ENV ?? previewPrefix(env.VERCEL_ENV);
   const l1 = options.l1 === false ? false : options.l1;
   return {
@@ -149,7 +198,7 @@ export function resolveConfig(options: CacheOptions = {}): ResolvedConfig {
     timeoutMs: positive("timeoutMs", options.timeoutMs ?? 500),
     failSilently: options.failSilently ?? truthy(env.CACHE_FAIL_SILENTLY, true),
     enabled: options.enabled ?? truthy(env.CACHE_ENABLED, true),
-    logger: options.logger ?? consoleLogger,
+    logger,
     onEvent: options.onEvent,
     onInvalidate: options.onInvalidate,
     waitUntil: options.waitUntil,
@@ -203,53 +252,4 @@ export function wholeNumber(what: string, value: number): number {
     throw new CacheError("CONFIG", `${what} must be a whole number (0 or more), got ${value}`);
   }
   return value;
-}
-
-function resolveTransport(
-  options: CacheOptions,
-  env: Env,
-): { transport: (() => Promise<Transport>) | null; transportKind: string } {
-  if (options.redis === false) return { transport: null, transportKind: "none" };
-  if (options.redis) {
-    const given = options.redis;
-    return { transport: () => Promise.resolve(given), transportKind: given.kind };
-  }
-  if (!truthy(env.REDIS_ENABLED, true)) return { transport: null, transportKind: "none" };
-  const restUrl = env.UPSTASH_REDIS_REST_URL ?? env.KV_REST_API_URL;
-  const restToken = env.UPSTASH_REDIS_REST_TOKEN ?? env.KV_REST_API_TOKEN;
-  if (restUrl && restToken) {
-    return {
-      transport: async () =>
-        (await import("./transports/upstash.js")).upstash({ url: restUrl, token: restToken }),
-      transportKind: "upstash",
-    };
-  }
-  if (env.REDIS_URL || env.REDIS_HOST) {
-    const tcp = {
-      url: env.REDIS_URL,
-      host: env.REDIS_HOST,
-      port: env.REDIS_PORT ? Number(env.REDIS_PORT) : undefined,
-      password: env.REDIS_PASSWORD,
-      db: env.REDIS_DB ? Number(env.REDIS_DB) : undefined,
-      tls: env.REDIS_TLS === undefined ? undefined : truthy(env.REDIS_TLS, false),
-      socketTimeoutMs: env.REDIS_SOCKET_TIMEOUT ? Number(env.REDIS_SOCKET_TIMEOUT) : undefined,
-    };
-    return { transport: async () => (await importNodeRedis()).nodeRedis(tcp), transportKind: "node-redis" };
-  }
-  return { transport: null, transportKind: "none" };
-}
-
-/**
- * The TCP transport is Node-only: load it through a specifier bundlers leave alone, so an edge
- * bundle of the core never pulls node-redis in.
- */
-async function importNodeRedis(): Promise<typeof import("./transports/node-redis.js")> {
-  const published = "tiercache/redis";
-  try {
-    return await import(/* @vite-ignore */ /* webpackIgnore: true */ published);
-  } catch (error) {
-    // Running from source (the demo, the CLI under tsx) before a build: the sibling module.
-    const sibling = "./transports/node-redis.js";
-    return import(/* @vite-ignore */ /* webpackIgnore: true */ sibling).catch(() => Promise.reject(error));
-  }
 }

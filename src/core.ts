@@ -4,6 +4,7 @@ import { asError, CacheError } from "./errors.js";
 import { type FlushContext, runFlush } from "./flush.js";
 import { vercelWaitUntil } from "./http/wait-until.js";
 import { KeySpace } from "./keys.js";
+import { OutageLog } from "./log-limiter.js";
 import { Breaker } from "./tiers/breaker.js";
 import { L1 } from "./tiers/l1.js";
 import { L2 } from "./tiers/l2.js";
@@ -37,25 +38,26 @@ export class CacheCore {
   readonly counts: Counts = { l1: 0, l2: 0, misses: 0, stale: 0, warm: 0, loads: 0, errors: 0 };
   /** The version warm starts read from, learnt from the registry at registration (versioning.ts). */
   private warmVersion: string | undefined;
+  /** Log lines about Redis trouble, bounded whatever the traffic. */
+  private readonly outage: OutageLog;
   /** This instance's version registration, started on its first Redis contact; settles with the versions it flushed. */
   private registration: Promise<string[]> | undefined;
 
   constructor(readonly config: ResolvedConfig) {
     this.keys = new KeySpace(config.prefix, config.namespace, config.version);
     this.l1 = config.l1 ? new L1(config.l1.maxEntries, config.l1.maxBytes, config.l1.ttlMs) : null;
+    const outage = new OutageLog(config.logger);
+    this.outage = outage;
     this.breaker = new Breaker(config.breaker.failureThreshold, config.breaker.resetMs, (state) => {
       this.emit({ type: "breaker", state });
-      if (state === "open") config.logger.warn("Redis circuit open: serving from L1 and loaders");
-      else if (state === "closed") {
-        config.logger.info?.("Redis circuit closed: Redis is back");
-        this.coherence.contacted();
-      }
+      outage.breaker(state);
+      if (state === "closed") this.coherence.contacted();
     });
     this.l2 = config.transport
       ? new L2(config.transport, config.transportKind, config.timeoutMs, this.breaker, (operation, error) => {
           this.counts.errors++;
           this.emit({ type: "error", operation, error });
-          config.logger.warn(`Redis ${operation} failed: ${error.message}`, { code: error.code });
+          outage.failure(operation, error);
         })
       : null;
     this.coherence = new Coherence({
@@ -74,7 +76,8 @@ export class CacheCore {
   /** Runs an L2 operation; its CacheError is swallowed (undefined) with `failSilently`, thrown without. */
   tolerate<T>(work: () => Promise<T>): Promise<T | undefined> {
     const swallow = (error: unknown) => {
-      if (!this.config.failSilently) throw error;
+      // After close() the cache runs as if it had no Redis: not an error even without failSilently.
+      if (!this.config.failSilently && !(error instanceof CacheError && error.code === "CLOSED")) throw error;
       return undefined;
     };
     try {
@@ -165,9 +168,14 @@ export class CacheCore {
       },
     ).catch((error: unknown) => {
       this.registration = undefined;
-      // While the circuit is open every contact retries at no cost; only real failures are worth a line.
-      if (!(error instanceof CacheError && error.code === "BREAKER_OPEN")) {
-        this.config.logger.warn(`Cache version registration failed: ${asError(error).message}`);
+      // While the circuit is open every contact retries at no cost; only real failures are worth a
+      // line, and not a second one for a Redis failure L2 has logged (or a CONFIG error, logged
+      // once where it arose, e.g. `redis` missing).
+      const quiet = ["BREAKER_OPEN", "CLOSED", "CONFIG"];
+      if (!(error instanceof CacheError && quiet.includes(error.code))) {
+        this.outage.consequence("registration", error, () => [
+          `Cache version registration failed: ${asError(error).message}`,
+        ]);
       }
       return [];
     });

@@ -3,6 +3,7 @@ export type CacheErrorCode =
   | "TIMEOUT" // L2 did not answer within timeoutMs
   | "UNAVAILABLE" // L2 could not be reached or answered with an error
   | "BREAKER_OPEN" // L2 is skipped after repeated failures
+  | "CLOSED" // L2 is skipped: close() was called (L1 and loaders still work)
   | "SERIALIZE" // the value cannot be encoded (circular, …)
   | "SCHEMA" // a loaded value fails the schema
   | "CONFIG" // invalid options or environment

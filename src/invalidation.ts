@@ -70,6 +70,10 @@ export class Invalidations {
   }
 
   remember(tag: string, mark: TagMark | null): void {
+    // A read of the mark that left before this instance's own invalidation may land after it:
+    // the newer mark stays.
+    const known = this.marks.get(tag);
+    if (known && (mark === null || mark.at < known.at)) return;
     // Marks are only a cache of Redis: past the cap, forget them all and fetch again as needed.
     if (this.marks.size >= MAX_KNOWN_MARKS) this.marks.clear();
     this.marks.set(tag, mark);

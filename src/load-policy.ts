@@ -6,6 +6,7 @@ import { asError, CacheError } from "./errors.js";
 import { bounded, loaderTimeoutMs } from "./loader-timeout.js";
 import type { Found, ReadPath } from "./read-path.js";
 import { validate } from "./schema.js";
+import type { Budget } from "./tiers/budget.js";
 import { CLOCK_SKEW_MS, parseWriteBack, TOMBSTONE_MS, writeBackCommand } from "./tombstone.js";
 import type { Duration, GetOrSetOptions, LoaderContext, Schema } from "./types.js";
 import { checkWriteOptions } from "./write-options.js";
@@ -84,7 +85,9 @@ export class LoadPolicy {
     const warm = options.warmStart ?? core.config.warmStart;
     const served = warm ? this.warmServed.get(full) : undefined;
     if (served && served.schema === options.schema) return this.serveWarm(key, served.value as T);
-    const found = await this.read.lookup(key, full, options.schema, options.waitUntil, warm);
+    // One timeoutMs for all the Redis work this call awaits: read, lease, write-back.
+    const budget = core.l2?.budget();
+    const found = await this.read.lookup(key, full, options.schema, options.waitUntil, budget, warm);
     const now = Date.now();
     if (found?.warm) {
       this.warmServed.set(full, { schema: options.schema, value: found.value });
@@ -110,7 +113,7 @@ export class LoadPolicy {
       return staleValue;
     }
     core.miss(key);
-    const loading = this.loadOnMiss(key, full, loader, options, found);
+    const loading = this.loadOnMiss(key, full, loader, options, found, budget);
     if (!limits) return loading;
     const fallback = found && {
       value: staleValue,
@@ -151,6 +154,7 @@ export class LoadPolicy {
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
     found: Found | undefined,
+    budget: Budget | undefined,
   ): Promise<T> {
     const { core } = this;
     const stale = found?.entry;
@@ -161,15 +165,17 @@ export class LoadPolicy {
       const leaseMs = leaseMsOf(options.lease);
       leaseKey = core.keys.lease(full);
       const lease = leaseKey;
-      const granted = await core.tolerate(() => l2.send(["SET", lease, "1", "NX", "PX", leaseMs]));
+      const granted = await core.tolerate(() =>
+        l2.send(["SET", lease, "1", "NX", "PX", leaseMs], "SET", budget),
+      );
       if (granted === null) {
         leaseKey = undefined;
-        const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs);
+        const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs, budget);
         if (loaded) return core.hit(key, loaded.value, "l2") as T;
       }
     }
     try {
-      return (await this.load(key, full, loader, options, leaseKey, stale?.created)).value;
+      return (await this.load(key, full, loader, options, leaseKey, stale?.created, budget)).value;
     } catch (error) {
       if (leaseKey) this.releaseLease(leaseKey);
       const windows = stale ? options.staleWindows?.(staleValue) : undefined;
@@ -236,7 +242,7 @@ export class LoadPolicy {
         const leaseMs = leaseMsOf(options.lease);
         const granted = await core.tolerate(() => l2.send(["SET", lease, "1", "NX", "PX", leaseMs]));
         if (granted === null && how.awaitHolder) {
-          await this.awaitLeaseHolder(key, full, options.schema, leaseMs);
+          await this.awaitLeaseHolder(key, full, options.schema, leaseMs, undefined);
           return;
         }
         // Not taken (another instance is loading it) or not known to be: what is served meanwhile will do.
@@ -270,6 +276,7 @@ export class LoadPolicy {
     full: string,
     schema: Schema<unknown> | undefined,
     leaseMs: number,
+    budget: Budget | undefined,
   ): Promise<Found | undefined> {
     const { core } = this;
     const l2 = core.l2;
@@ -282,8 +289,8 @@ export class LoadPolicy {
       pause = Math.min(pause * 2, 100);
       // Both reads join one MGET.
       const [entry, held] = await Promise.all([
-        this.read.readRemote(key, full),
-        core.tolerate(() => l2.get(lease)),
+        this.read.readRemote(key, full, budget),
+        core.tolerate(() => l2.get(lease, budget)),
       ]);
       if (entry && entry.fresh > Date.now()) {
         const checked = schema ? await this.read.conforming(full, entry, schema) : { value: entry.value };
@@ -316,6 +323,7 @@ export class LoadPolicy {
     options: GetOrSetOptions<T>,
     leaseKey?: string,
     replaces?: number,
+    budget?: Budget,
   ): Promise<{ value: T }> {
     const { core } = this;
     let ttl: Duration | undefined = options.ttl;
@@ -398,11 +406,13 @@ export class LoadPolicy {
     if (leaseKey && core.l2) {
       const lease = core.l2;
       const commands = command && l2 ? [command, ["DEL", leaseKey]] : [["DEL", leaseKey]];
-      const replies = await core.tolerate(() => lease.pipeline(commands, "SET"));
+      const replies = await core.tolerate(() => lease.pipeline(commands, "SET", budget));
       if (command && l2) settle(replies?.[0]);
     } else if (command && l2) {
+      // Only a write this call awaits draws on its budget; one handed to waitUntil has its own deadline.
+      const own = core.scheduler(options.waitUntil) ? undefined : budget;
       await core.runInBackground(
-        () => core.tolerate(() => l2.send(command, "SET")).then(settle),
+        () => core.tolerate(() => l2.send(command, "SET", own)).then(settle),
         options.waitUntil,
       );
     }

@@ -2,6 +2,7 @@ import type { CacheCore, Tier } from "./core.js";
 import { type Entry, parseEntry } from "./entry.js";
 import { asError } from "./errors.js";
 import { validate } from "./schema.js";
+import type { Budget } from "./tiers/budget.js";
 import type { GetOptions, Schema, WaitUntil } from "./types.js";
 
 /** A servable entry, where it was found, and what the caller gets from it. */
@@ -45,6 +46,7 @@ export class ReadPath {
     full: string,
     schema: Schema<unknown> | undefined,
     waitUntil?: WaitUntil,
+    budget?: Budget,
     warm = false,
   ): Promise<Found | undefined> {
     const { l1, l2 } = this.core;
@@ -60,8 +62,8 @@ export class ReadPath {
     if ((local && local.entry.fresh > now) || !l2) return local;
     const previous = warm && schema && !local ? this.core.warmSource(full) : undefined;
     const [remote, older] = previous
-      ? await this.readRemoteOrPrevious(key, full, previous)
-      : [await this.readRemote(key, full), undefined];
+      ? await this.readRemoteOrPrevious(key, full, previous, budget)
+      : [await this.readRemote(key, full, budget), undefined];
     if (older && schema) {
       const checked = await validate(schema, older.value);
       // A shape that changed between the versions is a plain miss; the entry stays for its own version.
@@ -77,9 +79,12 @@ export class ReadPath {
     return local;
   }
 
-  /** The servable entry stored in Redis at `full`: corrupt ones are deleted, invalidated ones skipped. */
-  async readRemote(key: string, full: string): Promise<Entry | undefined> {
-    return this.servable(key, full, await this.core.coherence.read(full));
+  /**
+   * The servable entry stored in Redis at `full`: corrupt ones are deleted, invalidated ones
+   * skipped. Its reads draw on the call's `budget` when one is given.
+   */
+  async readRemote(key: string, full: string, budget?: Budget): Promise<Entry | undefined> {
+    return this.servable(key, full, await this.core.coherence.read(full, budget), true, budget);
   }
 
   /**
@@ -91,12 +96,13 @@ export class ReadPath {
     key: string,
     full: string,
     previous: string,
+    budget?: Budget,
   ): Promise<[Entry | undefined, Entry | undefined]> {
-    const [stored, olderStored] = await this.core.coherence.readWithPrevious(full, previous);
-    const current = await this.servable(key, full, stored);
+    const [stored, olderStored] = await this.core.coherence.readWithPrevious(full, previous, budget);
+    const current = await this.servable(key, full, stored, true, budget);
     if (current || typeof olderStored !== "string") return [current, undefined];
     // Never deleted from here, even if corrupt: it belongs to the other version.
-    const older = await this.servable(key, previous, olderStored, false).catch(() => undefined);
+    const older = await this.servable(key, previous, olderStored, false, budget).catch(() => undefined);
     return [undefined, older && older.fresh > Date.now() ? older : undefined];
   }
 
@@ -104,7 +110,8 @@ export class ReadPath {
     key: string,
     full: string,
     stored: string | null | undefined,
-    own = true,
+    own: boolean,
+    budget: Budget | undefined,
   ): Promise<Entry | undefined> {
     const { coherence } = this.core;
     if (typeof stored !== "string") return undefined;
@@ -119,7 +126,7 @@ export class ReadPath {
       return undefined;
     }
     if (entry.stale <= Date.now()) return undefined;
-    if (entry.tags.length > 0 && !(await coherence.passesTags(entry))) return undefined;
+    if (entry.tags.length > 0 && !(await coherence.passesTags(entry, budget))) return undefined;
     return entry;
   }
 

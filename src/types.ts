@@ -93,7 +93,7 @@ export interface CacheOptions {
   jitter?: number;
   /** In-process LRU settings, or `false` to disable L1. */
   l1?: L1Options | false;
-  /** Deadline of each L2 operation in ms (default 500). */
+  /** Deadline in ms of one call's Redis work, all it awaits together; of each batch for flush and deletePattern (default 500). */
   timeoutMs?: number;
   /** Swallow cache errors and fall back to L1/loader (default `CACHE_FAIL_SILENTLY`, else true). */
   failSilently?: boolean;
@@ -131,6 +131,11 @@ export interface CacheOptions {
    * refused with a CacheError (`CONFIG`): pass `warmStart: false` on such calls.
    */
   warmStart?: boolean;
+  /**
+   * Use Redis while `next build` prerenders pages (default `CACHE_REDIS_DURING_BUILD`, else false:
+   * during a build, where Next.js sets `NEXT_PHASE=phase-production-build`, the cache is L1 only).
+   */
+  redisDuringBuild?: boolean;
 }
 
 /**

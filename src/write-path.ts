@@ -3,6 +3,7 @@ import type { CacheCore } from "./core.js";
 import { toMs } from "./duration.js";
 import { compressText, createEntry, type Entry } from "./entry.js";
 import { checkTags } from "./input.js";
+import type { Budget } from "./tiers/budget.js";
 import { TOMBSTONE_MS, tombstone } from "./tombstone.js";
 import type { RedisArg } from "./transports/types.js";
 import type { SetManyEntry, SetOptions } from "./types.js";
@@ -26,13 +27,19 @@ export interface PreparedWrite {
 export class WritePath {
   constructor(private readonly core: CacheCore) {}
 
-  /** Stores one value in L1 and Redis (awaited). */
-  async store(key: string, full: string, value: unknown, options: SetOptions): Promise<void> {
+  /** Stores one value in L1 and Redis (awaited, within the call's `budget` if it has one). */
+  async store(
+    key: string,
+    full: string,
+    value: unknown,
+    options: SetOptions,
+    budget?: Budget,
+  ): Promise<void> {
     const { l1, coherence } = this.core;
     void this.core.ensureRegistered();
     const write = await this.prepare(key, full, value, options);
     l1?.set(full, write.entry, Date.now());
-    await coherence.store(write.command ? [write.command] : [], [full]);
+    await coherence.store(write.command ? [write.command] : [], [full], budget);
   }
 
   /** Stores several entries; the Redis writes leave in one round trip. */

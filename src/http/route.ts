@@ -13,7 +13,12 @@ import type {
   WaitUntil,
 } from "../types.js";
 import { cacheControl } from "./cache-control.js";
-import { normalizeVary, requestKey } from "./cache-key.js";
+import {
+  forwardedHostTrustedByDefault,
+  normalizeVary,
+  type RequestKeyParts,
+  requestKey,
+} from "./cache-key.js";
 import { type CdnOptions, cdnDirectives, cdnHeaders } from "./cdn.js";
 import { notModified } from "./etag.js";
 import {
@@ -90,11 +95,21 @@ export interface RouteOptions<R extends Request = Request> {
    */
   vary?: readonly string[];
   /**
-   * The cache key of a request, given the default one (host, path, sorted query, `vary` values);
-   * return `null` not to cache this request. Requests with `Authorization` or `Cookie` are only
-   * cached when this is given: it says how they are keyed, e.g. `(req, key) => `${key}|${userId(req)}``.
+   * The cache key of a request, given the default one (host, path, sorted query, `vary` values) and
+   * its parts; return `null` not to cache this request. Requests with `Authorization` or `Cookie` are
+   * only cached when this is given: it says how they are keyed, e.g. `(req, key) => `${key}|${userId(req)}``.
+   * To share entries across hosts, leave the host out: `(req, key, { path }) => `route:${path}``.
    */
-  key?: (req: R, defaultKey: string) => string | null | undefined | Promise<string | null | undefined>;
+  key?: (
+    req: R,
+    defaultKey: string,
+    parts: RequestKeyParts,
+  ) => string | null | undefined | Promise<string | null | undefined>;
+  /**
+   * Key on `X-Forwarded-Host` (when present) instead of `Host`. Only for a proxy in front that sets
+   * it and drops what clients send. Default: true on Vercel (`VERCEL` is set), else false.
+   */
+  trustForwardedHost?: boolean;
   /**
    * Statuses that are cached. Default: RFC 9110's heuristically cacheable ones, which are the
    * handler's deterministic answers — 200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501 — and
@@ -113,8 +128,9 @@ const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 /**
  * Caches a Web-standard handler's GET and HEAD responses (status, headers, body bytes) in `cache`.
  *
- * - Key: host + path + sorted query + the `vary` headers' values, method-independent, so HEAD is
- *   answered from the GET's entry (a HEAD miss runs the handler and stores nothing).
+ * - Key: host (the `Host` header, or `X-Forwarded-Host` with `trustForwardedHost`) + path + sorted
+ *   query + the `vary` headers' values, method-independent, so HEAD is answered from the GET's entry
+ *   (a HEAD miss runs the handler and stores nothing).
  * - Every response carries `x-cache: HIT|MISS|STALE|BYPASS`; cached ones carry `age` and an `ETag`
  *   (the handler's, else a weak one from SHA-256 of the body), and `If-None-Match` gets a 304.
  * - Request `Cache-Control: no-cache` skips the read and refreshes the entry; `no-store` bypasses.
@@ -146,6 +162,7 @@ const urlTag = (urlKey: string) => `~url:${urlKey}`;
 
 class CachedRoute<R extends Request, A extends unknown[]> {
   private readonly policy: StorePolicy;
+  private readonly trustForwardedHost: boolean;
   private readonly cdn: string | undefined;
   private readonly varies = new VaryMemory();
   /** Stale windows travel with the stored response: the ones it was stored with decide when it is found stale. */
@@ -174,6 +191,7 @@ class CachedRoute<R extends Request, A extends unknown[]> {
           ? undefined
           : toMs(options.staleWhileRevalidate, "staleWhileRevalidate"),
     };
+    this.trustForwardedHost = options.trustForwardedHost ?? forwardedHostTrustedByDefault();
     this.cdn = options.cdn ? cdnDirectives(options.cdn) : undefined;
     loaderTimeoutMs(options.loaderTimeout);
     if (options.refreshAhead !== undefined) fraction("route: refreshAhead", options.refreshAhead);
@@ -385,8 +403,9 @@ class CachedRoute<R extends Request, A extends unknown[]> {
 
   /** The request's cache key; null when it must not be cached. */
   private async keyOf(req: R, reading: boolean): Promise<string | null> {
-    const key = requestKey(req, this.policy.vary);
-    if (this.options.key) return (await this.options.key(req, key)) || null;
+    const parts = requestKey(req, this.policy.vary, this.trustForwardedHost);
+    const key = `route:${parts.host}${parts.path}`;
+    if (this.options.key) return (await this.options.key(req, key, parts)) || null;
     // Without a `key` option the response may depend on who asks: never share it.
     if (reading && (req.headers.has("authorization") || req.headers.has("cookie"))) return null;
     return key;

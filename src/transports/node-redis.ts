@@ -1,3 +1,4 @@
+import { redact, redactError } from "../redact.js";
 import { abortable, abortError } from "./abort.js";
 import type { RedisArg, RedisReply, Transport } from "./types.js";
 
@@ -83,7 +84,7 @@ class NodeRedisTransport implements Transport {
   readonly kind = "node-redis";
   private readonly settings: ClientSettings | undefined;
   private readonly limits: ConnectionLimits;
-  private readonly redact: (thrown: unknown) => Error;
+  private readonly secrets: string[];
   private redis: Promise<RedisModule> | undefined;
   private connection: Connection | undefined;
   private closed = false;
@@ -94,7 +95,7 @@ class NodeRedisTransport implements Transport {
       socketTimeoutMs: options.socketTimeoutMs ?? 5000,
       connectTimeoutMs: options.connectTimeoutMs ?? 2000,
     };
-    this.redact = redactor(this.settings?.password);
+    this.secrets = this.settings?.password ? [this.settings.password] : [];
   }
 
   async send(command: readonly RedisArg[], signal?: AbortSignal): Promise<RedisReply> {
@@ -103,7 +104,7 @@ class NodeRedisTransport implements Transport {
       connection = await this.connect(signal);
       return toReply(await abortable(connection.command(toArgs(command)), signal));
     } catch (thrown) {
-      const error = this.redact(connection?.explain(thrown) ?? thrown);
+      const error = this.scrub(connection?.explain(thrown) ?? thrown);
       if (this.redis && thrown instanceof (await this.redis).ErrorReply) error.name = "ReplyError";
       throw error;
     }
@@ -127,23 +128,34 @@ class NodeRedisTransport implements Transport {
       );
       return replies.map((settled) => {
         if (settled.status === "rejected") {
-          if (settled.reason instanceof ErrorReply) return this.redact(settled.reason);
+          if (settled.reason instanceof ErrorReply) return this.scrub(settled.reason);
           throw settled.reason;
         }
         try {
           return toReply(settled.value);
         } catch (nested) {
-          return this.redact(nested);
+          return this.scrub(nested);
         }
       });
     } catch (thrown) {
-      throw this.redact(connection?.explain(thrown) ?? thrown);
+      throw this.scrub(connection?.explain(thrown) ?? thrown);
     }
   }
 
   /** `redis` takes ~150–250 ms to load: done before the first deadline starts, not inside it. */
   async warmup(): Promise<void> {
     await this.module();
+  }
+
+  redact(text: string): string {
+    return redact(text, this.secrets);
+  }
+
+  /** Anything thrown as an `Error` whose message and stack never contain the password. */
+  private scrub(thrown: unknown): Error {
+    return redactError(thrown instanceof Error ? thrown : new Error(String(thrown)), (text) =>
+      this.redact(text),
+    );
   }
 
   async close(): Promise<void> {
@@ -155,11 +167,27 @@ class NodeRedisTransport implements Transport {
 
   private module(): Promise<RedisModule> {
     // Imported on first use: `redis` costs ~250 ms to load, which an import of tiercache (or a
-    // `next build` that only imports route modules) should not pay.
-    this.redis ??= import("redis").catch((error) => {
-      this.redis = undefined;
-      throw error;
-    });
+    // `next build` that only imports route modules) should not pay. A literal specifier inside
+    // try/catch: webpack, Turbopack and esbuild bundle `redis` when it is installed (so a Next.js
+    // standalone output carries it) and, when it is not, build anyway and fail here at run time.
+    this.redis ??= (async () => {
+      try {
+        const redis = await import("redis");
+        // Next.js's webpack turns an optional peer missing at build time into an empty module.
+        if (typeof redis.createClient !== "function") {
+          throw Object.assign(
+            new Error('Cannot find package "redis" (it was not installed when this was built)'),
+            {
+              code: "MODULE_NOT_FOUND",
+            },
+          );
+        }
+        return redis;
+      } catch (error) {
+        this.redis = undefined;
+        throw error;
+      }
+    })();
     return this.redis;
   }
 
@@ -396,19 +424,6 @@ function integerIn(value: string | number, min: number, max: number, what: strin
   if (!Number.isInteger(n) || n < min || n > max)
     throw new Error(`nodeRedis: ${what} must be an integer ${min}–${max}`);
   return n;
-}
-
-/** Turns anything thrown into an `Error` whose message and stack never contain `secret`. */
-function redactor(secret: string | undefined): (thrown: unknown) => Error {
-  const secrets = secret ? [...new Set([secret, encodeURIComponent(secret)])] : [];
-  return (thrown) => {
-    const error = thrown instanceof Error ? thrown : new Error(String(thrown));
-    const text = `${error.message}\n${error.stack ?? ""}`;
-    if (!secrets.some((s) => text.includes(s))) return error;
-    const clean = new Error(secrets.reduce((message, s) => message.replaceAll(s, "***"), error.message));
-    clean.name = error.name;
-    return clean;
-  };
 }
 
 function toArgs(command: readonly RedisArg[]): string[] {

@@ -29,6 +29,11 @@ export interface Transport {
    * charged to the first operation's deadline. Called once, before the first command.
    */
   warmup?(): Promise<void>;
+  /**
+   * Removes this transport's secrets (token, password) from a text, for error messages built
+   * outside the transport. Errors the transport throws itself are scrubbed already.
+   */
+  redact?(text: string): string;
 }
 
 /**
