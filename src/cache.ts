@@ -166,7 +166,10 @@ export class Cache {
    */
   async delete(...keys: string[]): Promise<number> {
     const pairs = await Promise.all(keys.map((key) => this.bothSpaces(key)));
-    // The copy a warm start would serve goes too, or the key would come back from the older version.
+    // The copy a warm start would serve goes too, or the key would come back from the older version
+    // once the tombstone expires: with warmStart on, the first delete of an instance waits for the
+    // registry (one round trip, once) to know that version.
+    if (this.core.config.warmStart) await this.core.registryKnown();
     const older = pairs.flatMap(([full]) => this.core.warmSource(full as string) ?? []);
     const [removed] = await Promise.all([
       this.core.coherence.deleteKeys([...pairs.flat(), ...older]),

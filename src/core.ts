@@ -38,6 +38,8 @@ export class CacheCore {
   readonly counts: Counts = { l1: 0, l2: 0, misses: 0, stale: 0, warm: 0, loads: 0, errors: 0 };
   /** The version warm starts read from, learnt from the registry at registration (versioning.ts). */
   private warmVersion: string | undefined;
+  /** Settles when the registration read the registry (or failed); see registryKnown. */
+  private registryRead: Promise<void> | undefined;
   /** Log lines about Redis trouble, bounded whatever the traffic. */
   private readonly outage: OutageLog;
   /** This instance's version registration, started on its first Redis contact; settles with the versions it flushed. */
@@ -159,15 +161,21 @@ export class CacheCore {
   ensureRegistered(autoFlush = true, waitUntil?: WaitUntil): Promise<string[]> {
     if (this.registration || !this.l2) return this.registration ?? Promise.resolve([]);
     const context = this.flushContext();
+    let learnt = () => {};
+    this.registryRead = new Promise<void>((resolve) => {
+      learnt = resolve;
+    });
     const registration = registerVersion(
       { l2: this.l2, keys: this.keys, logger: this.config.logger },
       this.config.keepVersions,
       autoFlush ? () => runFlush(context) : undefined,
       (records) => {
         this.warmVersion = warmSourceVersion(records, this.keys.version, this.config.keepVersions);
+        learnt();
       },
     ).catch((error: unknown) => {
       this.registration = undefined;
+      learnt();
       // While the circuit is open every contact retries at no cost; only real failures are worth a
       // line, and not a second one for a Redis failure L2 has logged (or a CONFIG error, logged
       // once where it arose, e.g. `redis` missing).
@@ -182,6 +190,15 @@ export class CacheCore {
     this.registration = registration;
     this.scheduler(waitUntil)?.(registration);
     return registration;
+  }
+
+  /**
+   * Settles once this instance has read the version registry (or failed to), starting its
+   * registration if need be: a delete must know the warm-start source to remove its copy too.
+   */
+  registryKnown(): Promise<void> {
+    void this.ensureRegistered(true);
+    return this.registryRead ?? Promise.resolve();
   }
 
   /**
