@@ -109,6 +109,29 @@ describe.each(["node-redis", "upstash"] as const)("loaderTimeout on %s", (backen
     await Promise.all([cache.close(), other.close()]);
   });
 
+  it("a lease holder past hard still writes its value within the lease: other instances get it", async () => {
+    const bg = background();
+    const a = cacheOn(backend, { waitUntil: bg.waitUntil, timeoutMs: 5000 });
+    const b = cacheOn(backend, { prefix: a.keys.prefix, waitUntil: bg.waitUntil, timeoutMs: 5000 });
+    const calls: string[] = [];
+    const slow = (who: string) => async () => {
+      calls.push(who);
+      await sleep(400);
+      return `from ${who}`;
+    };
+    const holder = a
+      .getOrSet("leased", slow("a"), { lease: "3s", loaderTimeout: { hard: 100 } })
+      .catch((e: unknown) => e);
+    const lease = a.keys.lease((await a.keys.entry("leased")) as string);
+    while (!(await backend.raw?.exists(lease))) await sleep(5); // a holds the lease
+    const waiter = b.getOrSet("leased", slow("b"), { lease: "3s" });
+    expect(await holder).toMatchObject({ code: "LOADER_TIMEOUT" });
+    expect(await waiter).toBe("from a");
+    expect(calls).toEqual(["a"]);
+    await bg.settled();
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it("a loader that fails after its hard timeout leaves no unhandled rejection and caches nothing", async () => {
     const bg = background();
     const cache = cacheOn(backend, { waitUntil: bg.waitUntil });
