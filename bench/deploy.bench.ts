@@ -9,6 +9,7 @@
  * The "database" is a loader that sleeps `db-ms`. Starts its own redis-server on a free loopback port
  * over TCP (node-redis) and stops it at the end.
  */
+import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { type Cache, createCache } from "../src/index.js";
@@ -167,6 +168,7 @@ async function runMode(redisUrl: string, mode: Mode, prefix: string): Promise<Ou
   };
 }
 
+const loadBefore = loadavg()[0] ?? 0;
 const server = await startRedisServer();
 const modes: Mode[] = [
   { name: "warmStart off", warmStart: false, lease: false },
@@ -193,6 +195,6 @@ try {
   await server.stop();
 }
 console.log(
-  `${KEYS} keys, ${CALLERS} callers, ${INSTANCES} instances per version, DB ${DB_MS} ms, Node ${process.version}`,
+  `${KEYS} keys, ${CALLERS} callers, ${INSTANCES} instances per version, DB ${DB_MS} ms, Node ${process.version}, load average (1 min) before ${loadBefore.toFixed(2)}, after ${(loadavg()[0] ?? 0).toFixed(2)}`,
 );
 console.log(rows.join("\n"));
