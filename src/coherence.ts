@@ -54,12 +54,19 @@ export interface LoadTicket {
  * tombstones so that a loader that started before them cannot write its value back (tombstone.ts);
  * invalidations Redis could not take are kept and replayed (pending.ts).
  */
+/** Local invalidations remembered for {@link Coherence.admits}, at most, and for how long (reads land within their deadline). */
+const MAX_NOTED_INVALIDATIONS = 10_000;
+const NOTE_INVALIDATIONS_MS = 10_000;
+
 export class Coherence {
   private readonly state: Invalidations;
   private readonly pending = new PendingInvalidations();
   private readonly loads = new Map<string, Set<LoadTicket>>();
   /** Moves whenever L1 is dropped wholesale: a load that straddles it must not fill L1. */
   private generation = 0;
+  private invalidationCount = 0;
+  private readonly invalidatedAt = new Map<string, number>();
+  private everythingInvalidatedAt = 0;
   private replaying = false;
   private replayAfter = 0;
 
@@ -72,6 +79,7 @@ export class Coherence {
     const { l1, l2, keys } = this.host;
     const mark: TagMark = { at: Date.now(), soft };
     const wanted = new Set(tags);
+    this.invalidationCount++;
     for (const tag of tags) this.state.remember(tag, mark);
     l1?.deleteWhere((_key, entry) => {
       if (!carriesTag(entry, wanted)) return false;
@@ -107,7 +115,7 @@ export class Coherence {
     const at = Date.now();
     let local = 0;
     for (const full of fulls) if (l1?.delete(full)) local++;
-    this.supersede((full) => fulls.includes(full));
+    this.supersede((full) => fulls.includes(full), fulls);
     if (!l2 || fulls.length === 0) return local;
     const token = randomToken();
     const replies = await this.attempt(
@@ -161,7 +169,7 @@ export class Coherence {
     budget?: Budget,
   ): Promise<void> {
     const l2 = this.host.l2;
-    this.supersede((full) => fulls.includes(full));
+    this.supersede((full) => fulls.includes(full), fulls);
     if (!l2 || commands.length === 0) return;
     const at = Date.now();
     const replies = await this.attempt(
@@ -263,6 +271,15 @@ export class Coherence {
     );
     // Looked up only when a check is due: an L1 hit in between pays for nothing but the clock test.
     scheduler()?.(check);
+  }
+
+  /**
+   * Moves with every invalidation this instance makes or learns of (keys, tags, patterns, flushes, an
+   * L1 drop). A single flight begun before it moved may carry what was invalidated: later callers
+   * must not join it.
+   */
+  get invalidations(): number {
+    return this.invalidationCount;
   }
 
   /** Registers a getOrSet load, so invalidations of its key made while it runs can supersede it. */
@@ -414,7 +431,39 @@ export class Coherence {
     return stored === null || this.live(full, stored) ? stored : null;
   }
 
-  private supersede(matches: (full: string) => boolean): void {
+  /**
+   * Whether an entry just read from Redis may go into L1: not when this instance invalidated its key
+   * (or everything, by pattern or flush) after the entry was written. A read that left before a local
+   * delete or set may land after it; its caller may have the old value, L1 must not keep it.
+   */
+  admits(full: string, entry: Pick<Entry, "created">): boolean {
+    return (
+      entry.created >= this.everythingInvalidatedAt && entry.created >= (this.invalidatedAt.get(full) ?? 0)
+    );
+  }
+
+  /** Remembers when keys (or, without a list, all keys) were invalidated here, for {@link admits}. */
+  private noteInvalidated(fulls: readonly string[] | undefined): void {
+    const now = Date.now();
+    if (fulls && this.invalidatedAt.size + fulls.length > MAX_NOTED_INVALIDATIONS) {
+      // A read lands within its deadline: older notes are of no use. Still past the cap, treat it as
+      // an invalidation of everything (errs towards not filling L1).
+      for (const [full, at] of this.invalidatedAt) {
+        if (now - at > NOTE_INVALIDATIONS_MS) this.invalidatedAt.delete(full);
+      }
+      if (this.invalidatedAt.size + fulls.length > MAX_NOTED_INVALIDATIONS) fulls = undefined;
+    }
+    if (!fulls) {
+      this.everythingInvalidatedAt = now;
+      this.invalidatedAt.clear();
+      return;
+    }
+    for (const full of fulls) this.invalidatedAt.set(full, now);
+  }
+
+  private supersede(matches: (full: string) => boolean, fulls?: readonly string[]): void {
+    this.invalidationCount++;
+    this.noteInvalidated(fulls);
     for (const [full, tickets] of this.loads) {
       if (matches(full)) for (const ticket of tickets) ticket.superseded = true;
     }
@@ -429,6 +478,7 @@ export class Coherence {
 
   private dropL1(): void {
     this.generation++;
+    this.invalidationCount++;
     this.host.l1?.clear();
   }
 }

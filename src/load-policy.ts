@@ -6,6 +6,7 @@ import { asError, CacheError } from "./errors.js";
 import { bounded, loaderTimeoutMs } from "./loader-timeout.js";
 import type { Found, ReadPath } from "./read-path.js";
 import { validate } from "./schema.js";
+import type { OperationSpan } from "./telemetry.js";
 import type { Budget } from "./tiers/budget.js";
 import { CLOCK_SKEW_MS, parseWriteBack, TOMBSTONE_MS, writeBackCommand } from "./tombstone.js";
 import type { Duration, GetOrSetOptions, LoaderContext, Schema } from "./types.js";
@@ -21,7 +22,8 @@ type Loader<T> = (context: LoaderContext) => T | Promise<T>;
  * Redis lease so cold instances do not all load the same key.
  */
 export class LoadPolicy {
-  private readonly inflight = new Map<string, Promise<unknown>>();
+  /** Flights by key, with the count of invalidations (coherence.ts) they began at. */
+  private readonly inflight = new Map<string, { promise: Promise<unknown>; invalidations: number }>();
   private readonly schemaIds = new WeakMap<Schema<unknown>, number>();
   private lastSchemaId = 0;
   private readonly refreshing = new Set<string>();
@@ -43,16 +45,28 @@ export class LoadPolicy {
     fullKey: string | Promise<string>,
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
+    span?: OperationSpan,
   ): Promise<T> {
     checkWriteOptions(options);
     const full = typeof fullKey === "string" ? fullKey : await fullKey;
-    if (!this.core.config.enabled) return (await this.load(key, full, loader, options)).value;
+    if (!this.core.config.enabled) {
+      span?.hit("miss");
+      return (await this.load(key, full, loader, options, undefined, undefined, undefined, span)).value;
+    }
     // Callers share a flight only when they would get the same value: same key, same schema.
     const flightKey = options.schema ? `${full}\u0000${this.schemaId(options.schema)}` : full;
+    const { coherence } = this.core;
     const running = this.inflight.get(flightKey);
-    if (running) return running as Promise<T>;
-    const flight = this.resolve(key, full, loader, options).finally(() => this.inflight.delete(flightKey));
-    this.inflight.set(flightKey, flight);
+    // A flight begun before an invalidation may bring back what it invalidated: a caller arriving
+    // after it starts a flight of its own (the earlier one still answers its own callers).
+    if (running && running.invalidations === coherence.invalidations) {
+      span?.set("tiercache.coalesced", true);
+      return running.promise as Promise<T>;
+    }
+    const flight: Promise<T> = this.resolve(key, full, loader, options, span).finally(() => {
+      if (this.inflight.get(flightKey)?.promise === flight) this.inflight.delete(flightKey);
+    });
+    this.inflight.set(flightKey, { promise: flight, invalidations: coherence.invalidations });
     return flight;
   }
 
@@ -80,6 +94,7 @@ export class LoadPolicy {
     full: string,
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
+    span: OperationSpan | undefined,
   ): Promise<T> {
     const { core } = this;
     const warm = options.warmStart ?? core.config.warmStart;
@@ -90,11 +105,13 @@ export class LoadPolicy {
     const found = await this.read.lookup(key, full, options.schema, options.waitUntil, budget, warm);
     const now = Date.now();
     if (found?.warm) {
+      span?.hit("stale");
       this.warmServed.set(full, { schema: options.schema, value: found.value });
-      this.refreshInBackground(key, full, loader, options, { guarded: true, awaitHolder: true });
+      this.refreshInBackground(key, full, loader, options, { guarded: true, awaitHolder: true, span });
       return this.serveWarm(key, found.value as T);
     }
     if (found && found.entry.fresh > now) {
+      span?.hit(found.tier);
       this.refreshAheadIfDue(key, full, loader, options, found.entry);
       return core.hit(key, found.value, found.tier) as T;
     }
@@ -108,12 +125,15 @@ export class LoadPolicy {
     // Within its window, or while a load that outlived `soft` is still refreshing it.
     const refreshing = limits?.softMs !== undefined && this.refreshing.has(full);
     if (found && stale && (now < stale.fresh + swrMs || refreshing)) {
+      span?.hit("stale");
       this.serveStale(key, found);
-      if (!refreshing) this.refreshInBackground(key, full, loader, options, { replaces: stale.created });
+      if (!refreshing)
+        this.refreshInBackground(key, full, loader, options, { replaces: stale.created, span });
       return staleValue;
     }
     core.miss(key);
-    const loading = this.loadOnMiss(key, full, loader, options, found, budget);
+    span?.hit("miss");
+    const loading = this.loadOnMiss(key, full, loader, options, found, budget, span);
     if (!limits) return loading;
     const fallback = found && {
       value: staleValue,
@@ -155,6 +175,7 @@ export class LoadPolicy {
     options: GetOrSetOptions<T>,
     found: Found | undefined,
     budget: Budget | undefined,
+    span: OperationSpan | undefined,
   ): Promise<T> {
     const { core } = this;
     const stale = found?.entry;
@@ -171,11 +192,14 @@ export class LoadPolicy {
       if (granted === null) {
         leaseKey = undefined;
         const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs, budget);
-        if (loaded) return core.hit(key, loaded.value, "l2") as T;
+        if (loaded) {
+          span?.hit("l2");
+          return core.hit(key, loaded.value, "l2") as T;
+        }
       }
     }
     try {
-      return (await this.load(key, full, loader, options, leaseKey, stale?.created, budget)).value;
+      return (await this.load(key, full, loader, options, leaseKey, stale?.created, budget, span)).value;
     } catch (error) {
       if (leaseKey) this.releaseLease(leaseKey);
       const windows = stale ? options.staleWindows?.(staleValue) : undefined;
@@ -186,6 +210,7 @@ export class LoadPolicy {
         Date.now() < stale.fresh + sieMs &&
         !(error instanceof CacheError && error.code === "SCHEMA")
       ) {
+        span?.hit("stale");
         core.counts.stale++;
         core.config.logger.warn(`loader failed, serving stale ${key}: ${asError(error).message}`);
         return staleValue;
@@ -229,7 +254,13 @@ export class LoadPolicy {
     full: string,
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
-    how: { replaces?: number; guarded?: boolean; due?: (entry: Entry) => boolean; awaitHolder?: boolean },
+    how: {
+      replaces?: number;
+      guarded?: boolean;
+      due?: (entry: Entry) => boolean;
+      awaitHolder?: boolean;
+      span?: OperationSpan;
+    },
   ): void {
     if (this.refreshing.has(full)) return;
     this.refreshing.add(full);
@@ -258,7 +289,8 @@ export class LoadPolicy {
         }
       }
       try {
-        await this.load(key, full, loader, { ...options, waitUntil: undefined }, leaseKey, how.replaces);
+        const background = { ...options, waitUntil: undefined };
+        await this.load(key, full, loader, background, leaseKey, how.replaces, undefined, how.span);
       } catch (error) {
         if (leaseKey) this.releaseLease(leaseKey);
         throw error;
@@ -295,7 +327,7 @@ export class LoadPolicy {
       if (entry && entry.fresh > Date.now()) {
         const checked = schema ? await this.read.conforming(full, entry, schema) : { value: entry.value };
         if (checked) {
-          core.l1?.set(full, entry, Date.now());
+          if (core.coherence.admits(full, entry)) core.l1?.set(full, entry, Date.now());
           return { entry, tier: "l2", value: checked.value };
         }
       }
@@ -324,6 +356,7 @@ export class LoadPolicy {
     leaseKey?: string,
     replaces?: number,
     budget?: Budget,
+    span?: OperationSpan,
   ): Promise<{ value: T }> {
     const { core } = this;
     let ttl: Duration | undefined = options.ttl;
@@ -344,12 +377,14 @@ export class LoadPolicy {
     const started = performance.now();
     let loaded: T;
     try {
-      loaded = await loader(context);
+      loaded = span ? await span.child("load", async () => loader(context)) : await loader(context);
     } catch (error) {
       core.coherence.endLoad(ticket);
+      core.telemetry?.load(performance.now() - started, true);
       throw error;
     }
     const durationMs = performance.now() - started;
+    core.telemetry?.load(durationMs, false);
     core.counts.loads++;
     core.emit({ type: "load", key, durationMs });
     let value = loaded;

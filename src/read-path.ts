@@ -1,4 +1,5 @@
 import type { CacheCore, Tier } from "./core.js";
+import { isSealed, UnreadableEntry } from "./encryption.js";
 import { type Entry, parseEntry } from "./entry.js";
 import { asError } from "./errors.js";
 import { validate } from "./schema.js";
@@ -33,6 +34,7 @@ export class ReadPath {
     const entry = l1.get(full, now);
     if (!entry || entry.fresh <= now) return undefined;
     coherence.syncInBackground(now, () => this.core.scheduler(options.waitUntil));
+    this.core.analytics?.tick(now, options.waitUntil);
     return entry;
   }
 
@@ -52,6 +54,7 @@ export class ReadPath {
     const { l1, l2 } = this.core;
     void this.core.ensureRegistered(true, waitUntil);
     const now = Date.now();
+    this.core.analytics?.tick(now, waitUntil);
     const localEntry = l1?.get(full, now);
     const localChecked =
       localEntry && (schema ? await this.conforming(full, localEntry, schema) : localEntry);
@@ -72,7 +75,7 @@ export class ReadPath {
     if (remote && (!local || remote.fresh > local.entry.fresh)) {
       const checked = schema ? await this.conforming(full, remote, schema) : remote;
       if (checked) {
-        l1?.set(full, remote, Date.now());
+        if (this.core.coherence.admits(full, remote)) l1?.set(full, remote, Date.now());
         return { entry: remote, tier: "l2", value: checked.value };
       }
     }
@@ -113,15 +116,24 @@ export class ReadPath {
     own: boolean,
     budget: Budget | undefined,
   ): Promise<Entry | undefined> {
-    const { coherence } = this.core;
+    const { coherence, config } = this.core;
     if (typeof stored !== "string") return undefined;
     let entry: Entry;
     try {
-      const parsed = parseEntry(stored);
+      // With encryption on, only sealed entries are served: a plain one could have been planted.
+      const parsed = config.keyring
+        ? isSealed(stored)
+          ? config.keyring.open(full, stored)
+          : Promise.reject(new UnreadableEntry("not encrypted, while encryption is on"))
+        : parseEntry(stored);
       entry = parsed instanceof Promise ? await parsed : parsed;
     } catch (error) {
+      // The other version's entry is never deleted or reported from here: it is that version's.
       if (!own) return undefined;
-      this.core.config.logger.warn(`corrupt entry at ${key} deleted: ${asError(error).message}`);
+      // Not deleted: another instance may hold the key this one lacks; the next write replaces it.
+      if (error instanceof UnreadableEntry) return this.core.unreadable(key, error.message);
+      if (isSealed(stored)) return this.core.unreadable(key, "encryption is not configured here");
+      config.logger.warn(`corrupt entry at ${key} deleted: ${asError(error).message}`);
       this.core.unlinkQuietly(full);
       return undefined;
     }
