@@ -252,6 +252,30 @@ async function twoInstances({ nextBin, app, redis, version, needs }) {
       { needs: up },
     );
     await check(
+      "a handler's own Cache-Control and Vary: shared across instances, split per language, CDN headers",
+      async () => {
+        const ask = (server, lang) =>
+          request(server.base, "/api/greeting", { headers: { ...host, "accept-language": lang } });
+        const en = await ask(a, "en-GB");
+        assert.equal(en.headers["x-cache"], "MISS");
+        assert.equal(en.headers["cdn-cache-control"], "max-age=60");
+        assert.equal(en.headers["cache-tag"], "greetings");
+        const fr = await ask(a, "fr-FR");
+        assert.equal(fr.headers["x-cache"], "MISS", "French was served the English entry");
+        assert.equal(fr.json().greeting, "Bonjour");
+        await sleep(100);
+        for (const [lang, greeting] of [
+          ["fr-FR", "Bonjour"],
+          ["en-GB", "Hello"],
+        ]) {
+          const hit = await ask(b, lang);
+          assert.equal(hit.headers["x-cache"], "HIT", `B did not find A's ${lang} variant`);
+          assert.equal(hit.json().greeting, greeting);
+        }
+      },
+      { needs: up },
+    );
+    await check(
       "another Host is another entry (tenants do not share)",
       async () => {
         const other = await request(a.base, "/api/todos", { headers: { host: "tenant-b.example" } });
