@@ -167,9 +167,11 @@ export class Coherence {
     commands: readonly (readonly RedisArg[])[],
     fulls: readonly string[],
     budget?: Budget,
+    writtenAt = Date.now(),
   ): Promise<void> {
     const l2 = this.host.l2;
-    this.supersede((full) => fulls.includes(full), fulls);
+    // Noted at the new entries' own time: reading them back from Redis must still fill L1.
+    this.supersede((full) => fulls.includes(full), fulls, writtenAt);
     if (!l2 || commands.length === 0) return;
     const at = Date.now();
     const replies = await this.attempt(
@@ -443,7 +445,7 @@ export class Coherence {
   }
 
   /** Remembers when keys (or, without a list, all keys) were invalidated here, for {@link admits}. */
-  private noteInvalidated(fulls: readonly string[] | undefined): void {
+  private noteInvalidated(fulls: readonly string[] | undefined, at: number): void {
     const now = Date.now();
     if (fulls && this.invalidatedAt.size + fulls.length > MAX_NOTED_INVALIDATIONS) {
       // A read lands within its deadline: older notes are of no use. Still past the cap, treat it as
@@ -458,12 +460,12 @@ export class Coherence {
       this.invalidatedAt.clear();
       return;
     }
-    for (const full of fulls) this.invalidatedAt.set(full, now);
+    for (const full of fulls) this.invalidatedAt.set(full, at);
   }
 
-  private supersede(matches: (full: string) => boolean, fulls?: readonly string[]): void {
+  private supersede(matches: (full: string) => boolean, fulls?: readonly string[], at = Date.now()): void {
     this.invalidationCount++;
-    this.noteInvalidated(fulls);
+    this.noteInvalidated(fulls, at);
     for (const [full, tickets] of this.loads) {
       if (matches(full)) for (const ticket of tickets) ticket.superseded = true;
     }

@@ -39,7 +39,7 @@ export class WritePath {
     void this.core.ensureRegistered();
     const write = await this.prepare(key, full, value, options);
     l1?.set(full, write.entry, Date.now());
-    await coherence.store(write.command ? [write.command] : [], [full], budget);
+    await coherence.store(write.command ? [write.command] : [], [full], budget, write.entry.created);
   }
 
   /** Stores several entries; the Redis writes leave in one round trip. */
@@ -54,6 +54,8 @@ export class WritePath {
     await coherence.store(
       commands,
       writes.map((write) => write.full),
+      undefined,
+      Math.min(...writes.map((write) => write.entry.created)),
     );
   }
 

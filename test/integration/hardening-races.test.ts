@@ -95,3 +95,29 @@ describe("a read that left before a local write does not refill L1 with the old 
     await Promise.all([writer.close(), reader.close()]);
   });
 });
+
+describe("an instance's own write, read back from Redis after an L1 drop, goes into L1 again (node-redis)", () => {
+  let backend: Backend;
+  beforeAll(async () => {
+    backend = await openBackend("node-redis", await isolatedRedisUrl());
+  });
+  afterAll(() => backend.close());
+
+  it("a compressed value (its write takes more than a millisecond) is an L1 hit after one L2 read", async () => {
+    const background: Promise<unknown>[] = [];
+    const a = cacheOn(backend, { l1: { syncMs: 20 }, timeoutMs: 5000, waitUntil: (p) => background.push(p) });
+    const b = cacheOn(backend, { prefix: a.keys.prefix, timeoutMs: 5000 });
+    const big = "x".repeat(40_000); // compressed before it goes to Redis
+    await a.set("big", big);
+    await b.delete("other"); // moves the epoch: A drops its L1 at its next check
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await a.get("other");
+    await Promise.all(background.splice(0));
+    const before = a.stats().hits;
+    expect(await a.get("big")).toBe(big);
+    expect(await a.get("big")).toBe(big);
+    const after = a.stats().hits;
+    expect([after.l2 - before.l2, after.l1 - before.l1]).toEqual([1, 1]);
+    await Promise.all([a.close(), b.close()]);
+  });
+});
