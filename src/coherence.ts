@@ -80,7 +80,7 @@ export class Coherence {
     const mark: TagMark = { at: Date.now(), soft };
     const wanted = new Set(tags);
     this.invalidationCount++;
-    for (const tag of tags) this.state.remember(tag, mark);
+    for (const tag of tags) this.state.rememberOwn(tag, mark);
     l1?.deleteWhere((_key, entry) => {
       if (!carriesTag(entry, wanted)) return false;
       if (!soft) return true;
@@ -346,7 +346,7 @@ export class Coherence {
       const token = randomToken();
       commands.push(this.bump(token));
       const replies = allAnswered(await l2.pipeline(commands, "replay"));
-      for (const [tag, mark] of snapshot.tags) this.state.remember(tag, { ...mark, at: now });
+      for (const [tag, mark] of snapshot.tags) this.state.rememberOwn(tag, { ...mark, at: now });
       this.ownBump(replies[replies.length - 1], token);
       return true;
     })().catch(() => false); // reported by L2 already; the next contact tries again
