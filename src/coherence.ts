@@ -406,13 +406,17 @@ export class Coherence {
 
   /**
    * Whether an entry just read from Redis may go into L1: not when this instance invalidated its key
-   * (or everything, by pattern or flush) after the entry was written. A read that left before a local
-   * delete or set may land after it; its caller may have the old value, L1 must not keep it.
+   * (or everything, by pattern or flush) after the entry was written, nor one of its tags since it
+   * passed the tag check. A read that left before a local delete, set or invalidateTags may land
+   * after it; its caller may have the old value, L1 must not keep it.
    */
-  admits(full: string, entry: Pick<Entry, "created">): boolean {
-    return (
-      entry.created >= this.everythingInvalidatedAt && entry.created >= (this.invalidatedAt.get(full) ?? 0)
-    );
+  admits(full: string, entry: Entry): boolean {
+    if (entry.created < this.everythingInvalidatedAt || entry.created < (this.invalidatedAt.get(full) ?? 0))
+      return false;
+    if (entry.tags.length === 0) return true;
+    const { gone, staleFrom } = this.state.verdict(entry, (tag) => this.pending.mark(tag));
+    if (staleFrom !== undefined) entry.fresh = Math.min(entry.fresh, staleFrom);
+    return !gone;
   }
 
   /** Remembers when keys (or, without a list, all keys) were invalidated here, for {@link admits}. */

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RedisArg, RedisReply, Transport } from "../../src/transports/types.js";
+import type { Schema } from "../../src/types.js";
 import { type Backend, cacheOn, openBackend } from "../support/backends.js";
 import { isolatedRedisUrl } from "../support/redis-db.js";
 
@@ -7,7 +8,8 @@ import { isolatedRedisUrl } from "../support/redis-db.js";
  * Races the soak (bench/soak.ts) found between this instance's own invalidations and work already
  * under way: a caller arriving after an invalidation must not join a single flight begun before it,
  * a Redis read that left before a local delete or set must not put the old value back into L1, and
- * a read of a tag mark that left before a local invalidateTags must not undo it.
+ * a read of a tag mark that left before a local invalidateTags must not undo it, nor a read that
+ * passed its tag check before it refill L1.
  */
 
 /**
@@ -101,14 +103,14 @@ describe("a read that left before a local write does not refill L1 with the old 
   });
 });
 
-describe("a tag mark read before this instance's invalidation does not undo it (node-redis)", () => {
+describe("this instance's invalidateTags wins over reads already under way (node-redis)", () => {
   let backend: Backend;
   beforeAll(async () => {
     backend = await openBackend("node-redis", await isolatedRedisUrl());
   });
   afterAll(() => backend.close());
 
-  it("even when the known marks were dropped for an epoch move in between", async () => {
+  it("a mark read before it does not undo it, even when the known marks were dropped for an epoch move in between", async () => {
     const other = cacheOn(backend, { timeoutMs: 5000 });
     const tagKey = other.keys.tag("t");
     const reads = heldReads(backend.transport() as Transport, (command) => command.includes(tagKey));
@@ -126,5 +128,27 @@ describe("a tag mark read before this instance's invalidation does not undo it (
     expect(["old", undefined]).toContain(await inFlight); // it began before the invalidation
     expect(await reader.get("k")).toBeUndefined();
     await Promise.all([other.close(), reader.close()]);
+  });
+
+  it("a read that passed the tag check before it does not refill L1 with the old value", async () => {
+    const writer = cacheOn(backend, { timeoutMs: 5000 });
+    const reader = cacheOn(backend, { prefix: writer.keys.prefix, timeoutMs: 5000 });
+    await writer.set("k", "old", { tags: ["t"] });
+    let checked: (() => void) | undefined;
+    // A schema that checks asynchronously holds the read between its tag check and L1.
+    const slow: Schema<unknown> = {
+      "~standard": {
+        version: 1,
+        vendor: "test",
+        validate: (value) => new Promise((resolve) => (checked = () => resolve({ value }))),
+      },
+    };
+    const inFlight = reader.get("k", { schema: slow });
+    while (!checked) await tick();
+    await reader.invalidateTags(["t"]);
+    checked();
+    expect(["old", undefined]).toContain(await inFlight); // it began before the invalidation
+    expect(await reader.get("k")).toBeUndefined();
+    await Promise.all([writer.close(), reader.close()]);
   });
 });
