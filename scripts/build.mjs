@@ -30,6 +30,7 @@ await build({
     "src/index.ts",
     "src/transports/upstash.ts",
     "src/transports/node-redis.ts",
+    "src/otel.ts",
     "src/transports/tcp.ts",
     "src/transports/tcp-edge.ts",
     "src/bridge/index.ts",
@@ -49,7 +50,7 @@ await build({
   platform: "neutral",
   mainFields: ["module", "main"],
   target: "es2022",
-  external: ["node:*", "redis", "@upstash/redis", "lru-cache"],
+  external: ["node:*", "redis", "@upstash/redis", "@opentelemetry/api", "lru-cache"],
   plugins: [tcpBySubpathImport],
   logLevel: "warning",
 });

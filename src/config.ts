@@ -1,7 +1,9 @@
 import * as z from "zod/mini";
 import { toMs } from "./duration.js";
+import { type EncryptionOptions, KEY_PATTERN, Keyring, keyBytes } from "./encryption.js";
 import { CacheError } from "./errors.js";
 import { validateSegment } from "./keys.js";
+import type { TelemetryFactory } from "./telemetry.js";
 import { transportFor } from "./transports/from-env.js";
 import type { Transport } from "./transports/types.js";
 import type { CacheEvent, CacheOptions, Invalidation, Logger, WaitUntil } from "./types.js";
@@ -22,6 +24,24 @@ const segment = z.optional(
   z.string().check(z.regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1–64 letters, digits, "_", "." or "-"')),
 );
 const httpUrl = z.optional(z.string().check(z.regex(/^https?:\/\/[^\s/]+/, "must be an http(s) URL")));
+/** Checked with the other variables, so a bad key is named in the same CONFIG error (never echoed). */
+const encryptionKey = z.optional(
+  z
+    .string()
+    .check(
+      z.regex(new RegExp(`^${KEY_PATTERN}$`), "must be 32 random bytes, base64-encoded (44 characters)"),
+    ),
+);
+const encryptionKeys = z.optional(
+  z
+    .string()
+    .check(
+      z.regex(
+        new RegExp(`^\\s*${KEY_PATTERN}\\s*(,\\s*${KEY_PATTERN}\\s*)*$`),
+        "must be a comma-separated list of keys, each 32 random bytes base64-encoded",
+      ),
+    ),
+);
 /** A bearer token goes into an HTTP header: visible ASCII only, or the HTTP client's error would echo it. */
 const token = z.optional(
   z.string().check(z.regex(/^[\x21-\x7e]+$/, "must be visible ASCII only (no spaces, line breaks or NUL)")),
@@ -41,6 +61,18 @@ const redisUrl = z.optional(
     ),
 );
 
+/** `host:port,host:port`: the nodes of a cluster or the Sentinels (IPv6 hosts in brackets). */
+const nodeList = z.optional(
+  z
+    .string()
+    .check(
+      z.regex(
+        /^\s*(\[[0-9a-fA-F:]+\]|[^\s:/,[\]]+):\d{1,5}\s*(,\s*(\[[0-9a-fA-F:]+\]|[^\s:/,[\]]+):\d{1,5}\s*)*$/,
+        "must be host:port entries separated by commas",
+      ),
+    ),
+);
+
 /** The environment variables tiercache reads (DESIGN.md, "Environment"). */
 const envSchema = z.object({
   UPSTASH_REDIS_REST_URL: httpUrl,
@@ -53,6 +85,11 @@ const envSchema = z.object({
   REDIS_PASSWORD: password,
   REDIS_DB: int(0, 10_000),
   REDIS_TLS: bool,
+  REDIS_CLUSTER_NODES: nodeList,
+  REDIS_SENTINELS: nodeList,
+  REDIS_SENTINEL_MASTER: z.optional(
+    z.string().check(z.regex(/^[^\s]+$/, "must be the monitored primary's name")),
+  ),
   REDIS_ENABLED: bool,
   CACHE_ENABLED: bool,
   CACHE_FAIL_SILENTLY: bool,
@@ -65,6 +102,8 @@ const envSchema = z.object({
   /** Set by Next.js; `phase-production-build` during `next build`. */
   NEXT_PHASE: z.optional(z.string()),
   CACHE_REDIS_DURING_BUILD: bool,
+  CACHE_ENCRYPTION_KEY: encryptionKey,
+  CACHE_ENCRYPTION_KEYS_PREVIOUS: encryptionKeys,
 });
 
 /**
@@ -92,6 +131,8 @@ export interface ResolvedConfig {
   /** A factory so nothing connects (or is even imported) before the first L2 operation. */
   transport: (() => Promise<Transport>) | null;
   transportKind: string;
+  /** Keys get hash tags for a Redis Cluster (see KeySpace). */
+  slotted: boolean;
   prefix: string | undefined;
   namespace: string;
   version: string;
@@ -110,6 +151,11 @@ export interface ResolvedConfig {
   breaker: { failureThreshold: number; resetMs: number };
   /** Versions before the current one a stale-versions flush keeps (issue 4). */
   keepVersions: number;
+  /** Seals values before they go to Redis (encryption.ts); null when encryption is off. */
+  keyring: Keyring | null;
+  telemetry: TelemetryFactory | undefined;
+  /** Least ms between analytics pushes; null when analytics are off. */
+  analyticsMs: number | null;
 }
 
 const truthy = (value: string | undefined, fallback: boolean): boolean =>
@@ -167,12 +213,13 @@ const consoleLogger: Logger = {
 export function resolveConfig(options: CacheOptions = {}): ResolvedConfig {
   const env = readEnv(envOf(options));
   const logger = options.logger ?? consoleLogger;
-  const { transport, transportKind } = transportFor(options, env, logger);
+  const { transport, transportKind, slotted } = transportFor(options, env, logger);
   const prefixDefault = env.REDIS_ENV ?? previewPrefix(env.VERCEL_ENV);
   const l1 = options.l1 === false ? false : options.l1;
   return {
     transport,
     transportKind,
+    slotted,
     prefix: validatePrefix(
       options.prefix !== undefined ? validateSegment("prefix", options.prefix) : prefixDefault,
     ),
@@ -203,7 +250,35 @@ export function resolveConfig(options: CacheOptions = {}): ResolvedConfig {
       resetMs: positive("breaker.resetMs", options.breaker?.resetMs ?? 5000),
     },
     keepVersions: wholeNumber("keepVersions", options.keepVersions ?? 1),
+    keyring: resolveKeyring(options.encryption, env),
+    telemetry: options.telemetry,
+    analyticsMs: options.analytics === true ? positive("analyticsMs", options.analyticsMs ?? 60_000) : null,
   };
+}
+
+/**
+ * The keyring from `encryption`, else from `CACHE_ENCRYPTION_KEY` (+ comma-separated
+ * `CACHE_ENCRYPTION_KEYS_PREVIOUS`). Key material is checked here, so a bad key fails `createCache`.
+ */
+function resolveKeyring(options: EncryptionOptions | undefined, env: Env): Keyring | null {
+  if (options) {
+    const previous = options.previousKeys ?? [];
+    if (!Array.isArray(previous)) throw new CacheError("CONFIG", "encryption.previousKeys must be an array");
+    return new Keyring(
+      keyBytes("encryption.key", options.key),
+      previous.map((key, i) => keyBytes(`encryption.previousKeys[${i}]`, key)),
+    );
+  }
+  const previous = env.CACHE_ENCRYPTION_KEYS_PREVIOUS?.split(",").map((key) => key.trim());
+  if (!env.CACHE_ENCRYPTION_KEY) {
+    if (previous)
+      throw new CacheError("CONFIG", "CACHE_ENCRYPTION_KEYS_PREVIOUS is set without CACHE_ENCRYPTION_KEY");
+    return null;
+  }
+  return new Keyring(
+    keyBytes("CACHE_ENCRYPTION_KEY", env.CACHE_ENCRYPTION_KEY),
+    (previous ?? []).map((key, i) => keyBytes(`CACHE_ENCRYPTION_KEYS_PREVIOUS (key ${i + 1})`, key)),
+  );
 }
 
 /** Version = `REDIS_CACHE_VERSION` → first 8 characters of `VERCEL_GIT_COMMIT_SHA` → `"1"`. */

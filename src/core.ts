@@ -1,10 +1,13 @@
+import { Analytics } from "./analytics.js";
 import { Coherence } from "./coherence.js";
 import type { ResolvedConfig } from "./config.js";
+import { WarningLimiter } from "./encryption.js";
 import { asError, CacheError } from "./errors.js";
 import { type FlushContext, runFlush } from "./flush.js";
 import { vercelWaitUntil } from "./http/wait-until.js";
 import { KeySpace } from "./keys.js";
 import { OutageLog } from "./log-limiter.js";
+import { NO_ATTRIBUTES, type SpanAttributes, type Telemetry, timedTransport } from "./telemetry.js";
 import { Breaker } from "./tiers/breaker.js";
 import { L1 } from "./tiers/l1.js";
 import { L2 } from "./tiers/l2.js";
@@ -35,28 +38,59 @@ export class CacheCore {
   readonly breaker: Breaker;
   readonly coherence: Coherence;
   readonly counts: Counts = { l1: 0, l2: 0, misses: 0, stale: 0, loads: 0, errors: 0 };
+  /** Spans and metrics (`telemetry` option); null without, and then every path skips it at one test. */
+  readonly telemetry: Telemetry | null;
+  /** Pushes the counts for `tiercache stats` (`analytics: true` with Redis); null otherwise. */
+  readonly analytics: Analytics | null;
   /** Log lines about Redis trouble, bounded whatever the traffic. */
   private readonly outage: OutageLog;
   /** This instance's version registration, started on its first Redis contact; settles with the versions it flushed. */
   private registration: Promise<string[]> | undefined;
+  private readonly unreadableWarnings = new WarningLimiter();
 
   constructor(readonly config: ResolvedConfig) {
-    this.keys = new KeySpace(config.prefix, config.namespace, config.version);
+    this.keys = new KeySpace(config.prefix, config.namespace, config.version, config.slotted);
+    const telemetry =
+      config.telemetry?.instrument({
+        namespace: config.namespace,
+        version: config.version,
+        transport: config.transportKind,
+        counts: this.counts,
+      }) ?? null;
+    this.telemetry = telemetry;
+    const createTransport = config.transport;
+    const transport =
+      telemetry && createTransport
+        ? async () => timedTransport(await createTransport(), telemetry)
+        : createTransport;
     this.l1 = config.l1 ? new L1(config.l1.maxEntries, config.l1.maxBytes, config.l1.ttlMs) : null;
     const outage = new OutageLog(config.logger);
     this.outage = outage;
     this.breaker = new Breaker(config.breaker.failureThreshold, config.breaker.resetMs, (state) => {
       this.emit({ type: "breaker", state });
+      this.telemetry?.breaker(state);
       outage.breaker(state);
       if (state === "closed") this.coherence.contacted();
     });
-    this.l2 = config.transport
-      ? new L2(config.transport, config.transportKind, config.timeoutMs, this.breaker, (operation, error) => {
-          this.counts.errors++;
-          this.emit({ type: "error", operation, error });
-          outage.failure(operation, error);
-        })
+    this.l2 = transport
+      ? new L2(
+          transport,
+          config.transportKind,
+          config.timeoutMs,
+          this.breaker,
+          (operation, error) => {
+            this.counts.errors++;
+            this.telemetry?.error(operation);
+            this.emit({ type: "error", operation, error });
+            outage.failure(operation, error);
+          },
+          config.slotted,
+        )
       : null;
+    this.analytics =
+      this.l2 && config.analyticsMs !== null
+        ? new Analytics(this.l2, this.keys, this.counts, config.analyticsMs, (given) => this.scheduler(given))
+        : null;
     this.coherence = new Coherence({
       l1: this.l1,
       l2: this.l2,
@@ -104,6 +138,18 @@ export class CacheCore {
     this.emit({ type: "miss", key });
     this.debug(`Cache MISS ${key}`);
     return undefined;
+  }
+
+  /** A Redis entry that does not open (no key, wrong key, tampered): a miss and a rate-limited warning. */
+  unreadable(key: string, reason: string): undefined {
+    const line = this.unreadableWarnings.next(`encrypted entry at ${key} not served: ${reason}`);
+    if (line) this.config.logger.warn(line);
+    return undefined;
+  }
+
+  /** Span attributes naming a user key: only with `traceKeys`, keys can hold identifiers. */
+  keyAttributes(key: string): SpanAttributes {
+    return this.telemetry?.traceKeys ? { "tiercache.key": key } : NO_ATTRIBUTES;
   }
 
   debug(message: string): void {

@@ -32,11 +32,11 @@ export function createEntry(
   value: unknown,
   times: { created: number; fresh: number; stale: number },
   tags: readonly string[],
-): { entry: Entry; text: string } {
+): { entry: Entry; text: string; valueJson: string } {
   const { text: valueJson, exact } = encode(value, key);
   const meta = { value: exact ? value : decodeValue(valueJson), ...times, tags };
   const text = serializeEntry(meta, valueJson);
-  return { entry: { ...meta, size: text.length }, text };
+  return { entry: { ...meta, size: text.length }, text, valueJson };
 }
 
 /**

@@ -122,9 +122,15 @@ async function select(context: FlushContext, scope: FlushScope, options: FlushOp
   }
 }
 
-/** `[<prefix>:]tc:<namespace>:~e`, the invalidation epoch of some namespace of this environment. */
+/**
+ * `[<prefix>:]tc:<namespace>:~e` (or `…:~e:{[<prefix>:]tc:<namespace>}` on a cluster), the
+ * invalidation epoch of some namespace of this environment.
+ */
 function isEpochKey(key: string, keys: KeySpace): boolean {
-  return key.endsWith(":~e") && key.indexOf(":", keys.root.length) === key.length - 3;
+  const end = key.indexOf(":", keys.root.length);
+  if (end === -1) return false;
+  const namespaceRoot = key.slice(0, end);
+  return key === `${namespaceRoot}:~e` || key === `${namespaceRoot}:~e:{${namespaceRoot}}`;
 }
 
 /** The version segment of an entry key of this namespace (`~` and bookkeeping included), if any. */
@@ -189,14 +195,10 @@ async function flushDatabase(context: FlushContext, dryRun: boolean, started: nu
     // The epoch goes with the database; a value no instance can have seen makes this namespace's
     // instances drop their L1 (other namespaces' epochs are gone, which their instances see as a move
     // only if they had seen one).
-    const replies = await l2.pipeline(
-      [
-        ["FLUSHDB", "ASYNC"],
-        ["SET", context.keys.epoch, randomToken()],
-      ],
-      "flush",
-    );
-    for (const reply of replies) count(reply);
+    // One after the other: on a cluster FLUSHDB goes to every primary and the SET to one of them,
+    // so in one pipeline the SET could land first and be flushed.
+    count(await l2.send(["FLUSHDB", "ASYNC"], "flush"));
+    count(await l2.send(["SET", context.keys.epoch, randomToken()], "flush"));
   }
   logger.info?.(
     `${dryRun ? "Would flush" : "Flushed"} ${removed} keys (scope database) in ${Date.now() - started} ms`,

@@ -1,6 +1,7 @@
 import { bytesToBase64 } from "./codec.js";
 import { CacheError } from "./errors.js";
 import { checkKey } from "./input.js";
+import { slotOf, tagForSlot } from "./slots.js";
 
 /** Library root: every key tiercache writes starts with `[<env>:]tc:`. */
 const ROOT = "tc";
@@ -41,6 +42,12 @@ const COUNTER = "c:";
 /**
  * The key layout `[<prefix>:]tc:<namespace>:<version>:k:<key>` (see {@link KeySpace.entry}). Every
  * key this library touches is built here, so there is no way to write an unprefixed key by accident.
+ *
+ * On a Redis Cluster (`slotted`) the bookkeeping keys carry hash tags, so that what one command
+ * touches together sits in one slot: a namespace's epoch and tag marks share
+ * `{[<prefix>:]tc:<namespace>}` (one MSET of any number of marks, plus the epoch, on one node), and a
+ * lease takes its entry's slot. Entries carry none: they spread over the whole cluster. On one node
+ * the names stay as they always were, so an upgrade keeps every mark and epoch.
  */
 export class KeySpace {
   /** `[<prefix>:]tc:` — everything this library wrote in this environment starts with it. */
@@ -49,16 +56,21 @@ export class KeySpace {
   readonly namespaceRoot: string;
   private readonly versionedSpace: string;
   private readonly unversionedSpace: string;
+  /** `{[<prefix>:]tc:<namespace>}:` on a cluster, else empty: what follows `~e` and `~t:`. */
+  private readonly bookkeepingTag: string;
 
   constructor(
     readonly prefix: string | undefined,
     readonly namespace: string,
     readonly version: string,
+    /** Keys for a Redis Cluster: bookkeeping keys carry hash tags (see the class comment). */
+    readonly slotted = false,
   ) {
     this.root = `${prefix ? `${prefix}:` : ""}${ROOT}:`;
     this.namespaceRoot = `${this.root}${namespace}:`;
     this.versionedSpace = `${this.namespaceRoot}${version}:`;
     this.unversionedSpace = `${this.namespaceRoot}${UNVERSIONED}:`;
+    this.bookkeepingTag = slotted ? `{${this.root}${namespace}}:` : "";
   }
 
   /**
@@ -77,17 +89,23 @@ export class KeySpace {
 
   /** When each tag was last invalidated (outside the versioned space: data changes cross deploys). */
   tag(tag: string): string {
-    return `${this.namespaceRoot}~t:${tag}`;
+    return `${this.namespaceRoot}~t:${this.bookkeepingTag}${tag}`;
   }
 
-  /** The counter every invalidation in this namespace bumps, for cross-instance L1 coherence. */
+  /**
+   * The counter every invalidation in this namespace bumps, for cross-instance L1 coherence:
+   * `…:~e`, or `…:~e:{[<prefix>:]tc:<namespace>}` on a cluster.
+   */
   get epoch(): string {
-    return `${this.namespaceRoot}~e`;
+    return this.slotted
+      ? `${this.namespaceRoot}~e:${this.bookkeepingTag.slice(0, -1)}`
+      : `${this.namespaceRoot}~e`;
   }
 
-  /** The short stampede lease for a full entry key. */
+  /** The short stampede lease for a full entry key; on a cluster `…:~l:{<tag>}:…`, in the entry's slot. */
   lease(fullKey: string): string {
-    return `${this.namespaceRoot}~l:${fullKey.slice(this.namespaceRoot.length)}`;
+    const slot = this.slotted ? `{${tagForSlot(slotOf(fullKey))}}:` : "";
+    return `${this.namespaceRoot}~l:${slot}${fullKey.slice(this.namespaceRoot.length)}`;
   }
 
   /**

@@ -3,6 +3,7 @@ import { toMs } from "./duration.js";
 import { asError, CacheError } from "./errors.js";
 import type { Found, ReadPath } from "./read-path.js";
 import { validate } from "./schema.js";
+import type { OperationSpan } from "./telemetry.js";
 import type { Budget } from "./tiers/budget.js";
 import { CLOCK_SKEW_MS, parseWriteBack, TOMBSTONE_MS, writeBackCommand } from "./tombstone.js";
 import type { Duration, GetOrSetOptions, LoaderContext, Schema } from "./types.js";
@@ -35,18 +36,25 @@ export class LoadPolicy {
     fullKey: string | Promise<string>,
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
+    span?: OperationSpan,
   ): Promise<T> {
     checkWriteOptions(options);
     const full = typeof fullKey === "string" ? fullKey : await fullKey;
-    if (!this.core.config.enabled) return (await this.load(key, full, loader, options)).value;
+    if (!this.core.config.enabled) {
+      span?.hit("miss");
+      return (await this.load(key, full, loader, options, undefined, undefined, undefined, span)).value;
+    }
     // Callers share a flight only when they would get the same value: same key, same schema.
     const flightKey = options.schema ? `${full}\u0000${this.schemaId(options.schema)}` : full;
     const { coherence } = this.core;
     const running = this.inflight.get(flightKey);
     // A flight begun before an invalidation may bring back what it invalidated: a caller arriving
     // after it starts a flight of its own (the earlier one still answers its own callers).
-    if (running && running.invalidations === coherence.invalidations) return running.promise as Promise<T>;
-    const flight: Promise<T> = this.resolve(key, full, loader, options).finally(() => {
+    if (running && running.invalidations === coherence.invalidations) {
+      span?.set("tiercache.coalesced", true);
+      return running.promise as Promise<T>;
+    }
+    const flight: Promise<T> = this.resolve(key, full, loader, options, span).finally(() => {
       if (this.inflight.get(flightKey)?.promise === flight) this.inflight.delete(flightKey);
     });
     this.inflight.set(flightKey, { promise: flight, invalidations: coherence.invalidations });
@@ -67,13 +75,17 @@ export class LoadPolicy {
     full: string,
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
+    span: OperationSpan | undefined,
   ): Promise<T> {
     const { core } = this;
     // One timeoutMs for all the Redis work this call awaits: read, lease, write-back.
     const budget = core.l2?.budget();
     const found = await this.read.lookup(key, full, options.schema, options.waitUntil, budget);
     const now = Date.now();
-    if (found && found.entry.fresh > now) return core.hit(key, found.value, found.tier) as T;
+    if (found && found.entry.fresh > now) {
+      span?.hit(found.tier);
+      return core.hit(key, found.value, found.tier) as T;
+    }
     const stale = found?.entry;
     const staleValue = found?.value as T;
     const windows = stale ? options.staleWindows?.(staleValue) : undefined;
@@ -81,13 +93,15 @@ export class LoadPolicy {
       windows?.staleWhileRevalidate ??
       toMs(options.staleWhileRevalidate ?? core.config.staleWhileRevalidateMs, "staleWhileRevalidate");
     if (stale && now < stale.fresh + swrMs) {
+      span?.hit("stale");
       core.counts.stale++;
       core.emit({ type: "stale", key, tier: found.tier });
       core.debug(`Cache STALE (${found.tier}) ${key}`);
-      this.refreshInBackground(key, full, loader, options, stale.created);
+      this.refreshInBackground(key, full, loader, options, stale.created, span);
       return staleValue;
     }
     core.miss(key);
+    span?.hit("miss");
     let leaseKey: string | undefined;
     const l2 = core.l2;
     if (options.lease && l2 && !stale) {
@@ -100,11 +114,14 @@ export class LoadPolicy {
       if (granted === null) {
         leaseKey = undefined;
         const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs, budget);
-        if (loaded) return core.hit(key, loaded.value, "l2") as T;
+        if (loaded) {
+          span?.hit("l2");
+          return core.hit(key, loaded.value, "l2") as T;
+        }
       }
     }
     try {
-      return (await this.load(key, full, loader, options, leaseKey, stale?.created, budget)).value;
+      return (await this.load(key, full, loader, options, leaseKey, stale?.created, budget, span)).value;
     } catch (error) {
       if (leaseKey) this.releaseLease(leaseKey);
       const sieMs =
@@ -114,6 +131,7 @@ export class LoadPolicy {
         Date.now() < stale.fresh + sieMs &&
         !(error instanceof CacheError && error.code === "SCHEMA")
       ) {
+        span?.hit("stale");
         core.counts.stale++;
         core.config.logger.warn(`loader failed, serving stale ${key}: ${asError(error).message}`);
         return staleValue;
@@ -128,14 +146,22 @@ export class LoadPolicy {
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
     replaces: number,
+    span: OperationSpan | undefined,
   ): void {
     if (this.refreshing.has(full)) return;
     this.refreshing.add(full);
     void this.core.runInBackground(
       () =>
-        this.load(key, full, loader, { ...options, waitUntil: undefined }, undefined, replaces).finally(() =>
-          this.refreshing.delete(full),
-        ),
+        this.load(
+          key,
+          full,
+          loader,
+          { ...options, waitUntil: undefined },
+          undefined,
+          replaces,
+          undefined,
+          span,
+        ).finally(() => this.refreshing.delete(full)),
       options.waitUntil,
     );
   }
@@ -197,6 +223,7 @@ export class LoadPolicy {
     leaseKey?: string,
     replaces?: number,
     budget?: Budget,
+    span?: OperationSpan,
   ): Promise<{ value: T }> {
     const { core } = this;
     let ttl: Duration | undefined = options.ttl;
@@ -217,12 +244,14 @@ export class LoadPolicy {
     const started = performance.now();
     let loaded: T;
     try {
-      loaded = await loader(context);
+      loaded = span ? await span.child("load", async () => loader(context)) : await loader(context);
     } catch (error) {
       core.coherence.endLoad(ticket);
+      core.telemetry?.load(performance.now() - started, true);
       throw error;
     }
     const durationMs = performance.now() - started;
+    core.telemetry?.load(durationMs, false);
     core.counts.loads++;
     core.emit({ type: "load", key, durationMs });
     let value = loaded;

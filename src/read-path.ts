@@ -1,4 +1,5 @@
 import type { CacheCore, Tier } from "./core.js";
+import { isSealed, UnreadableEntry } from "./encryption.js";
 import { type Entry, parseEntry } from "./entry.js";
 import { asError } from "./errors.js";
 import { validate } from "./schema.js";
@@ -31,6 +32,7 @@ export class ReadPath {
     const entry = l1.get(full, now);
     if (!entry || entry.fresh <= now) return undefined;
     coherence.syncInBackground(now, () => this.core.scheduler(options.waitUntil));
+    this.core.analytics?.tick(now, options.waitUntil);
     return entry;
   }
 
@@ -45,6 +47,7 @@ export class ReadPath {
     const { l1, l2 } = this.core;
     void this.core.ensureRegistered(true, waitUntil);
     const now = Date.now();
+    this.core.analytics?.tick(now, waitUntil);
     const localEntry = l1?.get(full, now);
     const localChecked =
       localEntry && (schema ? await this.conforming(full, localEntry, schema) : localEntry);
@@ -69,15 +72,23 @@ export class ReadPath {
    * skipped. Its reads draw on the call's `budget` when one is given.
    */
   async readRemote(key: string, full: string, budget?: Budget): Promise<Entry | undefined> {
-    const { coherence } = this.core;
+    const { coherence, config } = this.core;
     const stored = await coherence.read(full, budget);
     if (typeof stored !== "string") return undefined;
     let entry: Entry;
     try {
-      const parsed = parseEntry(stored);
+      // With encryption on, only sealed entries are served: a plain one could have been planted.
+      const parsed = config.keyring
+        ? isSealed(stored)
+          ? config.keyring.open(full, stored)
+          : Promise.reject(new UnreadableEntry("not encrypted, while encryption is on"))
+        : parseEntry(stored);
       entry = parsed instanceof Promise ? await parsed : parsed;
     } catch (error) {
-      this.core.config.logger.warn(`corrupt entry at ${key} deleted: ${asError(error).message}`);
+      // Not deleted: another instance may hold the key this one lacks; the next write replaces it.
+      if (error instanceof UnreadableEntry) return this.core.unreadable(key, error.message);
+      if (isSealed(stored)) return this.core.unreadable(key, "encryption is not configured here");
+      config.logger.warn(`corrupt entry at ${key} deleted: ${asError(error).message}`);
       this.core.unlinkQuietly(full);
       return undefined;
     }

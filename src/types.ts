@@ -1,5 +1,7 @@
+import type { EncryptionOptions } from "./encryption.js";
 import type { StandardSchemaV1 } from "./standard-schema.js";
-import type { Transport } from "./transports/types.js";
+import type { TelemetryFactory } from "./telemetry.js";
+import type { Topology, Transport } from "./transports/types.js";
 
 /** Milliseconds as a number, or a string such as `"250ms"`, `"30s"`, `"5m"`, `"1h"`, `"1d"`. */
 export type Duration = number | string;
@@ -125,6 +127,25 @@ export interface CacheOptions {
    * during a build, where Next.js sets `NEXT_PHASE=phase-production-build`, the cache is L1 only).
    */
   redisDuringBuild?: boolean;
+  /**
+   * Encrypts every value before it goes to Redis (AES-256-GCM, a fresh IV per write, the Redis key
+   * as associated data); times and tags stay readable. Default: `CACHE_ENCRYPTION_KEY`, with
+   * `CACHE_ENCRYPTION_KEYS_PREVIOUS` for rotation; off when neither is set. L1 holds plaintext.
+   */
+  encryption?: EncryptionOptions;
+  /**
+   * Traces and metrics: `otel()` from `tiercache/otel` (OpenTelemetry, an optional peer). Default
+   * none, and then nothing is recorded and no tracing package is loaded.
+   */
+  telemetry?: TelemetryFactory;
+  /**
+   * Push this instance's hit, miss, load and error counts to Redis for `tiercache stats` /
+   * `report()` (aggregated over every instance): in the background, at most once per `analyticsMs`.
+   * Default false.
+   */
+  analytics?: boolean;
+  /** Least time between two analytics pushes of one instance, ms (default 60,000). */
+  analyticsMs?: number;
 }
 
 /** A schema checked on read (zod, valibot, arktype… anything implementing Standard Schema). */
@@ -203,6 +224,8 @@ export interface HealthReport {
   l1: { entries: number; bytes: number; maxEntries: number; maxBytes: number } | null;
   breaker: BreakerState;
   error?: string;
+  /** Cluster or Sentinel: the nodes, which of them are reachable, the current primary. */
+  topology?: Topology;
 }
 
 export interface ConnectResult {

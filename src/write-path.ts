@@ -74,9 +74,13 @@ export class WritePath {
     const sieMs = toMs(options.staleIfError ?? config.staleIfErrorMs, "staleIfError");
     const fresh = now + ttlMs;
     const times = { created: createdAt ?? now, fresh, stale: fresh + Math.max(swrMs, sieMs) };
-    const { entry, text } = createEntry(key, value, times, checkTags(options.tags));
+    const { entry, text, valueJson } = createEntry(key, value, times, checkTags(options.tags));
     if (!this.core.l2) return { full, entry, command: undefined };
-    const stored = text.length > COMPRESS_ABOVE ? await compressText(text, times.created) : text;
+    const stored = config.keyring
+      ? await config.keyring.seal(full, entry, valueJson)
+      : text.length > COMPRESS_ABOVE
+        ? await compressText(text, times.created)
+        : text;
     if (stored.length > MAX_L2_VALUE) {
       config.logger.warn(`value for ${key} is ${stored.length} bytes, over ${MAX_L2_VALUE}: kept in L1 only`);
       // The previous value must not stay behind in Redis for other instances to serve, nor a loader

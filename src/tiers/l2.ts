@@ -1,7 +1,14 @@
 import { CacheError } from "../errors.js";
 import { redact, redactError } from "../redact.js";
+import { slotOf } from "../slots.js";
 import { abortable } from "../transports/abort.js";
-import { isReplyError, type RedisArg, type RedisReply, type Transport } from "../transports/types.js";
+import {
+  isReplyError,
+  type RedisArg,
+  type RedisReply,
+  type Topology,
+  type Transport,
+} from "../transports/types.js";
 import type { Breaker } from "./breaker.js";
 import { Budget } from "./budget.js";
 
@@ -34,6 +41,8 @@ export class L2 {
     private readonly timeoutMs: number,
     private readonly breaker: Breaker,
     private readonly report: (operation: string, error: CacheError) => void,
+    /** Keys spread over Redis Cluster slots: a tick's reads go out per slot (see flushPerSlot). */
+    private readonly slotted = false,
   ) {}
 
   /** A budget of one `timeoutMs` for the Redis work of one cache call. */
@@ -89,6 +98,11 @@ export class L2 {
     return this.run(operation, (transport, signal) => transport.pipeline(commands, signal), budget);
   }
 
+  /** The nodes behind a cluster or Sentinel transport, once it was created; undefined otherwise. */
+  async topology(): Promise<Topology | undefined> {
+    return (await this.transport?.catch(() => undefined))?.topology?.();
+  }
+
   /**
    * Releases the connection for good: later operations fail at once with `CLOSED` (no reconnect,
    * no log line), so the cache goes on from L1 and loaders only.
@@ -103,6 +117,10 @@ export class L2 {
   private flush(batch: Map<string, Waiter[]>): void {
     if (this.batch === batch) this.batch = undefined;
     const keys = [...batch.keys()];
+    if (this.slotted && keys.length > 1) {
+      this.flushPerSlot(batch, keys);
+      return;
+    }
     this.mget(keys).then(
       (replies) => {
         keys.forEach((key, i) => {
@@ -114,6 +132,51 @@ export class L2 {
         for (const waiters of batch.values()) for (const waiter of waiters) waiter.reject(error);
       },
     );
+  }
+
+  /**
+   * A tick's reads on a cluster: one command per slot, all sent at once (each node still gets its
+   * share in one write), each settling its own keys. So a primary that is down fails only the keys it
+   * owns, and the others are served; only when no node answered does the batch count as a failure
+   * for the breaker. A deadline hit fails the keys still waiting.
+   */
+  private flushPerSlot(batch: Map<string, Waiter[]>, keys: string[]): void {
+    const bySlot = new Map<number, string[]>();
+    for (const key of keys) {
+      const group = bySlot.get(slotOf(key));
+      if (group) group.push(key);
+      else bySlot.set(slotOf(key), [key]);
+    }
+    const groups: string[][] = [];
+    for (const group of bySlot.values())
+      for (let i = 0; i < group.length; i += MGET_CHUNK) groups.push(group.slice(i, i + MGET_CHUNK));
+    const waiting = new Set(keys);
+    const settle = (key: string, reply: RedisReply | undefined) => {
+      waiting.delete(key);
+      for (const waiter of batch.get(key) ?? []) waiter.resolve(typeof reply === "string" ? reply : null);
+    };
+    const failWaiting = (error: unknown) => {
+      for (const key of waiting) for (const waiter of batch.get(key) ?? []) waiter.reject(error);
+    };
+    // The deadline is the batch's (run() races it): one abort listener, not one per slot.
+    this.run("MGET", async (transport) => {
+      const outcomes = await Promise.allSettled(
+        groups.map(async (group) => {
+          const command = group.length === 1 ? ["GET", group[0] as string] : ["MGET", ...group];
+          const reply = await transport.send(command);
+          const replies = group.length === 1 ? [reply] : asArray(reply);
+          for (const [i, key] of group.entries()) settle(key, replies[i]);
+        }),
+      );
+      const failed = outcomes.filter((outcome) => outcome.status === "rejected");
+      if (failed.length === outcomes.length) throw failed[0]?.reason; // no node answered
+      return failed[0]?.reason as unknown;
+    }).then((partly) => {
+      if (waiting.size === 0) return;
+      const error = this.failure("MGET", partly, false, this.timeoutMs);
+      this.report("MGET", error);
+      failWaiting(error);
+    }, failWaiting);
   }
 
   private async mget(keys: string[]): Promise<RedisReply[]> {

@@ -1,6 +1,7 @@
 import type { Env } from "../config.js";
 import { CacheError } from "../errors.js";
 import type { CacheOptions, Logger } from "../types.js";
+import type { NodeRedisOptions } from "./node-redis.js";
 import { loadNodeRedis, tcpUnavailable } from "./tcp.js";
 import type { Transport } from "./types.js";
 
@@ -8,9 +9,11 @@ import type { Transport } from "./types.js";
 export interface TransportChoice {
   transport: (() => Promise<Transport>) | null;
   transportKind: string;
+  /** Keys need Redis Cluster hash tags (a cluster transport). */
+  slotted: boolean;
 }
 
-const NONE: TransportChoice = { transport: null, transportKind: "none" };
+const NONE: TransportChoice = { transport: null, transportKind: "none", slotted: false };
 const on = (value: string | undefined) => /^(true|1|yes|on)$/i.test(value ?? "");
 
 /**
@@ -29,7 +32,11 @@ export function transportFor(options: CacheOptions, env: Env, logger: Logger): T
   }
   if (options.redis) {
     const given = options.redis;
-    return { transport: () => Promise.resolve(given), transportKind: given.kind };
+    return {
+      transport: () => Promise.resolve(given),
+      transportKind: given.kind,
+      slotted: given.slotted === true,
+    };
   }
   if (env.REDIS_ENABLED !== undefined && !on(env.REDIS_ENABLED)) return NONE;
   const restUrl = env.UPSTASH_REDIS_REST_URL ?? env.KV_REST_API_URL;
@@ -39,9 +46,10 @@ export function transportFor(options: CacheOptions, env: Env, logger: Logger): T
       // A literal import: bundlers and file tracers carry it (REST needs no optional package).
       transport: async () => (await import("./upstash.js")).upstash({ url: restUrl, token: restToken }),
       transportKind: "upstash",
+      slotted: false,
     };
   }
-  const variable = env.REDIS_URL ? "REDIS_URL" : env.REDIS_HOST ? "REDIS_HOST" : undefined;
+  const variable = tcpVariable(env);
   if (!variable) return NONE;
   if (tcpUnavailable !== undefined || !loadNodeRedis) {
     throw new CacheError(
@@ -52,20 +60,42 @@ export function transportFor(options: CacheOptions, env: Env, logger: Logger): T
     );
   }
   const load = loadNodeRedis;
-  const tcp = {
-    url: env.REDIS_URL,
-    host: env.REDIS_HOST,
-    port: env.REDIS_PORT ? Number(env.REDIS_PORT) : undefined,
-    password: env.REDIS_PASSWORD,
-    db: env.REDIS_DB ? Number(env.REDIS_DB) : undefined,
-    tls: env.REDIS_TLS === undefined ? undefined : on(env.REDIS_TLS),
-    socketTimeoutMs: env.REDIS_SOCKET_TIMEOUT ? Number(env.REDIS_SOCKET_TIMEOUT) : undefined,
-  };
+  const tls = env.REDIS_TLS === undefined ? undefined : on(env.REDIS_TLS);
+  const db = env.REDIS_DB ? Number(env.REDIS_DB) : undefined;
+  const nodes = (list: string) => list.split(",").map((node) => node.trim());
+  // Password and TLS go to every node of a cluster and to the primary and replicas under Sentinel.
+  const tcp: NodeRedisOptions =
+    variable === "REDIS_CLUSTER_NODES"
+      ? {
+          cluster: { rootNodes: nodes(env.REDIS_CLUSTER_NODES as string) },
+          password: env.REDIS_PASSWORD,
+          tls,
+        }
+      : variable === "REDIS_SENTINELS"
+        ? {
+            sentinel: {
+              name: env.REDIS_SENTINEL_MASTER as string,
+              sentinelRootNodes: nodes(env.REDIS_SENTINELS as string),
+            },
+            password: env.REDIS_PASSWORD,
+            tls,
+            db,
+          }
+        : {
+            url: env.REDIS_URL,
+            host: env.REDIS_HOST,
+            port: env.REDIS_PORT ? Number(env.REDIS_PORT) : undefined,
+            password: env.REDIS_PASSWORD,
+            db,
+            tls,
+            socketTimeoutMs: env.REDIS_SOCKET_TIMEOUT ? Number(env.REDIS_SOCKET_TIMEOUT) : undefined,
+          };
   // A missing `redis` does not fix itself: one error, logged once, then the same error for every
   // operation (L2 keeps CONFIG errors of its factory), instead of a retry and a warning per call.
   let missing: CacheError | undefined;
   return {
     transportKind: "node-redis",
+    slotted: variable === "REDIS_CLUSTER_NODES",
     transport: async () => {
       if (missing) throw missing;
       try {
@@ -87,6 +117,34 @@ export function transportFor(options: CacheOptions, env: Env, logger: Logger): T
       }
     },
   };
+}
+
+/**
+ * Which variable picks the TCP Redis: a cluster, Sentinel, one node by URL or by host. Two of these
+ * at once are ambiguous (which Redis holds the cache?) and refused.
+ */
+function tcpVariable(env: Env): string | undefined {
+  if (env.REDIS_SENTINELS !== undefined && env.REDIS_SENTINEL_MASTER === undefined)
+    throw new CacheError(
+      "CONFIG",
+      "REDIS_SENTINELS is set without REDIS_SENTINEL_MASTER (the monitored primary's name)",
+    );
+  if (env.REDIS_SENTINEL_MASTER !== undefined && env.REDIS_SENTINELS === undefined)
+    throw new CacheError(
+      "CONFIG",
+      "REDIS_SENTINEL_MASTER is set without REDIS_SENTINELS (host:port,… of the Sentinels)",
+    );
+  const set = (["REDIS_CLUSTER_NODES", "REDIS_SENTINELS", "REDIS_URL", "REDIS_HOST"] as const).filter(
+    (name) => env[name] !== undefined && env[name] !== "",
+  );
+  if (set.length > 1 && set[0] !== "REDIS_URL")
+    throw new CacheError("CONFIG", `${set.join(" and ")} are both set: set only one of them`);
+  if (set[0] === "REDIS_CLUSTER_NODES" && env.REDIS_DB !== undefined && Number(env.REDIS_DB) !== 0)
+    throw new CacheError(
+      "CONFIG",
+      "REDIS_DB must be 0 (or unset) with REDIS_CLUSTER_NODES: a cluster has one database",
+    );
+  return set[0];
 }
 
 /**

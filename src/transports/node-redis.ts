@@ -1,6 +1,18 @@
 import { redact, redactError } from "../redact.js";
 import { abortable, abortError } from "./abort.js";
+import {
+  BACKOFF_CAP_MS,
+  loadRedis,
+  NO_COMMAND_TIMEOUT,
+  type RedisModule,
+  reconnectStrategy,
+  toArgs,
+  toReply,
+} from "./node-redis-shared.js";
+import { type ClusterOptions, type SentinelOptions, TopologyTransport } from "./node-redis-topology.js";
 import type { RedisArg, RedisReply, Transport } from "./types.js";
+
+export type { ClusterOptions, NodeAddress, SentinelOptions } from "./node-redis-topology.js";
 
 /**
  * The part of a node-redis client this transport uses. Any `createClient()` result of `redis` 5 or 6
@@ -46,15 +58,18 @@ export interface NodeRedisOptions {
    * hangs or its reply stream breaks — and `close()` leaves it open.
    */
   client?: NodeRedisClient;
+  /**
+   * A Redis Cluster instead of one node: commands are routed by slot, multi-key commands split per
+   * slot, flushes and pattern deletes walk every primary. `password`, `username`, `tls` and
+   * `connectTimeoutMs` given here or at the top level apply to every node.
+   */
+  cluster?: ClusterOptions;
+  /** A primary found and followed through Sentinel; top-level `password`, `tls`… apply to its nodes. */
+  sentinel?: SentinelOptions;
 }
 
-type RedisModule = typeof import("redis");
 type ConnectionLimits = Required<Pick<NodeRedisOptions, "socketTimeoutMs" | "connectTimeoutMs">>;
 
-/** Reconnect backoff: 50 ms doubling, capped so a restarted Redis is found within about a second. */
-const BACKOFF_CAP_MS = 1000;
-/** Attempts before the background reconnect loop stops; the next command then starts a new client. */
-const MAX_RECONNECT_ATTEMPTS = 10;
 /**
  * After a failed attempt node-redis retries within the backoff cap; a client that has not by then is
  * stuck (garbage during the handshake leaves it waiting forever) and is replaced.
@@ -62,12 +77,6 @@ const MAX_RECONNECT_ATTEMPTS = 10;
 const STALLED_MS = BACKOFF_CAP_MS + 500;
 /** How long `close()` lets in-flight commands finish before cutting the socket. */
 const CLOSE_GRACE_MS = 1000;
-/**
- * node-redis 6 gives every command its own 5 s `AbortSignal.timeout` unless told otherwise (0 = none).
- * It only covers the wait to be written, yet cuts throughput ~6× at 100 concurrent GETs.
- */
-const NO_COMMAND_TIMEOUT = { timeout: 0 } as const;
-
 const now = () => performance.now();
 const ignore = () => {};
 
@@ -77,6 +86,26 @@ const ignore = () => {};
  * short bounded backoff while commands fail fast instead of queueing.
  */
 export function nodeRedis(options: NodeRedisOptions = {}): Transport {
+  if (options.cluster && options.sentinel)
+    throw new Error("nodeRedis: give `cluster` or `sentinel`, not both");
+  if (options.cluster || options.sentinel) {
+    if (options.url !== undefined || options.host !== undefined || options.client !== undefined)
+      throw new Error(
+        "nodeRedis: `cluster`/`sentinel` take their nodes from there, not from `url`, `host` or `client`",
+      );
+    const shared = {
+      password: options.password,
+      username: options.username,
+      tls: options.tls,
+      connectTimeoutMs: options.connectTimeoutMs,
+    };
+    const defined = <T extends object>(value: T) =>
+      Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+    if (options.cluster)
+      return new TopologyTransport({ cluster: { ...defined(shared), ...options.cluster } });
+    const sentinel = options.sentinel as SentinelOptions;
+    return new TopologyTransport({ sentinel: { ...defined({ ...shared, db: options.db }), ...sentinel } });
+  }
   return new NodeRedisTransport(options);
 }
 
@@ -166,28 +195,10 @@ class NodeRedisTransport implements Transport {
   }
 
   private module(): Promise<RedisModule> {
-    // Imported on first use: `redis` costs ~250 ms to load, which an import of tiercache (or a
-    // `next build` that only imports route modules) should not pay. A literal specifier inside
-    // try/catch: webpack, Turbopack and esbuild bundle `redis` when it is installed (so a Next.js
-    // standalone output carries it) and, when it is not, build anyway and fail here at run time.
-    this.redis ??= (async () => {
-      try {
-        const redis = await import("redis");
-        // Next.js's webpack turns an optional peer missing at build time into an empty module.
-        if (typeof redis.createClient !== "function") {
-          throw Object.assign(
-            new Error('Cannot find package "redis" (it was not installed when this was built)'),
-            {
-              code: "MODULE_NOT_FOUND",
-            },
-          );
-        }
-        return redis;
-      } catch (error) {
-        this.redis = undefined;
-        throw error;
-      }
-    })();
+    this.redis ??= loadRedis().catch((error) => {
+      this.redis = undefined;
+      throw error;
+    });
     return this.redis;
   }
 
@@ -215,10 +226,7 @@ class NodeRedisTransport implements Transport {
         port: settings.port,
         ...(settings.tls ? { tls: true as const } : {}),
         connectTimeout: this.limits.connectTimeoutMs,
-        reconnectStrategy: (retries) =>
-          retries >= MAX_RECONNECT_ATTEMPTS
-            ? false
-            : Math.min(50 * 2 ** retries, BACKOFF_CAP_MS) + Math.floor(Math.random() * 100),
+        reconnectStrategy,
       },
       username: settings.username,
       password: settings.password,
@@ -424,26 +432,4 @@ function integerIn(value: string | number, min: number, max: number, what: strin
   if (!Number.isInteger(n) || n < min || n > max)
     throw new Error(`nodeRedis: ${what} must be an integer ${min}–${max}`);
   return n;
-}
-
-function toArgs(command: readonly RedisArg[]): string[] {
-  return command.map(String);
-}
-
-/**
- * Normalizes a node-redis reply. Our own clients speak RESP2 (strings, numbers, nulls, arrays);
- * a client brought by the caller may map types differently (RESP3 maps and sets, Buffers).
- */
-function toReply(value: unknown): RedisReply {
-  if (value === null || typeof value === "string" || typeof value === "number") return value;
-  if (Array.isArray(value)) return value.map(toReply);
-  // An error nested in an array (e.g. a script's table holding redis.error_reply) fails the command.
-  if (value instanceof Error) throw value;
-  if (value instanceof Uint8Array) return Buffer.from(value).toString("utf8");
-  if (typeof value === "bigint") return Number(value);
-  if (typeof value === "boolean") return value ? 1 : 0;
-  if (value instanceof Map) return [...value].flatMap(([k, v]) => [toReply(k), toReply(v)]);
-  if (value instanceof Set) return [...value].map(toReply);
-  if (typeof value === "object") return Object.entries(value).flatMap(([k, v]) => [k, toReply(v)]);
-  return String(value);
 }

@@ -55,7 +55,7 @@ function spied(transport: Transport) {
   return { state, transport: wrapped };
 }
 
-describe.each(["node-redis", "upstash"] as const)("versioning and flush on %s", (backendName) => {
+describe.each(["node-redis", "upstash", "cluster"] as const)("versioning and flush on %s", (backendName) => {
   let backend: Backend;
   let raw: NonNullable<Backend["raw"]>;
   const open: Cache[] = [];
@@ -78,10 +78,11 @@ describe.each(["node-redis", "upstash"] as const)("versioning and flush on %s", 
   /** Loads `n` raw keys in one version's space, pipelined in batches. */
   const load = async (root: string, version: string, n: number) => {
     for (let start = 0; start < n; start += 10_000) {
-      const batch = raw.multi();
+      // Issued in one tick, so node-redis pipelines them (per node on a cluster, where a MULTI cannot span slots).
+      const batch: Promise<unknown>[] = [];
       for (let i = start; i < Math.min(n, start + 10_000); i++)
-        batch.set(`${root}app:${version}:k:k${i}`, "x");
-      await batch.execAsPipeline();
+        batch.push(raw.set(`${root}app:${version}:k:k${i}`, "x"));
+      await Promise.all(batch);
     }
   };
 
@@ -262,7 +263,8 @@ describe.each(["node-redis", "upstash"] as const)("versioning and flush on %s", 
       for (const key of ["tc", "tcache:1", "previewtc:1", "preview:session"]) await raw.set(key, "x");
     };
     // A flush other than stale-versions bumps the namespace's epoch (other instances drop L1): not a cached key.
-    const cachedKeys = async () => (await allKeys()).filter((key) => !key.endsWith(":~e"));
+    // On a cluster the epoch carries its namespace's hash tag: `…:~e:{tc:app}`.
+    const cachedKeys = async () => (await allKeys()).filter((key) => !/:~e(:\{[^}]*\})?$/.test(key));
 
     for (const scope of Object.keys(removedBy) as Exclude<FlushScope, "database">[]) {
       for (const env of ["production", "preview"] as const) {
@@ -328,7 +330,9 @@ describe.each(["node-redis", "upstash"] as const)("versioning and flush on %s", 
 
   it("flushes 100,000 keys in SCAN batches of bounded size, without blocking Redis", {
     timeout: 120_000,
-  }, async () => {
+  }, async ({ skip }) => {
+    // Reads one node's SLOWLOG and CONFIG; the batches are the same code on a cluster, per primary.
+    if (backendName === "cluster") skip();
     const count = 100_000;
     await load("tc:", "v0", count);
     await deploy("v0", { keepVersions: 5 });
