@@ -11,7 +11,15 @@
  * takes a number too. When a write or invalidation completes, the key's floor rises to its number.
  * A call that starts after that must return a value stamped at or above the floor it saw when it
  * started (and stamped for its own key): anything older is a value that was overwritten or
- * invalidated before the call began — the cache serving it is a wrong value.
+ * invalidated before the call began — the cache serving it is a wrong value. Except: a `set` still
+ * running when the write or invalidation that raised the floor began overlapped it, and either may
+ * take effect last (a set's value enters L1 after an await, possibly after the invalidation swept
+ * L1, dated after the tag mark): serving it is legal, counted apart. A loader's value in that case
+ * stays wrong (issue 9 item 4: an invalidation made while the loader ran wins).
+ *
+ * Each wrong value is classified by what raised the floor (set / delete / invalidateTags) and what
+ * served it: the cache events (hit l1/l2, stale l1/l2, loader) emitted in the call's own async
+ * context — none for a caller that joined another's single flight.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -295,7 +303,7 @@ const lines = [
   ),
   `| all | ${total} | ${Math.round(total / seconds)} | ${ms(percentile(all, 50))} | ${ms(percentile(all, 99))} | ${ms(percentile(all, 100))} |`,
   "",
-  `wrong values: ${wrongCount} (before ${wrongBy.before}, outage ${wrongBy.outage}, after ${wrongBy.after}; ${loaderRaces} of them a loader's value whose getOrSet was still in flight when a set/delete/invalidateTags of its key completed — issue 9 item 4 — and ${joinedFlights} of those received by joining that getOrSet's single flight, begun before the invalidation)`,
+  `wrong values: ${wrongCount} (before ${wrongBy.before}, outage ${wrongBy.outage}, after ${wrongBy.after}; ${loaderRaces} of them a loader's value whose getOrSet was in flight when a set/delete/invalidateTags of its key began — issue 9 item 4 — and ${joinedFlights} of those received by joining that getOrSet's single flight)`,
   `not counted: ${legalOverlaps} reads of a set() value whose call overlapped the newer write or invalidation (either may take effect last)${legalOverlaps > 0 ? ` (floor raised by ${[...legalBy].map(([op, n]) => `${op}: ${n}`).join(", ")})` : ""}`,
   ...(wrongCount > 0
     ? [
