@@ -145,7 +145,7 @@ const wrongBy: Record<Phase, number> = { before: 0, outage: 0, after: 0 };
 let loaderRaces = 0;
 let joinedFlights = 0;
 let legalOverlaps = 0;
-/** Legal overlaps by what raised the floor. */
+/** Legal overlaps by "<what raised the floor> / <what served it>". */
 const legalBy = new Map<string, number>();
 let rejected = 0;
 
@@ -161,15 +161,14 @@ const check = (
   const got = value as Value | undefined;
   if (got && got.k === key && got.v >= seen) return;
   const writer = got && got.k === key ? overlapped.get(`${key}:${got.v}`) : undefined;
+  const via = served.length > 0 ? served.join(" → ") : "joined flight";
+  const kind = `${floorBy.get(key) ?? "?"} / ${via}`;
   if (writer === "set") {
     legalOverlaps++;
-    const op = floorBy.get(key) ?? "?";
-    legalBy.set(op, (legalBy.get(op) ?? 0) + 1);
+    legalBy.set(kind, (legalBy.get(kind) ?? 0) + 1);
     return;
   }
   wrongBy[at]++;
-  const via = served.length > 0 ? served.join(" → ") : "joined flight";
-  const kind = `${floorBy.get(key) ?? "?"} / ${via}`;
   wrongKinds.set(kind, (wrongKinds.get(kind) ?? 0) + 1);
   if (writer === "loader") {
     loaderRaces++;
@@ -304,7 +303,7 @@ const lines = [
   `| all | ${total} | ${Math.round(total / seconds)} | ${ms(percentile(all, 50))} | ${ms(percentile(all, 99))} | ${ms(percentile(all, 100))} |`,
   "",
   `wrong values: ${wrongCount} (before ${wrongBy.before}, outage ${wrongBy.outage}, after ${wrongBy.after}; ${loaderRaces} of them a loader's value whose getOrSet was in flight when a set/delete/invalidateTags of its key began — issue 9 item 4 — and ${joinedFlights} of those received by joining that getOrSet's single flight)`,
-  `not counted: ${legalOverlaps} reads of a set() value whose call overlapped the newer write or invalidation (either may take effect last)${legalOverlaps > 0 ? ` (floor raised by ${[...legalBy].map(([op, n]) => `${op}: ${n}`).join(", ")})` : ""}`,
+  `not counted: ${legalOverlaps} reads of a set() value whose call overlapped the newer write or invalidation (either may take effect last)${legalOverlaps > 0 ? ` (${[...legalBy].map(([kind, n]) => `${kind}: ${n}`).join("; ")})` : ""}`,
   ...(wrongCount > 0
     ? [
         `  by what raised the floor / what served it: ${[...wrongKinds].map(([kind, n]) => `${kind}: ${n}`).join("; ")}`,
