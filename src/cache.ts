@@ -150,6 +150,7 @@ export class Cache {
    * Cache-aside: L1 → Redis → `loader`. One loader run per key per instance at a time; stale entries
    * are served within `staleWhileRevalidate` while one background refresh runs, and within
    * `staleIfError` when the loader throws. Loader errors reach the caller unchanged.
+   * `loaderTimeout`, `refreshAhead` and `warmStart`: see README, "Deploys without a cold cache".
    */
   getOrSet<T>(
     key: string,
@@ -157,11 +158,13 @@ export class Cache {
     options: GetOrSetOptions<T> = {},
   ): Promise<T> {
     try {
+      this.loads.checkWarmStart(key, options);
       const full = this.keys.entry(key, options.versioned);
       const local = this.read.freshInL1(full, options);
       const { telemetry } = this.core;
-      if (local) {
+      if (local && typeof full === "string") {
         if (telemetry?.traceL1Hits) telemetry.l1Hit("getOrSet", this.core.keyAttributes(key));
+        this.loads.refreshAheadIfDue(key, full, loader, options, local);
         return Promise.resolve(this.core.hit(key, local.value, "l1") as T);
       }
       if (telemetry) {
@@ -199,7 +202,8 @@ export class Cache {
   }
 
   /**
-   * Removes keys (versioned and unversioned) from both tiers; returns how many entries Redis held.
+   * Removes keys (versioned and unversioned, and the previous version's copy a warm start would
+   * serve) from both tiers; returns how many entries Redis held.
    * A loader of one of them running meanwhile does not put its older value back. While Redis is
    * unreachable the delete is deferred (a `deferred` event; replayed when Redis answers, served by
    * no read of this instance meanwhile) and the count is L1's.
@@ -217,8 +221,13 @@ export class Cache {
 
   private async deleteKeys(keys: string[]): Promise<number> {
     const pairs = await Promise.all(keys.map((key) => this.bothSpaces(key)));
+    // The copy a warm start would serve goes too, or the key would come back from the older version
+    // once the tombstone expires: with warmStart on, the first delete of an instance waits for the
+    // registry (one round trip, once) to know that version.
+    if (this.core.config.warmStart) await this.core.registryKnown();
+    const older = pairs.flatMap(([full]) => this.core.warmSource(full as string) ?? []);
     const [removed] = await Promise.all([
-      this.core.coherence.deleteKeys(pairs.flat()),
+      this.core.coherence.deleteKeys([...pairs.flat(), ...older]),
       this.core.notifyInvalidation({ keys }),
     ]);
     return removed;

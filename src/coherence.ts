@@ -184,16 +184,43 @@ export class Coherence {
   }
 
   /** The stored text at `full`, with the epoch riding in the same MGET when a check is due. */
-  read(full: string, budget?: Budget): Promise<string | null | undefined> {
+  read(
+    full: string,
+    budget?: Budget,
+    raw?: Promise<string | null | undefined>,
+  ): Promise<string | null | undefined> {
     const { l2, keys, tolerate } = this.host;
     if (!l2) return Promise.resolve(undefined);
-    const pendingValue = tolerate(() => l2.get(full, budget)).then((value) => this.screen(full, value));
+    const pendingValue = (raw ?? tolerate(() => l2.get(full, budget))).then((value) =>
+      this.screen(full, value),
+    );
     if (!this.state.claimEpochCheck(Date.now())) return pendingValue;
     const pendingEpoch = tolerate(() => l2.get(keys.epoch));
     return Promise.all([pendingValue, pendingEpoch]).then(([value, epoch]) => {
       if (epoch !== undefined) this.applyEpoch(epoch);
       return value;
     });
+  }
+
+  /**
+   * Like {@link Coherence.read}, with the text at `previous` (the previous version's copy of the
+   * key, for a warm start) in the same MGET. That one comes back only when `full` holds nothing —
+   * a tombstone there is an invalidation of the key — and no invalidation waiting for Redis hides it.
+   */
+  readWithPrevious(
+    full: string,
+    previous: string,
+    budget?: Budget,
+  ): Promise<[string | null | undefined, string | null]> {
+    const { l2, tolerate } = this.host;
+    if (!l2) return Promise.resolve([undefined, null]);
+    const raw = tolerate(() => l2.get(full, budget));
+    const older = tolerate(() => l2.get(previous, budget));
+    const value = this.read(full, budget, raw);
+    return Promise.all([raw, older, value]).then(([stored, old, screened]) => [
+      screened,
+      stored === null && typeof old === "string" && this.live(full, old) ? old : null,
+    ]);
   }
 
   /**

@@ -3,6 +3,7 @@ import { toMs } from "./duration.js";
 import { type EncryptionOptions, KEY_PATTERN, Keyring, keyBytes } from "./encryption.js";
 import { CacheError } from "./errors.js";
 import { validateSegment } from "./keys.js";
+import { type LoaderTimeoutMs, loaderTimeoutMs } from "./loader-timeout.js";
 import type { TelemetryFactory } from "./telemetry.js";
 import { transportFor } from "./transports/from-env.js";
 import type { Transport } from "./transports/types.js";
@@ -151,6 +152,9 @@ export interface ResolvedConfig {
   breaker: { failureThreshold: number; resetMs: number };
   /** Versions before the current one a stale-versions flush keeps (issue 4). */
   keepVersions: number;
+  loaderTimeout: LoaderTimeoutMs | undefined;
+  refreshAhead: number | undefined;
+  warmStart: boolean;
   /** Seals values before they go to Redis (encryption.ts); null when encryption is off. */
   keyring: Keyring | null;
   telemetry: TelemetryFactory | undefined;
@@ -250,6 +254,10 @@ export function resolveConfig(options: CacheOptions = {}): ResolvedConfig {
       resetMs: positive("breaker.resetMs", options.breaker?.resetMs ?? 5000),
     },
     keepVersions: wholeNumber("keepVersions", options.keepVersions ?? 1),
+    loaderTimeout: loaderTimeoutMs(options.loaderTimeout),
+    refreshAhead:
+      options.refreshAhead === undefined ? undefined : fraction("refreshAhead", options.refreshAhead),
+    warmStart: options.warmStart ?? false,
     keyring: resolveKeyring(options.encryption, env),
     telemetry: options.telemetry,
     analyticsMs: options.analytics === true ? positive("analyticsMs", options.analyticsMs ?? 60_000) : null,

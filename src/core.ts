@@ -12,7 +12,7 @@ import { Breaker } from "./tiers/breaker.js";
 import { L1 } from "./tiers/l1.js";
 import { L2 } from "./tiers/l2.js";
 import type { CacheEvent, Invalidation, WaitUntil } from "./types.js";
-import { registerVersion } from "./versioning.js";
+import { registerVersion, warmSourceVersion } from "./versioning.js";
 
 export type Tier = "l1" | "l2";
 
@@ -22,6 +22,7 @@ export interface Counts {
   l2: number;
   misses: number;
   stale: number;
+  warm: number;
   loads: number;
   errors: number;
 }
@@ -37,7 +38,11 @@ export class CacheCore {
   readonly l2: L2 | null;
   readonly breaker: Breaker;
   readonly coherence: Coherence;
-  readonly counts: Counts = { l1: 0, l2: 0, misses: 0, stale: 0, loads: 0, errors: 0 };
+  readonly counts: Counts = { l1: 0, l2: 0, misses: 0, stale: 0, warm: 0, loads: 0, errors: 0 };
+  /** The version warm starts read from, learnt from the registry at registration (versioning.ts). */
+  private warmVersion: string | undefined;
+  /** Settles when the registration read the registry (or failed); see registryKnown. */
+  private registryRead: Promise<void> | undefined;
   /** Spans and metrics (`telemetry` option); null without, and then every path skips it at one test. */
   readonly telemetry: Telemetry | null;
   /** Pushes the counts for `tiercache stats` (`analytics: true` with Redis); null otherwise. */
@@ -202,12 +207,21 @@ export class CacheCore {
   ensureRegistered(autoFlush = true, waitUntil?: WaitUntil): Promise<string[]> {
     if (this.registration || !this.l2) return this.registration ?? Promise.resolve([]);
     const context = this.flushContext();
+    let learnt = () => {};
+    this.registryRead = new Promise<void>((resolve) => {
+      learnt = resolve;
+    });
     const registration = registerVersion(
       { l2: this.l2, keys: this.keys, logger: this.config.logger },
       this.config.keepVersions,
       autoFlush ? () => runFlush(context) : undefined,
+      (records) => {
+        this.warmVersion = warmSourceVersion(records, this.keys.version, this.config.keepVersions);
+        learnt();
+      },
     ).catch((error: unknown) => {
       this.registration = undefined;
+      learnt();
       // While the circuit is open every contact retries at no cost; only real failures are worth a
       // line, and not a second one for a Redis failure L2 has logged (or a CONFIG error, logged
       // once where it arose, e.g. `redis` missing).
@@ -222,6 +236,24 @@ export class CacheCore {
     this.registration = registration;
     this.scheduler(waitUntil)?.(registration);
     return registration;
+  }
+
+  /**
+   * Settles once this instance has read the version registry (or failed to), starting its
+   * registration if need be: a delete must know the warm-start source to remove its copy too.
+   */
+  registryKnown(): Promise<void> {
+    void this.ensureRegistered(true);
+    return this.registryRead ?? Promise.resolve();
+  }
+
+  /**
+   * The previous version's key of the entry at `full`, for a warm start: undefined until this
+   * instance registered its version (no extra round trip on a read), for unversioned keys, and
+   * when there is no previous version a warm start may read (versioning.ts, warmSourceVersion).
+   */
+  warmSource(full: string): string | undefined {
+    return this.warmVersion === undefined ? undefined : this.keys.inVersion(full, this.warmVersion);
   }
 
   flushContext(): FlushContext {

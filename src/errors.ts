@@ -7,6 +7,7 @@ export type CacheErrorCode =
   | "SERIALIZE" // the value cannot be encoded (circular, …)
   | "SCHEMA" // a loaded value fails the schema
   | "CONFIG" // invalid options or environment
+  | "LOADER_TIMEOUT" // a getOrSet loader ran past its hard `loaderTimeout`
   | "INVALID_ARGUMENT"; // a bad argument to an operation (key, tags, duration): thrown whatever failSilently says
 
 /**

@@ -55,6 +55,13 @@ export async function runFlush(context: FlushContext, options: FlushOptions = {}
   if (!l2) return withVersions({ scope, removed: inL1 }, selection);
   const removed = await scanAndUnlink(l2, selection, dryRun, options.onProgress);
   if (!dryRun && selection.stale) await markFlushed(l2, keys, selection.stale);
+  // Flushed by name: marked too, so that no later deploy warm-starts from what it wrote since.
+  if (!dryRun && scope === "version")
+    await markFlushed(
+      l2,
+      keys,
+      (await readVersions(l2, keys)).filter((record) => record.version === keys.version),
+    );
   // Other instances drop their L1 copies within `l1.syncMs` (their namespace's epoch moved).
   // A stale-versions flush removes nothing current instances hold, so it leaves their L1 alone.
   if (!dryRun && !selection.stale) {

@@ -82,6 +82,15 @@ export class KeySpace {
     return userKey(versioned ? this.versionedSpace : this.unversionedSpace, key);
   }
 
+  /**
+   * The same entry key in another version of this namespace, or undefined when `full` is not a
+   * versioned entry of this key space (unversioned entries are shared by every version already).
+   */
+  inVersion(full: string, version: string): string | undefined {
+    if (!full.startsWith(this.versionedSpace)) return undefined;
+    return `${this.namespaceRoot}${version}:${full.slice(this.versionedSpace.length)}`;
+  }
+
   /** Counters survive deploys, so they live outside the versioned space: `…:~:c:k:<key>`. */
   counter(key: string): string | Promise<string> {
     return userKey(`${this.unversionedSpace}${COUNTER}`, key);

@@ -1,6 +1,9 @@
+import { fraction } from "./config.js";
 import type { CacheCore } from "./core.js";
 import { toMs } from "./duration.js";
+import type { Entry } from "./entry.js";
 import { asError, CacheError } from "./errors.js";
+import { bounded, loaderTimeoutMs } from "./loader-timeout.js";
 import type { Found, ReadPath } from "./read-path.js";
 import { validate } from "./schema.js";
 import type { OperationSpan } from "./telemetry.js";
@@ -24,6 +27,12 @@ export class LoadPolicy {
   private readonly schemaIds = new WeakMap<Schema<unknown>, number>();
   private lastSchemaId = 0;
   private readonly refreshing = new Set<string>();
+  /**
+   * Warm-start values served here while their key's refresh runs: later callers on this instance get
+   * them without reading Redis again. Each lasts as long as that refresh (one load, or the wait for
+   * another instance's lease holder), like the value a flight hands its joiners.
+   */
+  private readonly warmServed = new Map<string, { schema: Schema<unknown> | undefined; value: unknown }>();
 
   constructor(
     private readonly core: CacheCore,
@@ -61,6 +70,16 @@ export class LoadPolicy {
     return flight;
   }
 
+  /** A warm start serves another deploy's value: only through a schema, since its shape may have changed. */
+  checkWarmStart(key: string, options: Pick<GetOrSetOptions, "warmStart" | "schema">): void {
+    if ((options.warmStart ?? this.core.config.warmStart) && !options.schema) {
+      throw new CacheError(
+        "CONFIG",
+        `getOrSet("${key}"): warmStart needs a schema, since the previous version's values may have another shape (pass a schema, or warmStart: false)`,
+      );
+    }
+  }
+
   private schemaId(schema: Schema<unknown>): number {
     let id = this.schemaIds.get(schema);
     if (id === undefined) {
@@ -78,12 +97,22 @@ export class LoadPolicy {
     span: OperationSpan | undefined,
   ): Promise<T> {
     const { core } = this;
+    const warm = options.warmStart ?? core.config.warmStart;
+    const served = warm ? this.warmServed.get(full) : undefined;
+    if (served && served.schema === options.schema) return this.serveWarm(key, served.value as T);
     // One timeoutMs for all the Redis work this call awaits: read, lease, write-back.
     const budget = core.l2?.budget();
-    const found = await this.read.lookup(key, full, options.schema, options.waitUntil, budget);
+    const found = await this.read.lookup(key, full, options.schema, options.waitUntil, budget, warm);
     const now = Date.now();
+    if (found?.warm) {
+      span?.hit("stale");
+      this.warmServed.set(full, { schema: options.schema, value: found.value });
+      this.refreshInBackground(key, full, loader, options, { guarded: true, awaitHolder: true, span });
+      return this.serveWarm(key, found.value as T);
+    }
     if (found && found.entry.fresh > now) {
       span?.hit(found.tier);
+      this.refreshAheadIfDue(key, full, loader, options, found.entry);
       return core.hit(key, found.value, found.tier) as T;
     }
     const stale = found?.entry;
@@ -92,20 +121,69 @@ export class LoadPolicy {
     const swrMs =
       windows?.staleWhileRevalidate ??
       toMs(options.staleWhileRevalidate ?? core.config.staleWhileRevalidateMs, "staleWhileRevalidate");
-    if (stale && now < stale.fresh + swrMs) {
+    const limits = options.loaderTimeout ? loaderTimeoutMs(options.loaderTimeout) : core.config.loaderTimeout;
+    // Within its window, or while a load that outlived `soft` is still refreshing it.
+    const refreshing = limits?.softMs !== undefined && this.refreshing.has(full);
+    if (found && stale && (now < stale.fresh + swrMs || refreshing)) {
       span?.hit("stale");
-      core.counts.stale++;
-      core.emit({ type: "stale", key, tier: found.tier });
-      core.debug(`Cache STALE (${found.tier}) ${key}`);
-      this.refreshInBackground(key, full, loader, options, stale.created, span);
+      this.serveStale(key, found);
+      if (!refreshing)
+        this.refreshInBackground(key, full, loader, options, { replaces: stale.created, span });
       return staleValue;
     }
     core.miss(key);
     span?.hit("miss");
+    const loading = this.loadOnMiss(key, full, loader, options, found, budget, span);
+    if (!limits) return loading;
+    const fallback = found && {
+      value: staleValue,
+      served: () => {
+        this.serveStale(key, found);
+        this.refreshing.add(full);
+        const done = () => this.refreshed(full);
+        loading.then(done, done);
+      },
+    };
+    return bounded(key, loading, limits, fallback, (pending) => {
+      void core.runInBackground(() => pending, options.waitUntil);
+    });
+  }
+
+  private refreshed(full: string): void {
+    this.refreshing.delete(full);
+    this.warmServed.delete(full);
+  }
+
+  private serveWarm<T>(key: string, value: T): T {
+    this.core.counts.warm++;
+    this.core.emit({ type: "warm", key });
+    this.core.debug(`Cache WARM (previous version) ${key}`);
+    return value;
+  }
+
+  private serveStale(key: string, found: Found): void {
+    this.core.counts.stale++;
+    this.core.emit({ type: "stale", key, tier: found.tier });
+    this.core.debug(`Cache STALE (${found.tier}) ${key}`);
+  }
+
+  /** A miss (or a stale entry past its window): the lease when asked for, the loader, `staleIfError`. */
+  private async loadOnMiss<T>(
+    key: string,
+    full: string,
+    loader: Loader<T>,
+    options: GetOrSetOptions<T>,
+    found: Found | undefined,
+    budget: Budget | undefined,
+    span: OperationSpan | undefined,
+  ): Promise<T> {
+    const { core } = this;
+    const stale = found?.entry;
+    const staleValue = found?.value as T;
     let leaseKey: string | undefined;
     const l2 = core.l2;
     if (options.lease && l2 && !stale) {
-      const leaseMs = Math.ceil(options.lease === true ? 2000 : toMs(options.lease, "lease"));
+      const leaseMs = leaseMsOf(options.lease);
       leaseKey = core.keys.lease(full);
       const lease = leaseKey;
       const granted = await core.tolerate(() =>
@@ -124,6 +202,7 @@ export class LoadPolicy {
       return (await this.load(key, full, loader, options, leaseKey, stale?.created, budget, span)).value;
     } catch (error) {
       if (leaseKey) this.releaseLease(leaseKey);
+      const windows = stale ? options.staleWindows?.(staleValue) : undefined;
       const sieMs =
         windows?.staleIfError ?? toMs(options.staleIfError ?? core.config.staleIfErrorMs, "staleIfError");
       if (
@@ -140,30 +219,84 @@ export class LoadPolicy {
     }
   }
 
+  /**
+   * `refreshAhead`: a hit on an entry past that fraction of its freshness starts one background
+   * refresh, unless one is running for the key here, or (with `lease`) on another instance — or
+   * Redis holds a newer copy already (another instance refreshed it), which L1 then takes.
+   */
+  refreshAheadIfDue<T>(
+    key: string,
+    full: string,
+    loader: Loader<T>,
+    options: GetOrSetOptions<T>,
+    entry: Entry,
+  ): void {
+    const ahead =
+      options.refreshAhead !== undefined
+        ? fraction("refreshAhead", options.refreshAhead)
+        : this.core.config.refreshAhead;
+    if (ahead === undefined || this.refreshing.has(full)) return;
+    const due = (candidate: Entry) =>
+      Date.now() >= candidate.created + ahead * (candidate.fresh - candidate.created);
+    if (!due(entry)) return;
+    this.refreshInBackground(key, full, loader, options, { replaces: entry.created, guarded: true, due });
+  }
+
+  /**
+   * One background load per key on this instance. `guarded` (warm starts, refresh ahead): with
+   * `lease` on, only the instance that takes the lease loads. With the lease taken, or `due` given,
+   * Redis is read first (after the lease, so a holder that just finished is seen): a copy there that
+   * is fresh — and, with `due`, no longer due — goes to L1 instead of a load. `awaitHolder`: when
+   * another instance holds the lease, its value is awaited (polled) into L1.
+   */
   private refreshInBackground<T>(
     key: string,
     full: string,
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
-    replaces: number,
-    span: OperationSpan | undefined,
+    how: {
+      replaces?: number;
+      guarded?: boolean;
+      due?: (entry: Entry) => boolean;
+      awaitHolder?: boolean;
+      span?: OperationSpan;
+    },
   ): void {
     if (this.refreshing.has(full)) return;
     this.refreshing.add(full);
-    void this.core.runInBackground(
-      () =>
-        this.load(
-          key,
-          full,
-          loader,
-          { ...options, waitUntil: undefined },
-          undefined,
-          replaces,
-          undefined,
-          span,
-        ).finally(() => this.refreshing.delete(full)),
-      options.waitUntil,
-    );
+    const refresh = async (): Promise<void> => {
+      const { core } = this;
+      const l2 = core.l2;
+      let leaseKey: string | undefined;
+      if (how.guarded && options.lease && l2) {
+        const lease = core.keys.lease(full);
+        const leaseMs = leaseMsOf(options.lease);
+        const granted = await core.tolerate(() => l2.send(["SET", lease, "1", "NX", "PX", leaseMs]));
+        if (granted === null && how.awaitHolder) {
+          await this.awaitLeaseHolder(key, full, options.schema, leaseMs, undefined);
+          return;
+        }
+        // Not taken (another instance is loading it) or not known to be: what is served meanwhile will do.
+        if (granted !== "OK") return;
+        leaseKey = lease;
+      }
+      if (leaseKey || how.due) {
+        const current = await this.read.readRemote(key, full);
+        if (current && current.fresh > Date.now() && !how.due?.(current)) {
+          if (leaseKey) this.releaseLease(leaseKey);
+          core.l1?.set(full, current, Date.now());
+          return;
+        }
+      }
+      try {
+        const background = { ...options, waitUntil: undefined };
+        await this.load(key, full, loader, background, leaseKey, how.replaces, undefined, how.span);
+      } catch (error) {
+        if (leaseKey) this.releaseLease(leaseKey);
+        throw error;
+      }
+    };
+    void this.core.runInBackground(() => refresh().finally(() => this.refreshed(full)), options.waitUntil);
   }
 
   /**
@@ -320,4 +453,8 @@ export class LoadPolicy {
     }
     return { value };
   }
+}
+
+function leaseMsOf(lease: true | Duration): number {
+  return Math.ceil(lease === true ? 2000 : toMs(lease, "lease"));
 }

@@ -65,15 +65,16 @@ export async function health(core: CacheCore): Promise<HealthReport> {
 
 /** Hits per tier, misses, stale served, loads, errors, hit rate — this instance since it started. */
 export function stats(core: CacheCore): CacheStats {
-  const { l1, l2, misses, stale, loads, errors } = core.counts;
-  const reads = l1 + l2 + stale + misses;
+  const { l1, l2, misses, stale, warm, loads, errors } = core.counts;
+  const reads = l1 + l2 + stale + warm + misses;
   return {
     hits: { l1, l2 },
     misses,
     staleServed: stale,
+    warm,
     loads,
     errors,
-    hitRate: reads === 0 ? 0 : (l1 + l2 + stale) / reads,
+    hitRate: reads === 0 ? 0 : (l1 + l2 + stale + warm) / reads,
   };
 }
 

@@ -12,6 +12,8 @@ export interface Found {
   tier: Tier;
   /** What the caller gets: the schema's output when one was given, else the entry's value. */
   value: unknown;
+  /** The previous version's entry of the key (`warmStart`): to serve as stale, never to keep in L1. */
+  warm?: boolean;
 }
 
 /**
@@ -36,13 +38,18 @@ export class ReadPath {
     return entry;
   }
 
-  /** Finds a servable entry (fresh or stale), preferring L1, asking Redis when L1 has no fresh one. */
+  /**
+   * Finds a servable entry (fresh or stale), preferring L1, asking Redis when L1 has no fresh one.
+   * `warm`: when the current version has nothing at all, the previous version's fresh entry that
+   * passes `schema`, read in the same MGET (see {@link ReadPath.readRemoteOrPrevious}).
+   */
   async lookup(
     key: string,
     full: string,
     schema: Schema<unknown> | undefined,
     waitUntil?: WaitUntil,
     budget?: Budget,
+    warm = false,
   ): Promise<Found | undefined> {
     const { l1, l2 } = this.core;
     void this.core.ensureRegistered(true, waitUntil);
@@ -56,7 +63,15 @@ export class ReadPath {
     if (local && local.entry.fresh > now)
       this.core.coherence.syncInBackground(now, () => this.core.scheduler(waitUntil));
     if ((local && local.entry.fresh > now) || !l2) return local;
-    const remote = await this.readRemote(key, full, budget);
+    const previous = warm && schema && !local ? this.core.warmSource(full) : undefined;
+    const [remote, older] = previous
+      ? await this.readRemoteOrPrevious(key, full, previous, budget)
+      : [await this.readRemote(key, full, budget), undefined];
+    if (older && schema) {
+      const checked = await validate(schema, older.value);
+      // A shape that changed between the versions is a plain miss; the entry stays for its own version.
+      return checked.ok ? { entry: older, tier: "l2", value: checked.value, warm: true } : undefined;
+    }
     if (remote && (!local || remote.fresh > local.entry.fresh)) {
       const checked = schema ? await this.conforming(full, remote, schema) : remote;
       if (checked) {
@@ -72,8 +87,36 @@ export class ReadPath {
    * skipped. Its reads draw on the call's `budget` when one is given.
    */
   async readRemote(key: string, full: string, budget?: Budget): Promise<Entry | undefined> {
+    return this.servable(key, full, await this.core.coherence.read(full, budget), true, budget);
+  }
+
+  /**
+   * The current version's entry and, in the same MGET, the previous version's at `previous` — that
+   * one only when the current key holds nothing at all (a tombstone means it was invalidated) and
+   * it is still fresh after its tags' invalidations.
+   */
+  async readRemoteOrPrevious(
+    key: string,
+    full: string,
+    previous: string,
+    budget?: Budget,
+  ): Promise<[Entry | undefined, Entry | undefined]> {
+    const [stored, olderStored] = await this.core.coherence.readWithPrevious(full, previous, budget);
+    const current = await this.servable(key, full, stored, true, budget);
+    if (current || typeof olderStored !== "string") return [current, undefined];
+    // Never deleted from here, even if corrupt: it belongs to the other version.
+    const older = await this.servable(key, previous, olderStored, false, budget).catch(() => undefined);
+    return [undefined, older && older.fresh > Date.now() ? older : undefined];
+  }
+
+  private async servable(
+    key: string,
+    full: string,
+    stored: string | null | undefined,
+    own: boolean,
+    budget: Budget | undefined,
+  ): Promise<Entry | undefined> {
     const { coherence, config } = this.core;
-    const stored = await coherence.read(full, budget);
     if (typeof stored !== "string") return undefined;
     let entry: Entry;
     try {
@@ -85,6 +128,8 @@ export class ReadPath {
         : parseEntry(stored);
       entry = parsed instanceof Promise ? await parsed : parsed;
     } catch (error) {
+      // The other version's entry is never deleted or reported from here: it is that version's.
+      if (!own) return undefined;
       // Not deleted: another instance may hold the key this one lacks; the next write replaces it.
       if (error instanceof UnreadableEntry) return this.core.unreadable(key, error.message);
       if (isSealed(stored)) return this.core.unreadable(key, "encryption is not configured here");

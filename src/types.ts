@@ -21,6 +21,8 @@ export type WaitUntil = (promise: Promise<unknown>) => void;
 export type CacheEvent =
   | { type: "hit"; key: string; tier: "l1" | "l2" }
   | { type: "stale"; key: string; tier: "l1" | "l2" }
+  /** A miss in the current version served the previous version's entry (`warmStart`) while it reloads. */
+  | { type: "warm"; key: string }
   | { type: "miss"; key: string }
   | { type: "load"; key: string; durationMs: number }
   | { type: "error"; key?: string; operation: string; error: Error }
@@ -122,6 +124,15 @@ export interface CacheOptions {
    * its cache warm (default 1; 0 keeps the current version only).
    */
   keepVersions?: number;
+  /** Default of {@link GetOrSetOptions.loaderTimeout} for every `getOrSet`, `wrap` and route. */
+  loaderTimeout?: LoaderTimeout;
+  /** Default of {@link GetOrSetOptions.refreshAhead}. */
+  refreshAhead?: number;
+  /**
+   * Default of {@link GetOrSetOptions.warmStart} (off). When on, a `getOrSet` without a `schema` is
+   * refused with a CacheError (`CONFIG`): pass `warmStart: false` on such calls.
+   */
+  warmStart?: boolean;
   /**
    * Use Redis while `next build` prerenders pages (default `CACHE_REDIS_DURING_BUILD`, else false:
    * during a build, where Next.js sets `NEXT_PHASE=phase-production-build`, the cache is L1 only).
@@ -146,6 +157,17 @@ export interface CacheOptions {
   analytics?: boolean;
   /** Least time between two analytics pushes of one instance, ms (default 60,000). */
   analyticsMs?: number;
+}
+
+/**
+ * How long a `getOrSet` waits for its loader. Past `soft`, a stale entry (or a warm start's) at hand
+ * is returned while the loader keeps running in the background; past `hard`, the call rejects with
+ * a CacheError `LOADER_TIMEOUT` and the next caller runs the loader again. Either way a late value is
+ * still cached when the write-back guard allows (no invalidation of the key since the load began).
+ */
+export interface LoaderTimeout {
+  soft?: Duration;
+  hard?: Duration;
 }
 
 /** A schema checked on read (zod, valibot, arktype… anything implementing Standard Schema). */
@@ -197,6 +219,21 @@ export interface GetOrSetOptions<T = unknown> extends SetOptions, GetOptions<T> 
    * themselves rather than fail.
    */
   lease?: boolean | Duration;
+  /** See {@link LoaderTimeout}; the cache's when not given. */
+  loaderTimeout?: LoaderTimeout;
+  /**
+   * A fraction of the freshness (0…1, e.g. `0.8`): a hit on an entry older than that starts one
+   * background refresh (one per key on this instance; one across instances while `lease` is on), so a
+   * hot key is reloaded before it expires and no caller waits. Default: the cache's, else none.
+   */
+  refreshAhead?: number;
+  /**
+   * On a miss in the current version, serve the previous registered version's entry of the same key
+   * (read in the same MGET) as stale while one background refresh loads this version's value.
+   * Requires `schema`: the value's shape may have changed between deploys. See README, "Deploys
+   * without a cold cache". Default: the cache's (off).
+   */
+  warmStart?: boolean;
 }
 
 /** One entry of {@link Cache.setMany}. */
@@ -209,6 +246,8 @@ export interface CacheStats {
   hits: { l1: number; l2: number };
   misses: number;
   staleServed: number;
+  /** Misses served the previous version's entry (`warmStart`). */
+  warm: number;
   loads: number;
   errors: number;
   /** Hits over reads, 0…1. */

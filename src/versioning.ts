@@ -72,6 +72,22 @@ export function planVersions(records: readonly VersionRecord[], current: string,
   };
 }
 
+/**
+ * The version a warm start reads from: the newest one first seen before `current`, when a
+ * stale-versions flush keeps it (`keep` ≥ 1) and it was not flushed. None while `current` is not
+ * in the registry: its place among the versions is unknown, and a newer version is never a source.
+ */
+export function warmSourceVersion(
+  records: readonly VersionRecord[],
+  current: string,
+  keep: number,
+): string | undefined {
+  if (keep < 1 || !records.some((record) => record.version === current)) return undefined;
+  const { previous } = planVersions(records, current, keep);
+  const record = records.find((candidate) => candidate.version === previous);
+  return record && !record.flushed ? record.version : undefined;
+}
+
 /** This namespace's registered versions, from an `HGETALL` reply of the registry. */
 export function parseRegistry(reply: RedisReply | Error | undefined, keys: KeySpace): VersionRecord[] {
   if (reply instanceof Error) throw new CacheError("UNAVAILABLE", `version registry: ${reply.message}`);
@@ -115,6 +131,7 @@ export async function registerVersion(
   context: RegistryContext,
   keep: number,
   flushStale: (() => Promise<{ versions?: string[] }>) | undefined,
+  learn?: (records: readonly VersionRecord[]) => void,
 ): Promise<string[]> {
   const { l2, keys, logger } = context;
   const now = Date.now();
@@ -127,6 +144,7 @@ export async function registerVersion(
   );
   if (added instanceof Error) throw new CacheError("UNAVAILABLE", `version registry: ${added.message}`);
   const records = parseRegistry(all, keys);
+  learn?.(records);
   const firstSeen = records.find((record) => record.version === keys.version)?.firstSeen ?? now;
   logger.info?.("Cache version initialized", {
     namespace: keys.namespace,

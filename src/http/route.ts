@@ -1,11 +1,14 @@
+import { fraction } from "../config.js";
 import { toMs } from "../duration.js";
 import { CacheError } from "../errors.js";
 import { checkTags } from "../input.js";
+import { loaderTimeoutMs } from "../loader-timeout.js";
 import type {
   Duration,
   GetOrSetOptions,
   Invalidation,
   LoaderContext,
+  LoaderTimeout,
   SetOptions,
   WaitUntil,
 } from "../types.js";
@@ -66,6 +69,14 @@ export interface RouteOptions<R extends Request = Request> {
    * the response too.)
    */
   staleWhileRevalidate?: Duration;
+  /**
+   * How long a request waits for the handler on a miss or a stale entry (see `LoaderTimeout`): past
+   * `soft` a stale response is served (`x-cache: STALE`) while the handler finishes in the background;
+   * past `hard` the request rejects with a CacheError `LOADER_TIMEOUT`. Default: the cache's.
+   */
+  loaderTimeout?: LoaderTimeout;
+  /** See `GetOrSetOptions.refreshAhead`; default: the cache's. */
+  refreshAhead?: number;
   /**
    * Lets the CDN in front cache what the route caches: responses served from the entry carry
    * `CDN-Cache-Control` (RFC 9213; Vercel and Cloudflare honour it) and the route's tags as
@@ -182,6 +193,8 @@ class CachedRoute<R extends Request, A extends unknown[]> {
     };
     this.trustForwardedHost = options.trustForwardedHost ?? forwardedHostTrustedByDefault();
     this.cdn = options.cdn ? cdnDirectives(options.cdn) : undefined;
+    loaderTimeoutMs(options.loaderTimeout);
+    if (options.refreshAhead !== undefined) fraction("route: refreshAhead", options.refreshAhead);
     if (typeof options.tags !== "function") checkTags(options.tags, "route: tags");
     if (options.invalidates && typeof options.invalidates !== "function") {
       checkTags(options.invalidates.tags, "route: invalidates.tags");
@@ -269,12 +282,21 @@ class CachedRoute<R extends Request, A extends unknown[]> {
       return produced;
     };
     // Outside the try: a tags function that fails is the caller's error, not a cache failure.
-    const options = { ...this.writeOptions(req, urlKey, key), waitUntil };
+    const options = {
+      ...this.writeOptions(req, urlKey, key),
+      waitUntil,
+      loaderTimeout: this.options.loaderTimeout,
+      refreshAhead: this.options.refreshAhead,
+      // A stored response has no schema a warm start could check it against.
+      warmStart: false,
+    };
     let value: unknown;
     try {
       value = await this.cache.getOrSet(key, loader, options);
     } catch (error) {
       if (run.failure) throw run.failure.error;
+      // Past `loaderTimeout.hard` the handler is still running: running it again would hold the request.
+      if (error instanceof CacheError && error.code === "LOADER_TIMEOUT") throw error;
       // So is a bad key from the route's `key` option.
       if (isInvalidArgument(error)) throw error;
       // The cache failed (failSilently off, or a bug): serve what the handler made, or run it now.

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { resolveVersion } from "../../src/config.js";
 import { CacheError, createCache, KeySpace } from "../../src/index.js";
-import { parseRegistry, planVersions, type VersionRecord } from "../../src/versioning.js";
+import { parseRegistry, planVersions, type VersionRecord, warmSourceVersion } from "../../src/versioning.js";
 
 const SHA = "0123456789abcdef0123456789abcdef01234567";
 
@@ -100,5 +100,36 @@ describe("parseRegistry", () => {
   it("fails clearly on an error slot or a reply that is not a list", () => {
     expect(() => parseRegistry(new Error("WRONGTYPE"), keys)).toThrow(/WRONGTYPE/);
     expect(() => parseRegistry("OK", keys)).toThrow(CacheError);
+  });
+});
+
+describe("warm-start source", () => {
+  const at = (version: string, firstSeen: number, flushed = false): VersionRecord => ({
+    version,
+    firstSeen,
+    flushed,
+  });
+  const records = [at("a", 1), at("b", 2), at("c", 3)];
+
+  it("is the newest version first seen before the current one", () => {
+    expect(warmSourceVersion(records, "c", 1)).toBe("b");
+    expect(warmSourceVersion(records, "b", 1)).toBe("a");
+  });
+
+  it("is never a newer version, the oldest has none, nor a current version not registered yet", () => {
+    expect(warmSourceVersion(records, "a", 1)).toBeUndefined();
+    expect(warmSourceVersion(records, "zz", 1)).toBeUndefined();
+  });
+
+  it("is none when a stale-versions flush would not keep it, or flushed it", () => {
+    expect(warmSourceVersion(records, "c", 0)).toBeUndefined();
+    expect(warmSourceVersion([at("a", 1), at("b", 2, true), at("c", 3)], "c", 1)).toBeUndefined();
+  });
+
+  it("moves an entry key to another version, never an unversioned one or another prefix's", async () => {
+    const space = new KeySpace("prod", "app", "v2");
+    expect(space.inVersion(await space.entry("user:1"), "v1")).toBe("prod:tc:app:v1:k:user:1");
+    expect(space.inVersion(await space.entry("user:1", false), "v1")).toBeUndefined();
+    expect(space.inVersion("staging:tc:app:v2:k:user:1", "v1")).toBeUndefined();
   });
 });

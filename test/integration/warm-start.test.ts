@@ -1,0 +1,383 @@
+import { createClient } from "redis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { startBridge } from "../../src/bridge/server.js";
+import { CacheError, createCache } from "../../src/index.js";
+import { nodeRedis } from "../../src/transports/node-redis.js";
+import { upstash } from "../../src/transports/upstash.js";
+import type { CacheEvent, CacheOptions } from "../../src/types.js";
+import { type Backend, cacheOn, openBackend } from "../support/backends.js";
+import { commandCalls } from "../support/command-stats.js";
+import { countingTransport } from "../support/counting-transport.js";
+import { isolatedRedisUrl } from "../support/redis-db.js";
+import { type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const User = z.object({ name: z.string() });
+
+/** A waitUntil that keeps what it was given, so a test can wait for the background work. */
+function background() {
+  const work: Promise<unknown>[] = [];
+  return {
+    waitUntil: (promise: Promise<unknown>) => {
+      work.push(promise);
+    },
+    settled: async () => {
+      while (work.length > 0) await Promise.all(work.splice(0));
+    },
+  };
+}
+
+let environments = 0;
+
+describe.each(["node-redis", "upstash"] as const)("warmStart on %s", (backendName) => {
+  let backend: Backend;
+  beforeAll(async () => {
+    backend = await openBackend(backendName, await isolatedRedisUrl());
+  });
+  afterAll(async () => {
+    await backend.close();
+  });
+
+  /** Two deploys of one app on one Redis: `v1` registered (and warm) first, then `v2`. */
+  async function deploys(v2Options: CacheOptions = {}) {
+    const prefix = `warm${++environments}`;
+    const bg = background();
+    const v1 = cacheOn(backend, { prefix, version: "v1", waitUntil: bg.waitUntil });
+    await v1.connect();
+    await sleep(5); // first seen strictly later
+    const counted = countingTransport(backend);
+    const events: CacheEvent[] = [];
+    const v2 = cacheOn(backend, {
+      prefix,
+      version: "v2",
+      warmStart: true,
+      redis: counted.transport,
+      waitUntil: bg.waitUntil,
+      onEvent: (event) => events.push(event),
+      ...v2Options,
+    });
+    await v2.connect(); // first contact: the registry is read once, in the background of a real app
+    counted.sent.length = 0;
+    counted.reads.length = 0;
+    return { prefix, v1, v2, bg, counted, events };
+  }
+
+  it("a v2 miss is served v1's value as stale in one MGET, refreshed once, then v2's own value", async () => {
+    const { v1, v2, bg, counted, events } = await deploys();
+    await v1.getOrSet("user:1", () => ({ name: "Ada (v1)" }), { schema: User });
+    await bg.settled();
+    let loads = 0;
+    const loader = async () => {
+      loads++;
+      await sleep(30);
+      return { name: "Ada (v2)" };
+    };
+    expect(await v2.getOrSet("user:1", loader, { schema: User })).toEqual({ name: "Ada (v1)" });
+    // One command on the read's path: both versions' keys (and the epoch) in one MGET.
+    expect(counted.sent).toEqual(["MGET"]);
+    expect(counted.reads[0]).toEqual(
+      expect.arrayContaining([
+        await v2.keys.entry("user:1"),
+        (await v2.keys.entry("user:1")).replace(":v2:", ":v1:"),
+      ]),
+    );
+    // While the refresh runs, this instance serves the warm value again without asking Redis.
+    expect(await v2.getOrSet("user:1", loader, { schema: User })).toEqual({ name: "Ada (v1)" });
+    expect(counted.sent).toEqual(["MGET"]);
+    expect(events.filter((e) => e.type === "warm")).toEqual([
+      { type: "warm", key: "user:1" },
+      { type: "warm", key: "user:1" },
+    ]);
+    expect(v2.stats().warm).toBe(2);
+    expect(v2.stats().misses).toBe(0);
+    await bg.settled();
+    expect(loads).toBe(1);
+    expect(await v2.getOrSet("user:1", loader, { schema: User })).toEqual({ name: "Ada (v2)" });
+    expect(loads).toBe(1);
+    expect(v2.stats().warm).toBe(2);
+    // v1 keeps its own entry (rollback).
+    expect(await v1.get("user:1")).toEqual({ name: "Ada (v1)" });
+    await Promise.all([v1.close(), v2.close()]);
+  });
+
+  it("works through wrap", async () => {
+    const { v1, v2, bg } = await deploys();
+    let version = "v1";
+    const fetchUser = async (id: number) => ({ name: `user ${id} (${version})` });
+    await v1.wrap(fetchUser, { key: "user:{0}", schema: User })(7);
+    await bg.settled();
+    version = "v2";
+    const wrapped = v2.wrap(fetchUser, { key: "user:{0}", schema: User });
+    expect(await wrapped(7)).toEqual({ name: "user 7 (v1)" });
+    await bg.settled();
+    expect(await wrapped(7)).toEqual({ name: "user 7 (v2)" });
+    expect(v2.stats().warm).toBe(1);
+    await Promise.all([v1.close(), v2.close()]);
+  });
+
+  it("a value that fails v2's schema (its shape changed) is a plain miss, and v1's entry stays", async () => {
+    const { v1, v2, bg } = await deploys();
+    await v1.getOrSet("user:2", () => ({ fullName: "Grace" }));
+    await bg.settled();
+    let loads = 0;
+    const value = await v2.getOrSet("user:2", async () => ({ name: `Grace ${++loads}` }), { schema: User });
+    expect(value).toEqual({ name: "Grace 1" });
+    expect(v2.stats().warm).toBe(0);
+    expect(v2.stats().misses).toBe(1);
+    await bg.settled();
+    expect(await v1.get("user:2")).toEqual({ fullName: "Grace" });
+    await Promise.all([v1.close(), v2.close()]);
+  });
+
+  it("a v1 entry invalidated by tag, before or after the deploy, is not served", async () => {
+    const { v1, v2, bg } = await deploys();
+    const opts = { schema: User, tags: ["team:1"] };
+    await v1.getOrSet("before", () => ({ name: "old" }), opts);
+    await v1.getOrSet("after", () => ({ name: "old" }), opts);
+    await v1.getOrSet("other", () => ({ name: "old" }), { schema: User, tags: ["team:2"] });
+    await bg.settled();
+    await sleep(5);
+    await v1.invalidateTags(["team:1"]); // before v2 reads
+    const fresh = async () => ({ name: "new" });
+    expect(await v2.getOrSet("before", fresh, opts)).toEqual({ name: "new" });
+    await v1.getOrSet("after", () => ({ name: "old again" }), opts);
+    await bg.settled();
+    await sleep(5);
+    await v2.invalidateTags(["team:1"]); // by the new deploy
+    expect(await v2.getOrSet("after", fresh, opts)).toEqual({ name: "new" });
+    expect(await v2.getOrSet("other", fresh, { schema: User, tags: ["team:2"] })).toEqual({ name: "old" });
+    expect(v2.stats().warm).toBe(1);
+    await bg.settled();
+    await Promise.all([v1.close(), v2.close()]);
+  });
+
+  it("a key deleted in v2 does not come back from v1", async () => {
+    const { v1, v2, bg } = await deploys();
+    await v1.getOrSet("gone", () => ({ name: "old" }), { schema: User });
+    await bg.settled();
+    await v2.delete("gone");
+    const v1Again = cacheOn(backend, { prefix: v1.keys.prefix, version: "v1" });
+    expect(await v1Again.get("gone")).toBeUndefined();
+    expect(await v2.getOrSet("gone", async () => ({ name: "new" }), { schema: User })).toEqual({
+      name: "new",
+    });
+    expect(v2.stats().warm).toBe(0);
+    await bg.settled();
+    await Promise.all([v1.close(), v2.close(), v1Again.close()]);
+  });
+
+  it("a delete by a cold instance (its first operation) still removes v1's copy", async () => {
+    const { prefix, v1, v2, bg } = await deploys();
+    await v1.getOrSet("hook", () => ({ name: "old" }), { schema: User });
+    await bg.settled();
+    const webhook = cacheOn(backend, { prefix, version: "v2", warmStart: true, waitUntil: bg.waitUntil });
+    await webhook.delete("hook");
+    await bg.settled();
+    // The v2 tombstone expires within a minute: what remains must not be v1's old value.
+    expect(await backend.raw?.get((await v1.keys.entry("hook")) as string)).not.toContain("old");
+    await Promise.all([v1.close(), v2.close(), webhook.close()]);
+  });
+
+  it("never from a newer version (rollback), another prefix, or for unversioned keys", async () => {
+    const { prefix, v1, v2, bg } = await deploys();
+    await v2.getOrSet("shared", () => ({ name: "v2's" }), { schema: User, warmStart: false });
+    await bg.settled();
+    // Rollback: an instance of v1 cold-starts after v2 registered.
+    const rolledBack = cacheOn(backend, { prefix, version: "v1", warmStart: true, waitUntil: bg.waitUntil });
+    await rolledBack.connect();
+    expect(await rolledBack.getOrSet("shared", async () => ({ name: "v1's" }), { schema: User })).toEqual({
+      name: "v1's",
+    });
+    expect(rolledBack.stats().warm).toBe(0);
+    // Another environment prefix with the same versions: nothing of this one is visible.
+    const staging = cacheOn(backend, { prefix: `${prefix}s`, version: "v1" });
+    await staging.connect();
+    await staging.getOrSet("env", () => ({ name: "staging" }));
+    await sleep(5);
+    const staging2 = cacheOn(backend, { prefix: `${prefix}p`, version: "v2", warmStart: true });
+    await staging2.connect();
+    expect(await staging2.getOrSet("env", async () => ({ name: "own" }), { schema: User })).toEqual({
+      name: "own",
+    });
+    expect(staging2.stats().warm).toBe(0);
+    // Unversioned keys are shared by every version already: a miss there is a miss.
+    let unversionedLoads = 0;
+    await v2.getOrSet("u", async () => ({ name: `u${++unversionedLoads}` }), {
+      schema: User,
+      versioned: false,
+    });
+    expect(unversionedLoads).toBe(1);
+    await bg.settled();
+    await Promise.all([v1.close(), v2.close(), rolledBack.close(), staging.close(), staging2.close()]);
+  });
+
+  it("never from a version flushed by name", async () => {
+    const { prefix, v1, v2, bg } = await deploys();
+    await v1.flush({ scope: "version" }); // e.g. `tiercache flush --scope version` with v1's env
+    await v1.getOrSet("late", () => ({ name: "written by v1 after the flush" }), { schema: User });
+    await bg.settled();
+    const next = cacheOn(backend, { prefix, version: "v2", warmStart: true, waitUntil: bg.waitUntil });
+    await next.connect();
+    expect(await next.getOrSet("late", async () => ({ name: "v2" }), { schema: User })).toEqual({
+      name: "v2",
+    });
+    expect(next.stats().warm).toBe(0);
+    await bg.settled();
+    await Promise.all([v1.close(), v2.close(), next.close()]);
+  });
+
+  it("never from a version whose entries were flushed", async () => {
+    const { prefix, v1, v2, bg } = await deploys();
+    await v2.flush({ keepVersions: 0 }); // v1 flushed (and marked so in the registry)
+    await v1.getOrSet("late", () => ({ name: "written by v1 after the flush" }), { schema: User });
+    await bg.settled();
+    const next = cacheOn(backend, { prefix, version: "v2", warmStart: true, waitUntil: bg.waitUntil });
+    await next.connect();
+    expect(await next.getOrSet("late", async () => ({ name: "v2" }), { schema: User })).toEqual({
+      name: "v2",
+    });
+    expect(next.stats().warm).toBe(0);
+    await bg.settled();
+    await Promise.all([v1.close(), v2.close(), next.close()]);
+  });
+
+  it("50 cold instances of v2 with lease: each served warm, the database hit once per key", async () => {
+    const prefix = `warm${++environments}`;
+    const bg = background();
+    const v1 = cacheOn(backend, { prefix, version: "v1", waitUntil: bg.waitUntil });
+    const keys = ["a", "b", "c"];
+    for (const key of keys) await v1.getOrSet(key, () => ({ name: `${key} v1` }), { schema: User });
+    await bg.settled();
+    await sleep(5);
+    const instances = Array.from({ length: 50 }, () =>
+      // A generous deadline: 50 instances connecting at once on a busy machine are slow, and a lease
+      // command that times out lets its instance load (fail-open) — not what this test is about.
+      cacheOn(backend, { prefix, version: "v2", warmStart: true, waitUntil: bg.waitUntil, timeoutMs: 5000 }),
+    );
+    await Promise.all(instances.map((cache) => cache.connect()));
+    const loads = new Map<string, number>();
+    const loader = (key: string) => async () => {
+      loads.set(key, (loads.get(key) ?? 0) + 1);
+      await sleep(300);
+      return { name: `${key} v2` };
+    };
+    const served = await Promise.all(
+      instances.flatMap((cache) =>
+        keys.map((key) => cache.getOrSet(key, loader(key), { schema: User, lease: "5s" })),
+      ),
+    );
+    // v1's value, or v2's for a request that came after the refresh landed: never a load of its own.
+    expect(served.every((value) => /^[abc] v[12]$/.test(value.name))).toBe(true);
+    expect(instances.reduce((sum, cache) => sum + cache.stats().warm, 0)).toBeGreaterThan(0);
+    await bg.settled();
+    expect(Object.fromEntries(loads)).toEqual({ a: 1, b: 1, c: 1 });
+    const late = cacheOn(backend, { prefix, version: "v2" });
+    expect(await late.get("a")).toEqual({ name: "a v2" });
+    await Promise.all([v1.close(), late.close(), ...instances.map((cache) => cache.close())]);
+  });
+
+  it("50 cold instances whose first request comes before the registry is known: lease, one load per key", async () => {
+    const prefix = `warm${++environments}`;
+    const bg = background();
+    const v1 = cacheOn(backend, { prefix, version: "v1", waitUntil: bg.waitUntil });
+    await v1.getOrSet("k", () => ({ name: "v1" }), { schema: User });
+    await bg.settled();
+    await sleep(5);
+    let loads = 0;
+    const instances = Array.from({ length: 50 }, () =>
+      // A generous deadline: 50 instances connecting at once on a busy machine are slow, and a lease
+      // command that times out lets its instance load (fail-open) — not what this test is about.
+      cacheOn(backend, { prefix, version: "v2", warmStart: true, waitUntil: bg.waitUntil, timeoutMs: 5000 }),
+    );
+    await Promise.all(
+      instances.map((cache) =>
+        cache.getOrSet(
+          "k",
+          async () => {
+            loads++;
+            await sleep(300);
+            return { name: "v2" };
+          },
+          { schema: User, lease: "5s" },
+        ),
+      ),
+    );
+    await bg.settled();
+    expect(loads).toBe(1);
+    await Promise.all([v1.close(), ...instances.map((cache) => cache.close())]);
+  });
+});
+
+describe("warmStart options", () => {
+  it("without a schema, a warm start is refused with a clear CacheError at the call", async () => {
+    const cache = createCache({ redis: false, env: {}, warmStart: true });
+    const error = await cache.getOrSet("k", () => 1).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CacheError);
+    expect((error as CacheError).code).toBe("CONFIG");
+    expect((error as Error).message).toMatch(/warmStart needs a schema/);
+    expect(await cache.getOrSet("k", () => 1, { warmStart: false })).toBe(1);
+    const off = createCache({ redis: false, env: {} });
+    await expect(off.getOrSet("k", () => 1, { warmStart: true })).rejects.toMatchObject({ code: "CONFIG" });
+  });
+});
+
+describe("warmStart, counted by Redis itself", () => {
+  let server: RedisServerHandle;
+  let admin: ReturnType<typeof createClient>;
+  let bridge: Awaited<ReturnType<typeof startBridge>>;
+  beforeAll(async () => {
+    server = await startRedisServer();
+    admin = createClient({ url: server.url });
+    await admin.connect();
+    bridge = await startBridge({ redisUrl: server.url, token: "warm-stats", port: 0 });
+  });
+  afterAll(async () => {
+    await bridge.close();
+    admin.destroy();
+    await server.stop();
+  });
+
+  for (const name of ["node-redis", "upstash"] as const) {
+    it(`${name}: a warm-start read costs Redis one command (INFO commandstats)`, async () => {
+      const transport = () =>
+        name === "node-redis"
+          ? nodeRedis({ url: server.url })
+          : upstash({ url: bridge.url, token: "warm-stats" });
+      const common = { env: {}, prefix: `stats-${name}`, logger: { warn: () => {} } };
+      const bg = background();
+      const v1 = createCache({ ...common, redis: transport(), version: "v1" });
+      await v1.set("user:1", { name: "v1" });
+      await sleep(5);
+      const v2 = createCache({
+        ...common,
+        redis: transport(),
+        version: "v2",
+        warmStart: true,
+        waitUntil: bg.waitUntil,
+      });
+      await v2.connect();
+      await admin.configResetStat();
+      let release = () => {};
+      const gate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const value = await v2.getOrSet(
+        "user:1",
+        async () => {
+          await gate;
+          return { name: "v2" };
+        },
+        { schema: User },
+      );
+      expect(value).toEqual({ name: "v1" });
+      expect(await commandCalls(admin)).toEqual({ mget: 1 });
+      release();
+      await bg.settled();
+      expect(await v2.getOrSet("user:1", async () => ({ name: "never" }), { schema: User })).toEqual({
+        name: "v2",
+      });
+      await Promise.all([v1.close(), v2.close()]);
+    });
+  }
+});
