@@ -11,8 +11,17 @@
  * takes a number too. When a write or invalidation completes, the key's floor rises to its number.
  * A call that starts after that must return a value stamped at or above the floor it saw when it
  * started (and stamped for its own key): anything older is a value that was overwritten or
- * invalidated before the call began — the cache serving it is a wrong value.
+ * invalidated before the call began — the cache serving it is a wrong value. Except: a `set` still
+ * running when the write or invalidation that raised the floor began overlapped it, and either may
+ * take effect last (a set's value enters L1 after an await, possibly after the invalidation swept
+ * L1, dated after the tag mark): serving it is legal, counted apart. A loader's value in that case
+ * stays wrong (issue 9 item 4: an invalidation made while the loader ran wins).
+ *
+ * Each wrong value is classified by what raised the floor (set / delete / invalidateTags) and what
+ * served it: the cache events (hit l1/l2, stale l1/l2, loader) emitted in the call's own async
+ * context — none for a caller that joined another's single flight.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { createClient } from "redis";
 import { createCache } from "../src/index.js";
@@ -36,8 +45,9 @@ type Writer = "loader" | "set";
 const inFlight = new Map<number, Map<number, Writer>>();
 /**
  * Values ("key:number") whose call was still in flight when a later write or invalidation of their
- * key completed. Serving such a `set` value is legal (the two calls overlapped: either may take
- * effect last); serving such a loader value is the in-flight-loader race of issue 9, item 4.
+ * key began. Serving such a `set` value is legal (the two calls overlapped: either may take effect
+ * last — also when the set returned before the invalidation did); serving such a loader value is
+ * the in-flight-loader race of issue 9, item 4 (an invalidation made while the loader ran wins).
  */
 const overlapped = new Map<string, Writer>();
 const begin = (key: number, v: number, writer: Writer) => {
@@ -50,9 +60,18 @@ const end = (key: number, v: number) => {
   running?.delete(v);
   if (running?.size === 0) inFlight.delete(key);
 };
-const raise = (key: number, n: number) => {
-  if (n > (floor[key] ?? 0)) floor[key] = n;
-  for (const [v, writer] of inFlight.get(key) ?? []) if (v < n) overlapped.set(`${key}:${v}`, writer);
+/** Which operation raised each key's floor last (for the classification of wrong values). */
+type FloorOp = "set" | "delete" | "invalidateTags";
+const floorBy = new Map<number, FloorOp>();
+/** The writes of the key in flight as an operation that will raise its floor begins. */
+const running = (key: number): ReadonlyMap<number, Writer> => new Map(inFlight.get(key) ?? []);
+/** An operation numbered `n` completed; `before`: the writes in flight when it began. */
+const raise = (key: number, n: number, op: FloorOp, before: ReadonlyMap<number, Writer>) => {
+  if (n > (floor[key] ?? 0)) {
+    floor[key] = n;
+    floorBy.set(key, op);
+  }
+  for (const [v, writer] of before) overlapped.set(`${key}:${v}`, writer);
 };
 const stamp = (key: number) => {
   counter[key] = (counter[key] ?? 0) + 1;
@@ -96,6 +115,10 @@ const cache = createCache({
   },
   onEvent: (event) => {
     if (event.type === "breaker") breakerChanges++;
+    // Events are emitted in the async context of the call whose work caused them: a caller that
+    // joined another's single flight sees none of its own.
+    if (event.type === "hit" || event.type === "stale" || event.type === "load")
+      path.getStore()?.push(event.type === "load" ? "loader" : `${event.type} ${event.tier}`);
   },
 });
 
@@ -113,28 +136,45 @@ const enter = (next: Phase) => {
   phase = next;
   phaseStarted = performance.now();
 };
+/** What each getOrSet call's own work did (hit l1, hit l2, stale l1/l2, loader), in order. */
+const path = new AsyncLocalStorage<string[]>();
 const wrong: string[] = [];
+/** Wrong values by "<what raised the floor> / <what served it>". */
+const wrongKinds = new Map<string, number>();
 const wrongBy: Record<Phase, number> = { before: 0, outage: 0, after: 0 };
 let loaderRaces = 0;
 let joinedFlights = 0;
 let legalOverlaps = 0;
+/** Legal overlaps by "<what raised the floor> / <what served it>". */
+const legalBy = new Map<string, number>();
 let rejected = 0;
 
 /** `running`: the loads of the key in flight when the call began (it may have joined one of them). */
-const check = (key: number, seen: number, value: unknown, at: Phase, running: ReadonlySet<number>) => {
+const check = (
+  key: number,
+  seen: number,
+  value: unknown,
+  at: Phase,
+  running: ReadonlySet<number>,
+  served: readonly string[],
+) => {
   const got = value as Value | undefined;
   if (got && got.k === key && got.v >= seen) return;
   const writer = got && got.k === key ? overlapped.get(`${key}:${got.v}`) : undefined;
+  const via = served.length > 0 ? served.join(" → ") : "joined flight";
+  const kind = `${floorBy.get(key) ?? "?"} / ${via}`;
   if (writer === "set") {
     legalOverlaps++;
+    legalBy.set(kind, (legalBy.get(kind) ?? 0) + 1);
     return;
   }
   wrongBy[at]++;
+  wrongKinds.set(kind, (wrongKinds.get(kind) ?? 0) + 1);
   if (writer === "loader") {
     loaderRaces++;
     if (got && running.has(got.v)) joinedFlights++;
   }
-  if (wrong.length < 5) wrong.push(`k${key}: got ${JSON.stringify(got)}, floor was ${seen}`);
+  if (wrong.length < 5) wrong.push(`k${key}: got ${JSON.stringify(got)}, floor was ${seen} (${kind})`);
 };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -148,24 +188,28 @@ async function one(): Promise<void> {
   const at = phase;
   if (roll < 0.7) {
     let mine: number | undefined;
-    const running = new Set(inFlight.get(key)?.keys() ?? []);
+    const loading = new Set(inFlight.get(key)?.keys() ?? []);
+    const served: string[] = [];
     try {
-      const value = await cache.getOrSet(
-        name,
-        async () => {
-          mine = stamp(key);
-          begin(key, mine, "loader");
-          if (Math.random() < 0.2) await sleep(2);
-          return { k: key, v: mine } satisfies Value;
-        },
-        { tags },
+      const value = await path.run(served, () =>
+        cache.getOrSet(
+          name,
+          async () => {
+            mine = stamp(key);
+            begin(key, mine, "loader");
+            if (Math.random() < 0.2) await sleep(2);
+            return { k: key, v: mine } satisfies Value;
+          },
+          { tags },
+        ),
       );
-      check(key, seen, value, at, running);
+      check(key, seen, value, at, loading, served);
     } finally {
       // In flight until the call that ran the loader returns (its write-back included).
       if (mine !== undefined) end(key, mine);
     }
   } else if (roll < 0.9) {
+    const before = running(key);
     const v = stamp(key);
     begin(key, v, "set");
     try {
@@ -173,17 +217,18 @@ async function one(): Promise<void> {
     } finally {
       end(key, v);
     }
-    raise(key, v);
+    raise(key, v, "set", before);
   } else if (roll < 0.97) {
+    const before = running(key);
     const v = stamp(key);
     await cache.delete(name);
-    raise(key, v);
+    raise(key, v, "delete", before);
   } else {
     const group = key % GROUPS;
-    const members: [number, number][] = [];
-    for (let k = group; k < KEYS; k += GROUPS) members.push([k, stamp(k)]);
+    const members: [number, number, ReadonlyMap<number, Writer>][] = [];
+    for (let k = group; k < KEYS; k += GROUPS) members.push([k, stamp(k), running(k)]);
     await cache.invalidateTags([`g${group}`]);
-    for (const [k, v] of members) raise(k, v);
+    for (const [k, v, before] of members) raise(k, v, "invalidateTags", before);
   }
 }
 
@@ -257,9 +302,14 @@ const lines = [
   ),
   `| all | ${total} | ${Math.round(total / seconds)} | ${ms(percentile(all, 50))} | ${ms(percentile(all, 99))} | ${ms(percentile(all, 100))} |`,
   "",
-  `wrong values: ${wrongCount} (before ${wrongBy.before}, outage ${wrongBy.outage}, after ${wrongBy.after}; ${loaderRaces} of them a loader's value whose getOrSet was still in flight when a set/delete/invalidateTags of its key completed — issue 9 item 4 — and ${joinedFlights} of those received by joining that getOrSet's single flight, begun before the invalidation)`,
-  `not counted: ${legalOverlaps} reads of a set() value whose call overlapped the newer write (either may take effect last)`,
-  ...(wrongCount > 0 ? [`  first: ${wrong.join("; ")}`] : []),
+  `wrong values: ${wrongCount} (before ${wrongBy.before}, outage ${wrongBy.outage}, after ${wrongBy.after}; ${loaderRaces} of them a loader's value whose getOrSet was in flight when a set/delete/invalidateTags of its key began — issue 9 item 4 — and ${joinedFlights} of those received by joining that getOrSet's single flight)`,
+  `not counted: ${legalOverlaps} reads of a set() value whose call overlapped the newer write or invalidation (either may take effect last)${legalOverlaps > 0 ? ` (${[...legalBy].map(([kind, n]) => `${kind}: ${n}`).join("; ")})` : ""}`,
+  ...(wrongCount > 0
+    ? [
+        `  by what raised the floor / what served it: ${[...wrongKinds].map(([kind, n]) => `${kind}: ${n}`).join("; ")}`,
+        `  first: ${wrong.join("; ")}`,
+      ]
+    : []),
   `escaped exceptions: ${escaped.length + Math.max(0, rejected - 5)}${escaped.length > 0 ? ` (${escaped.slice(0, 5).join("; ")})` : ""}`,
   `RSS: ${mb(rssStart)} at start, ${mb(rssEnd)} at end`,
   `Redis connections: ${connectionsBefore} before, ${timeline.connectionsDuring} right after the restart, ${connectionsAfter} at the end, ${connectionsClosed} after close()`,

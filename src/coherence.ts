@@ -80,7 +80,7 @@ export class Coherence {
     const mark: TagMark = { at: Date.now(), soft };
     const wanted = new Set(tags);
     this.invalidationCount++;
-    for (const tag of tags) this.state.remember(tag, mark);
+    for (const tag of tags) this.state.rememberOwn(tag, mark);
     l1?.deleteWhere((_key, entry) => {
       if (!carriesTag(entry, wanted)) return false;
       if (!soft) return true;
@@ -375,7 +375,7 @@ export class Coherence {
       const token = randomToken();
       commands.push(this.bump(token));
       const replies = allAnswered(await l2.pipeline(commands, "replay"));
-      for (const [tag, mark] of snapshot.tags) this.state.remember(tag, { ...mark, at: now });
+      for (const [tag, mark] of snapshot.tags) this.state.rememberOwn(tag, { ...mark, at: now });
       this.ownBump(replies[replies.length - 1], token);
       return true;
     })().catch(() => false); // reported by L2 already; the next contact tries again
@@ -435,13 +435,17 @@ export class Coherence {
 
   /**
    * Whether an entry just read from Redis may go into L1: not when this instance invalidated its key
-   * (or everything, by pattern or flush) after the entry was written. A read that left before a local
-   * delete or set may land after it; its caller may have the old value, L1 must not keep it.
+   * (or everything, by pattern or flush) after the entry was written, nor one of its tags since it
+   * passed the tag check. A read that left before a local delete, set or invalidateTags may land
+   * after it; its caller may have the old value, L1 must not keep it.
    */
-  admits(full: string, entry: Pick<Entry, "created">): boolean {
-    return (
-      entry.created >= this.everythingInvalidatedAt && entry.created >= (this.invalidatedAt.get(full) ?? 0)
-    );
+  admits(full: string, entry: Entry): boolean {
+    if (entry.created < this.everythingInvalidatedAt || entry.created < (this.invalidatedAt.get(full) ?? 0))
+      return false;
+    if (entry.tags.length === 0) return true;
+    const { gone, staleFrom } = this.state.verdict(entry, (tag) => this.pending.mark(tag));
+    if (staleFrom !== undefined) entry.fresh = Math.min(entry.fresh, staleFrom);
+    return !gone;
   }
 
   /** Remembers when keys (or, without a list, all keys) were invalidated here, for {@link admits}. */

@@ -20,6 +20,8 @@ export function parseMark(stored: string | null): TagMark | null {
 
 /** Tag marks kept in memory at most; per-user tags on a long-lived server would grow without it. */
 const MAX_KNOWN_MARKS = 10_000;
+/** How long this instance's own tag invalidations outlive an epoch move (reads land within their deadline). */
+const KEEP_OWN_MARKS_MS = 10_000;
 
 /**
  * What this instance knows of invalidations made anywhere, without pub/sub: the epoch token that
@@ -31,6 +33,8 @@ export class Invalidations {
   private epoch: string | null | undefined;
   private checkedAt = Number.NEGATIVE_INFINITY;
   private readonly marks = new Map<string, TagMark | null>();
+  /** This instance's own invalidations, oldest first: not forgotten when the epoch moves. */
+  private readonly own = new Map<string, TagMark>();
 
   constructor(readonly syncMs: number) {}
 
@@ -80,6 +84,26 @@ export class Invalidations {
   }
 
   /**
+   * Records an invalidation made by this instance. When the epoch moves, the fetched marks are
+   * dropped, and a read of the mark that left before this invalidation may still land and be taken
+   * for what Redis holds: this one is kept apart for as long as such a read can take.
+   */
+  rememberOwn(tag: string, mark: TagMark): void {
+    this.remember(tag, mark);
+    const known = this.own.get(tag);
+    this.own.delete(tag);
+    // A hard invalidation is not weakened by a later soft one.
+    this.own.set(tag, {
+      at: Math.max(mark.at, known?.at ?? mark.at),
+      soft: mark.soft && (known?.soft ?? true),
+    });
+    for (const [oldest, { at }] of this.own) {
+      if (this.own.size <= MAX_KNOWN_MARKS && mark.at - at <= KEEP_OWN_MARKS_MS) break;
+      this.own.delete(oldest);
+    }
+  }
+
+  /**
    * An entry is gone after a hard invalidation of one of its tags made when or after it was written,
    * and stale (fresh no longer than the invalidation) after a soft one.
    */
@@ -90,7 +114,7 @@ export class Invalidations {
     let staleFrom: number | undefined;
     for (const tag of entry.tags) {
       // An invalidation not yet written to Redis counts as much as one read from it.
-      for (const mark of [this.marks.get(tag), pending?.(tag)]) {
+      for (const mark of [this.marks.get(tag), this.own.get(tag), pending?.(tag)]) {
         if (!mark || mark.at < entry.created) continue;
         if (!mark.soft) return { gone: true, staleFrom: undefined };
         staleFrom = Math.min(staleFrom ?? mark.at, mark.at);

@@ -1,19 +1,26 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RedisArg, RedisReply, Transport } from "../../src/transports/types.js";
+import type { Schema } from "../../src/types.js";
 import { type Backend, cacheOn, openBackend } from "../support/backends.js";
 import { isolatedRedisUrl } from "../support/redis-db.js";
 
 /**
  * Races the soak (bench/soak.ts) found between this instance's own invalidations and work already
  * under way: a caller arriving after an invalidation must not join a single flight begun before it,
- * and a Redis read that left before a local delete or set must not put the old value back into L1.
+ * a Redis read that left before a local delete or set must not put the old value back into L1, and
+ * a read of a tag mark that left before a local invalidateTags must not undo it, nor a read that
+ * passed its tag check before it refill L1.
  */
 
-/** A transport whose read replies are held until the test lets them go (writes pass straight through). */
-function heldReads(inner: Transport) {
+/**
+ * A transport whose read replies (or only those `picked`) are held until the test lets them go;
+ * writes pass straight through.
+ */
+function heldReads(inner: Transport, picked: (command: readonly RedisArg[]) => boolean = () => true) {
   const held: (() => void)[] = [];
   let holding = false;
-  const isRead = (command: readonly RedisArg[]) => command[0] === "GET" || command[0] === "MGET";
+  const isRead = (command: readonly RedisArg[]) =>
+    (command[0] === "GET" || command[0] === "MGET") && picked(command);
   const transport: Transport = {
     ...inner,
     kind: inner.kind,
@@ -119,5 +126,55 @@ describe("an instance's own write, read back from Redis after an L1 drop, goes i
     const after = a.stats().hits;
     expect([after.l2 - before.l2, after.l1 - before.l1]).toEqual([1, 1]);
     await Promise.all([a.close(), b.close()]);
+  });
+});
+
+describe("this instance's invalidateTags wins over reads already under way (node-redis)", () => {
+  let backend: Backend;
+  beforeAll(async () => {
+    backend = await openBackend("node-redis", await isolatedRedisUrl());
+  });
+  afterAll(() => backend.close());
+
+  it("a mark read before it does not undo it, even when the known marks were dropped for an epoch move in between", async () => {
+    const other = cacheOn(backend, { timeoutMs: 5000 });
+    const tagKey = other.keys.tag("t");
+    const reads = heldReads(backend.transport() as Transport, (command) => command.includes(tagKey));
+    const reader = cacheOn(backend, { prefix: other.keys.prefix, redis: reads.transport, timeoutMs: 5000 });
+    await other.set("k", "old", { tags: ["t"] });
+    await reader.connect();
+    reads.hold();
+    const inFlight = reader.get("k"); // its read of the mark of t is held: Redis answered "never invalidated"
+    while (reads.waiting() === 0) await tick();
+    // An invalidation elsewhere: the reader's own bump below sees the epoch moved and drops the
+    // marks it knows, its own new mark of t included.
+    await other.delete("elsewhere");
+    await reader.invalidateTags(["t"]);
+    reads.release();
+    expect(["old", undefined]).toContain(await inFlight); // it began before the invalidation
+    expect(await reader.get("k")).toBeUndefined();
+    await Promise.all([other.close(), reader.close()]);
+  });
+
+  it("a read that passed the tag check before it does not refill L1 with the old value", async () => {
+    const writer = cacheOn(backend, { timeoutMs: 5000 });
+    const reader = cacheOn(backend, { prefix: writer.keys.prefix, timeoutMs: 5000 });
+    await writer.set("k", "old", { tags: ["t"] });
+    let checked: (() => void) | undefined;
+    // A schema that checks asynchronously holds the read between its tag check and L1.
+    const slow: Schema<unknown> = {
+      "~standard": {
+        version: 1,
+        vendor: "test",
+        validate: (value) => new Promise((resolve) => (checked = () => resolve({ value }))),
+      },
+    };
+    const inFlight = reader.get("k", { schema: slow });
+    while (!checked) await tick();
+    await reader.invalidateTags(["t"]);
+    checked();
+    expect(["old", undefined]).toContain(await inFlight); // it began before the invalidation
+    expect(await reader.get("k")).toBeUndefined();
+    await Promise.all([writer.close(), reader.close()]);
   });
 });
