@@ -54,7 +54,8 @@ function replay(
 
 const EMPTY = new Uint8Array(0);
 
-function concat(chunks: readonly Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
+/** The chunks, `size` bytes in all, in one new array. */
+export function concat(chunks: readonly Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(size);
   let offset = 0;
   for (const chunk of chunks) {

@@ -1,4 +1,5 @@
 import { Buffer } from "node:buffer";
+import { concat } from "../http/body.js";
 
 /** The whole of a byte stream in one array; rejects when the stream errors (a partial entry is no entry). */
 export async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
@@ -12,13 +13,7 @@ export async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8
     length += value.byteLength;
   }
   if (chunks.length === 1) return chunks[0] as Uint8Array;
-  const bytes = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
+  return concat(chunks, length);
 }
 
 /**
