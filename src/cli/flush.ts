@@ -1,9 +1,8 @@
 import { parseArgs } from "node:util";
-import { createCache } from "../cache.js";
 import { wholeNumber } from "../config.js";
 import { asError } from "../errors.js";
 import { isFlushScope } from "../flush.js";
-import type { Logger } from "../types.js";
+import { commandCache } from "./command-cache.js";
 
 const USAGE = `usage: tiercache flush [--scope <scope>] [--dry-run] [--keep N] [--namespace NAME]
 
@@ -41,38 +40,10 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const logger: Logger = {
-    warn: (message) => console.error(`tiercache flush: ${message}`),
-    error: (message) => console.error(`tiercache flush: ${message}`),
-  };
-  let cache: ReturnType<typeof createCache>;
-  try {
-    // Generous per-batch deadline: nobody waits on a deploy step the way a request waits on a read.
-    cache = createCache({
-      namespace: options.namespace,
-      keepVersions: options.keep,
-      logger,
-      timeoutMs: 10_000,
-    });
-  } catch (error) {
-    console.error(`tiercache flush: ${asError(error).message}`);
-    return 2;
-  }
-  // health() rather than connect(): connecting registers the version and may start an automatic
-  // flush, which a dry run must not do and an explicit flush does itself.
-  const health = await cache.health();
+  const opened = await commandCache("flush", { namespace: options.namespace, keepVersions: options.keep });
+  if (typeof opened === "number") return opened;
+  const { cache, health } = opened;
   const { transport } = health;
-  if (transport === "none") {
-    console.error(
-      "tiercache flush: no Redis configured (set REDIS_URL, or UPSTASH_REDIS_REST_URL and its token)",
-    );
-    return 2;
-  }
-  if (!health.healthy) {
-    console.error(`tiercache flush: Redis unreachable via ${transport}: ${health.error}`);
-    await cache.close();
-    return 1;
-  }
   const { prefix, namespace, version } = cache.keys;
   console.error(
     `tiercache flush: scope ${options.scope}${options.dryRun ? " (dry run)" : ""}, environment ${prefix ?? "production"}, ` +

@@ -1,8 +1,7 @@
 import { parseArgs } from "node:util";
-import { createCache } from "../cache.js";
 import { asError } from "../errors.js";
 import type { CacheReport, Usage } from "../report.js";
-import type { Logger } from "../types.js";
+import { commandCache } from "./command-cache.js";
 
 const USAGE = `usage: tiercache stats [--json] [--max-keys N] [--sample N]
 
@@ -33,26 +32,9 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const logger: Logger = { warn: (message) => console.error(`tiercache stats: ${message}`) };
-  let cache: ReturnType<typeof createCache>;
-  try {
-    cache = createCache({ logger, timeoutMs: 10_000 });
-  } catch (error) {
-    console.error(`tiercache stats: ${asError(error).message}`);
-    return 2;
-  }
-  const health = await cache.health();
-  if (health.transport === "none") {
-    console.error(
-      "tiercache stats: no Redis configured (set REDIS_URL, or UPSTASH_REDIS_REST_URL and its token)",
-    );
-    return 2;
-  }
-  if (!health.healthy) {
-    console.error(`tiercache stats: Redis unreachable via ${health.transport}: ${health.error}`);
-    await cache.close();
-    return 1;
-  }
+  const opened = await commandCache("stats", {});
+  if (typeof opened === "number") return opened;
+  const { cache } = opened;
   let reportedAt = performance.now();
   try {
     const report = await cache.report({
