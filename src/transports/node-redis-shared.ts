@@ -73,3 +73,26 @@ export function toReply(value: unknown): RedisReply {
   if (typeof value === "object") return Object.entries(value).flatMap(([k, v]) => [k, toReply(v)]);
   return String(value);
 }
+
+/**
+ * The replies of commands pipelined in one tick: each command's reply, or its error reply as an
+ * `Error` slot (so one failing command never hides the others'); anything else rejected means the
+ * round trip failed, and is thrown.
+ */
+export function pipelineReplies(
+  settled: readonly PromiseSettledResult<unknown>[],
+  ErrorReply: RedisModule["ErrorReply"],
+  scrub: (error: unknown) => Error,
+): (RedisReply | Error)[] {
+  return settled.map((result) => {
+    if (result.status === "rejected") {
+      if (result.reason instanceof ErrorReply) return scrub(result.reason);
+      throw result.reason;
+    }
+    try {
+      return toReply(result.value);
+    } catch (nested) {
+      return scrub(nested);
+    }
+  });
+}

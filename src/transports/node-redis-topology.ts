@@ -4,6 +4,7 @@ import {
   backoff,
   loadRedis,
   NO_COMMAND_TIMEOUT,
+  pipelineReplies,
   type RedisModule,
   toArgs,
   toReply,
@@ -144,17 +145,7 @@ export class TopologyTransport implements Transport {
         Promise.allSettled(commands.map((command) => client.send(toArgs(command)))),
         signal,
       );
-      return replies.map((settled) => {
-        if (settled.status === "rejected") {
-          if (settled.reason instanceof ErrorReply) return this.scrub(settled.reason);
-          throw settled.reason;
-        }
-        try {
-          return toReply(settled.value);
-        } catch (nested) {
-          return this.scrub(nested);
-        }
-      });
+      return pipelineReplies(replies, ErrorReply, (error) => this.scrub(error));
     } catch (thrown) {
       throw await this.failure(thrown);
     }

@@ -4,6 +4,7 @@ import {
   BACKOFF_CAP_MS,
   loadRedis,
   NO_COMMAND_TIMEOUT,
+  pipelineReplies,
   type RedisModule,
   reconnectStrategy,
   toArgs,
@@ -155,17 +156,7 @@ class NodeRedisTransport implements Transport {
         Promise.allSettled(commands.map((command) => live.command(toArgs(command)))),
         signal,
       );
-      return replies.map((settled) => {
-        if (settled.status === "rejected") {
-          if (settled.reason instanceof ErrorReply) return this.scrub(settled.reason);
-          throw settled.reason;
-        }
-        try {
-          return toReply(settled.value);
-        } catch (nested) {
-          return this.scrub(nested);
-        }
-      });
+      return pipelineReplies(replies, ErrorReply, (error) => this.scrub(error));
     } catch (thrown) {
       throw this.scrub(connection?.explain(thrown) ?? thrown);
     }
