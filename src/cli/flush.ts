@@ -3,6 +3,7 @@ import { wholeNumber } from "../config.js";
 import { asError } from "../errors.js";
 import { isFlushScope } from "../flush.js";
 import { commandCache } from "./command-cache.js";
+import { commandOptions } from "./command-options.js";
 
 const USAGE = `usage: tiercache flush [--scope <scope>] [--dry-run] [--keep N] [--namespace NAME]
 
@@ -29,17 +30,8 @@ const PROGRESS_EVERY_MS = 1000;
  * the transport's kind is named, never its URL or token.
  */
 export async function main(args: string[]): Promise<number> {
-  let options: ReturnType<typeof parse>;
-  try {
-    options = parse(args);
-  } catch (error) {
-    console.error(`tiercache flush: ${asError(error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (options.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const options = commandOptions("flush", args, parse, USAGE);
+  if (typeof options === "number") return options;
   const opened = await commandCache("flush", { namespace: options.namespace, keepVersions: options.keep });
   if (typeof opened === "number") return opened;
   const { cache, health } = opened;

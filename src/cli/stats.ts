@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { asError } from "../errors.js";
 import type { CacheReport, Usage } from "../report.js";
 import { commandCache } from "./command-cache.js";
+import { commandOptions } from "./command-options.js";
 
 const USAGE = `usage: tiercache stats [--json] [--max-keys N] [--sample N]
 
@@ -21,17 +22,8 @@ const PROGRESS_EVERY_MS = 1000;
 
 /** `tiercache stats`: never prints a secret — the transport is named by kind only. */
 export async function main(args: string[]): Promise<number> {
-  let options: ReturnType<typeof parse>;
-  try {
-    options = parse(args);
-  } catch (error) {
-    console.error(`tiercache stats: ${asError(error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (options.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const options = commandOptions("stats", args, parse, USAGE);
+  if (typeof options === "number") return options;
   const opened = await commandCache("stats", {});
   if (typeof opened === "number") return opened;
   const { cache } = opened;
