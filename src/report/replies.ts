@@ -2,7 +2,6 @@ import { CacheError } from "../errors.js";
 import type { L2 } from "../tiers/l2.js";
 import type { RedisArg, RedisReply } from "../transports/types.js";
 
-/** Commands a report sends per pipeline: large enough to save round trips, small enough not to stall Redis. */
 const PIPELINE_CHUNK = 100;
 
 /** Commands in pipelines of {@link PIPELINE_CHUNK}, one in flight at a time. */
