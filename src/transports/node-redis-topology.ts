@@ -1,11 +1,15 @@
 import { redact, redactError } from "../redact.js";
-import { abortable, abortError } from "./abort.js";
+import { slotOf } from "../slots.js";
+import { abortError } from "./abort.js";
+import { AbortWatch, NodeHealth } from "./node-redis-nodes.js";
 import {
   backoff,
   loadRedis,
   NO_COMMAND_TIMEOUT,
   pipelineReplies,
   type RedisModule,
+  type TlsOptions,
+  tlsSocket,
   toArgs,
   toReply,
 } from "./node-redis-shared.js";
@@ -18,7 +22,8 @@ export type NodeAddress = string | { host: string; port: number };
 interface NodeOptions {
   password?: string;
   username?: string;
-  tls?: boolean;
+  /** TLS to every node (and to the Sentinels): `true`, or whom to trust (see {@link TlsOptions}). */
+  tls?: boolean | TlsOptions;
   /** Limit for one connection attempt to a node, TCP/TLS plus handshake. Default 2000. */
   connectTimeoutMs?: number;
 }
@@ -48,6 +53,8 @@ export interface SentinelOptions extends NodeOptions {
 
 /** After this long reconnecting to a node, the cluster's slot map is asked for again (a failover?). */
 const TOPOLOGY_REFRESH_MS = 500;
+/** How often a cluster primary that is down gets one command through to probe it. */
+const NODE_RETRY_MS = 500;
 
 /** Normalizes and checks node addresses; errors name the option, never a credential. */
 export function parseNodes(
@@ -89,6 +96,10 @@ function routingKey(args: readonly string[]): string | undefined {
 interface TopologyClient {
   connect(): Promise<unknown>;
   send(args: string[]): Promise<unknown>;
+  /** Cluster: the `host:port` of the primary a command goes to (undefined: keyless, or not known yet). */
+  nodeOf?(args: readonly string[]): string | undefined;
+  /** Cluster: the `host:port` of every primary. */
+  primaries?(): string[];
   topology(): Topology;
   close(): Promise<unknown>;
   destroy(): unknown;
@@ -109,6 +120,9 @@ export class TopologyTransport implements Transport {
   private client: TopologyClient | undefined;
   private connecting: Promise<void> | undefined;
   private closed = false;
+  private readonly aborts = new AbortWatch();
+  private readonly nodes = new NodeHealth(this.aborts, NODE_RETRY_MS);
+  private loaded: RedisModule | undefined;
 
   constructor(private readonly config: { cluster: ClusterOptions } | { sentinel: SentinelOptions }) {
     const options = "cluster" in config ? config.cluster : config.sentinel;
@@ -126,7 +140,7 @@ export class TopologyTransport implements Transport {
   async send(command: readonly RedisArg[], signal?: AbortSignal): Promise<RedisReply> {
     try {
       const client = await this.connect(signal);
-      return toReply(await abortable(client.send(toArgs(command)), signal));
+      return toReply(await this.aborts.race(this.dispatch(client, toArgs(command), signal), signal));
     } catch (thrown) {
       throw await this.failure(thrown);
     }
@@ -141,8 +155,8 @@ export class TopologyTransport implements Transport {
       const { ErrorReply } = await this.module();
       const client = await this.connect(signal);
       // Issued in one tick: each node's client writes its share in one go, one round trip per node.
-      const replies = await abortable(
-        Promise.allSettled(commands.map((command) => client.send(toArgs(command)))),
+      const replies = await this.aborts.race(
+        Promise.allSettled(commands.map((command) => this.dispatch(client, toArgs(command), signal))),
         signal,
       );
       return pipelineReplies(replies, ErrorReply, (error) => this.scrub(error));
@@ -161,7 +175,36 @@ export class TopologyTransport implements Transport {
 
   /** The nodes as the client sees them now; empty before the first command connected. */
   topology(): Topology {
-    return this.client?.topology() ?? { mode: this.slotted ? "cluster" : "sentinel", nodes: [] };
+    const topology = this.client?.topology() ?? { mode: this.slotted ? "cluster" : "sentinel", nodes: [] };
+    // A frozen primary keeps its socket (and node-redis calls it ready): its unanswered commands tell.
+    for (const node of topology.nodes) if (this.nodes.isDown(node.address)) node.reachable = false;
+    return topology;
+  }
+
+  partlyDown(): boolean {
+    const primaries = this.client?.primaries?.();
+    return primaries !== undefined && this.nodes.partlyDown(primaries);
+  }
+
+  /**
+   * Sends one command on a cluster through its primary's health: refused at once while that primary
+   * is down (but for a probe now and then), and watched until it is answered or its deadline passes.
+   */
+  private dispatch(
+    client: TopologyClient,
+    args: string[],
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    const node = client.nodeOf?.(args);
+    if (node === undefined) return client.send(args);
+    if (!this.nodes.admit(node))
+      return Promise.reject(
+        new Error(`Redis node ${node} is down: commands for its slots fail fast until it answers again`),
+      );
+    const reply = client.send(args);
+    const redis = this.loaded;
+    this.nodes.track(node, reply, signal, (error) => !!redis && error instanceof redis.ErrorReply);
+    return reply;
   }
 
   async close(): Promise<void> {
@@ -190,10 +233,16 @@ export class TopologyTransport implements Transport {
   }
 
   private module(): Promise<RedisModule> {
-    this.redis ??= loadRedis().catch((error) => {
-      this.redis = undefined;
-      throw error;
-    });
+    this.redis ??= loadRedis().then(
+      (redis) => {
+        this.loaded = redis;
+        return redis;
+      },
+      (error) => {
+        this.redis = undefined;
+        throw error;
+      },
+    );
     return this.redis;
   }
 
@@ -220,7 +269,7 @@ export class TopologyTransport implements Transport {
       this.connecting.catch(() => {});
     }
     const client = this.client;
-    if (this.connecting) await abortable(this.connecting, signal);
+    if (this.connecting) await this.aborts.race(this.connecting, signal);
     return client;
   }
 
@@ -229,7 +278,7 @@ export class TopologyTransport implements Transport {
     const socket = {
       connectTimeout: options.connectTimeoutMs ?? 2000,
       reconnectStrategy: backoff,
-      ...(options.tls ? { tls: true as const } : {}),
+      ...tlsSocket(options.tls),
     };
     const nodeOptions = {
       socket,
@@ -257,6 +306,12 @@ export class TopologyTransport implements Transport {
       return {
         connect: () => cluster.connect(),
         send: (args) => cluster.sendCommand(routingKey(args), false, args, NO_COMMAND_TIMEOUT),
+        nodeOf: (args) => {
+          const key = routingKey(args);
+          const primary = key === undefined ? undefined : cluster.slots[slotOf(key)]?.master;
+          return primary ? `${primary.host}:${primary.port}` : undefined;
+        },
+        primaries: () => cluster.masters.map((node) => `${node.host}:${node.port}`),
         // The primaries: replicas take no commands here, so node-redis holds no connection to them.
         topology: () => ({
           mode: "cluster",
