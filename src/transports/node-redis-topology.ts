@@ -53,6 +53,18 @@ export interface SentinelOptions extends NodeOptions {
 
 /** After this long reconnecting to a node, the cluster's slot map is asked for again (a failover?). */
 const TOPOLOGY_REFRESH_MS = 500;
+/** A node or Sentinel refused the credentials: no retry fixes that. */
+const AUTH_REFUSED = /\b(WRONGPASS|NOAUTH)\b/;
+
+/** A failed connect's error, with the last error a node reported when it says more. */
+function explained(error: unknown, last: Error | undefined): unknown {
+  if (!last || error === last || !(error instanceof Error) || error.message.includes(last.message))
+    return error;
+  return new Error(`${error.message} (${last.message})`, { cause: error });
+}
+
+const SENTINEL_REDISCOVERS = 2;
+
 /** How often a cluster primary that is down gets one command through to probe it. */
 const NODE_RETRY_MS = 500;
 
@@ -252,9 +264,20 @@ export class TopologyTransport implements Transport {
     const redis = await this.module();
     if (this.closed) throw new Error("nodeRedis: the transport is closed");
     if (!this.client) {
-      const client = this.create(redis);
+      // node-redis reports why a node refused only as events ("All the root nodes are unavailable",
+      // or a Sentinel client retrying forever): the last one explains a failed connect, and a refused
+      // password, which retrying cannot fix, fails it at once.
+      let lastError: Error | undefined;
+      let refuse: (error: Error) => void = () => {};
+      const refused = new Promise<never>((_, reject) => {
+        refuse = reject;
+      });
+      const client = this.create(redis, (error) => {
+        lastError = error;
+        if (AUTH_REFUSED.test(error.message)) refuse(error);
+      });
       this.client = client;
-      this.connecting = client.connect().then(
+      this.connecting = Promise.race([client.connect(), refused]).then(
         () => {
           this.connecting = undefined;
         },
@@ -263,7 +286,7 @@ export class TopologyTransport implements Transport {
           if (this.client === client) this.client = undefined;
           this.connecting = undefined;
           client.destroy();
-          throw error;
+          throw explained(error, lastError);
         },
       );
       this.connecting.catch(() => {});
@@ -273,7 +296,8 @@ export class TopologyTransport implements Transport {
     return client;
   }
 
-  private create(redis: RedisModule): TopologyClient {
+  /** The node-redis client; `noted` hears the errors its nodes and Sentinels report as events. */
+  private create(redis: RedisModule, noted: (error: Error) => void): TopologyClient {
     const options = "cluster" in this.config ? this.config.cluster : this.config.sentinel;
     const socket = {
       connectTimeout: options.connectTimeoutMs ?? 2000,
@@ -290,7 +314,7 @@ export class TopologyTransport implements Transport {
       clientInfoTag: "tiercache",
     };
     // An 'error' event without a listener would crash the process; failures reach callers as rejections.
-    const ignore = () => {};
+    const onError = (error: unknown) => noted(error instanceof Error ? error : new Error(String(error)));
     if ("cluster" in this.config) {
       const cluster = redis.createCluster({
         rootNodes: parseNodes(this.config.cluster.rootNodes, "cluster.rootNodes").map((node) => ({
@@ -302,7 +326,7 @@ export class TopologyTransport implements Transport {
         topologyRefreshOnReconnectionAttemptStrategy: TOPOLOGY_REFRESH_MS,
         ...(this.config.cluster.nodeAddressMap ? { nodeAddressMap: this.config.cluster.nodeAddressMap } : {}),
       });
-      cluster.on("error", ignore);
+      cluster.on("error", onError);
       return {
         connect: () => cluster.connect(),
         send: (args) => cluster.sendCommand(routingKey(args), false, args, NO_COMMAND_TIMEOUT),
@@ -329,11 +353,17 @@ export class TopologyTransport implements Transport {
       nodeClientOptions: { ...withoutResp, database: config.db ?? 0 },
       sentinelClientOptions: { socket, password: config.sentinelPassword },
       masterPoolSize: 1,
+      // A connect that fails (a refused password, no primary known) is retried once a second this
+      // many times before it rejects and says why; node-redis's 16 would hide the reason for 16 s.
+      // Commands are bounded by their deadline either way.
+      maxCommandRediscovers: SENTINEL_REDISCOVERS,
       replicaPoolSize: 0,
       RESP: 2,
       commandOptions: NO_COMMAND_TIMEOUT,
     });
-    sentinel.on("error", ignore);
+    sentinel.on("error", onError);
+    // A primary's or Sentinel's own client failing (a refused password) comes only as this event.
+    sentinel.on("client-error", (event: { error?: unknown }) => onError(event.error));
     return {
       connect: () => sentinel.connect(),
       send: (args) => sentinel.sendCommand(false, args, NO_COMMAND_TIMEOUT),
