@@ -63,6 +63,12 @@ function explained(error: unknown, last: Error | undefined): unknown {
   return new Error(`${error.message} (${last.message})`, { cause: error });
 }
 
+/**
+ * Sentinel: a connect that fails (a refused password, no primary known yet) is retried once a second
+ * this many times before it rejects with the reason; node-redis's 16 would hide it for 16 s. A
+ * rejected connect is not final: the next command starts a new client. Commands are bounded by their
+ * deadline either way.
+ */
 const SENTINEL_REDISCOVERS = 2;
 
 /** How often a cluster primary that is down gets one command through to probe it. */
@@ -353,16 +359,13 @@ export class TopologyTransport implements Transport {
       nodeClientOptions: { ...withoutResp, database: config.db ?? 0 },
       sentinelClientOptions: { socket, password: config.sentinelPassword },
       masterPoolSize: 1,
-      // A connect that fails (a refused password, no primary known) is retried once a second this
-      // many times before it rejects and says why; node-redis's 16 would hide the reason for 16 s.
-      // Commands are bounded by their deadline either way.
       maxCommandRediscovers: SENTINEL_REDISCOVERS,
       replicaPoolSize: 0,
       RESP: 2,
       commandOptions: NO_COMMAND_TIMEOUT,
     });
     sentinel.on("error", onError);
-    // A primary's or Sentinel's own client failing (a refused password) comes only as this event.
+    // node-redis reports the errors of its primary's and Sentinels' clients as this event.
     sentinel.on("client-error", (event: { error?: unknown }) => onError(event.error));
     return {
       connect: () => sentinel.connect(),
