@@ -11,6 +11,8 @@ import { abortError } from "./abort.js";
 export class NodeHealth {
   /** Address → when it was last found down or last probed. */
   private readonly down = new Map<string, number>();
+  /** Address → when it last answered anything. */
+  private readonly answeredAt = new Map<string, number>();
 
   constructor(
     private readonly aborts: AbortWatch,
@@ -38,15 +40,21 @@ export class NodeHealth {
     signal: AbortSignal | undefined,
     answered: (error: unknown) => boolean,
   ): void {
-    const off = signal && !signal.aborted ? this.aborts.on(signal, () => this.failed(address)) : undefined;
+    const sentAt = this.now();
+    // A node that answered other commands since this one left is slow or busy, not down: the deadline
+    // of a batch also cuts short what it still waits for from healthy nodes.
+    const onAbort = () => {
+      if ((this.answeredAt.get(address) ?? Number.NEGATIVE_INFINITY) <= sentAt) this.failed(address);
+    };
+    const off = signal && !signal.aborted ? this.aborts.on(signal, onAbort) : undefined;
     reply.then(
       () => {
         off?.();
-        this.down.delete(address);
+        this.up(address);
       },
       (error: unknown) => {
         off?.();
-        if (answered(error)) this.down.delete(address);
+        if (answered(error)) this.up(address);
         else this.failed(address);
       },
     );
@@ -60,6 +68,11 @@ export class NodeHealth {
   partlyDown(primaries: readonly string[]): boolean {
     const down = primaries.filter((address) => this.down.has(address)).length;
     return down > 0 && down < primaries.length;
+  }
+
+  private up(address: string): void {
+    this.down.delete(address);
+    this.answeredAt.set(address, this.now());
   }
 
   private failed(address: string): void {

@@ -24,6 +24,17 @@ describe("NodeHealth: which cluster primaries are down, by what their commands d
     expect(health.partlyDown(["a:1"])).toBe(false);
   });
 
+  it("a deadline does not mark down a node that answered other commands meanwhile (slow, not dead)", async () => {
+    const { health, at } = setup();
+    const deadline = new AbortController();
+    health.track("a:1", never, deadline.signal, () => false);
+    at(10);
+    health.track("a:1", Promise.resolve("OK"), undefined, () => false);
+    await Promise.resolve();
+    deadline.abort();
+    expect(health.isDown("a:1")).toBe(false);
+  });
+
   it("a down node admits one probe per retry interval; any reply (an error reply too) brings it back", async () => {
     const { health, at } = setup();
     health.track("a:1", Promise.reject(new Error("ECONNREFUSED")), undefined, () => false);
