@@ -99,6 +99,7 @@ export function timedTransport(transport: Transport, telemetry: Telemetry): Tran
     // What L2 asks of the transport beyond its commands: key layout on a cluster, health, secrets.
     ...(transport.slotted ? { slotted: true } : {}),
     ...(transport.topology ? { topology: () => transport.topology?.() as Topology } : {}),
+    ...(transport.partlyDown ? { partlyDown: () => transport.partlyDown?.() === true } : {}),
     ...(transport.redact ? { redact: (text: string) => transport.redact?.(text) ?? text } : {}),
   };
 }
