@@ -28,7 +28,7 @@ return 0
  * A warm start's adoption (README, "Deploys without a cold cache"): the previous version's entry of
  * a key, still fresh, becomes the current version's — same times, same tags — in L1 and Redis. A
  * write, never a load: the entry is reloaded when it would have been without the deploy, and tag
- * marks judge it as they did. Awaited like every background write when there is no `waitUntil`.
+ * marks judge it as they did.
  */
 export async function adopt(
   core: CacheCore,
@@ -53,9 +53,16 @@ export async function adopt(
   const [, , stored, , px] = command ?? [];
   if (!l2 || stored === undefined || px === undefined || isTombstone(String(stored))) return;
   const script: RedisArg[] = ["EVAL", ADOPT, 1, full, stored, px, entry.created];
-  // Refused: the key was deleted or written since the read, maybe on another instance. Our copy goes too.
-  const settle = (reply: unknown) => {
-    if (reply === 0 && l1?.get(full, Date.now())?.created === entry.created) l1.delete(full);
-  };
-  await core.runInBackground(() => core.tolerate(() => l2.send(script, "SET")).then(settle), waitUntil);
+  const work = core
+    .tolerate(() => l2.send(script, "SET"))
+    .then((reply) => {
+      // Refused: the key was deleted or written since the read, maybe on another instance. Our copy goes too.
+      if (reply === 0 && l1?.get(full, Date.now())?.created === entry.created) l1.delete(full);
+    })
+    .catch((error: unknown) =>
+      config.logger.warn(`adoption of ${key} not written: ${asError(error).message}`),
+    );
+  // Never awaited, even without a waitUntil: a lost adoption costs nothing (the next cold read adopts
+  // the entry again), an awaited one a round trip on the warm hit.
+  core.scheduler(waitUntil)?.(work);
 }
