@@ -63,6 +63,9 @@ export class ReadPath {
     if (local && local.entry.fresh > now)
       this.core.coherence.syncInBackground(now, () => this.core.scheduler(waitUntil));
     if ((local && local.entry.fresh > now) || !l2) return local;
+    // A cold instance's first reads wait for its registry read (already sent): it names the version
+    // to warm from, and a read that went without it would be a miss, a database load per key.
+    if (warm && schema && !local) await this.core.registryKnown();
     const previous = warm && schema && !local ? this.core.warmSource(full) : undefined;
     const [remote, older] = previous
       ? await this.readRemoteOrPrevious(key, full, previous, budget)
