@@ -285,6 +285,36 @@ describe.each(["node-redis", "upstash"] as const)("warmStart on %s", (backendNam
     await Promise.all([v1.close(), v2.close()]);
   });
 
+  it("an adopted entry is refreshed ahead as v1's would have been: past the threshold only", async () => {
+    const { v1, v2, bg } = await deploys();
+    for (const key of ["due", "early"])
+      await v1.getOrSet(key, () => ({ name: "v1" }), { schema: User, ttl: "2s" });
+    await bg.settled();
+    const { created } = timesOf(await backend.raw?.get((await v1.keys.entry("due")) as string));
+    await sleep(Math.max(0, created + 1200 - Date.now())); // 60 % of the freshness gone
+    const loads: string[] = [];
+    const loader = (key: string) => async () => {
+      loads.push(key);
+      return { name: "v2" };
+    };
+    expect(await v2.getOrSet("due", loader("due"), { schema: User, refreshAhead: 0.5 })).toEqual({
+      name: "v1",
+    });
+    expect(await v2.getOrSet("early", loader("early"), { schema: User, refreshAhead: 0.9 })).toEqual({
+      name: "v1",
+    });
+    await bg.settled();
+    expect(loads).toEqual(["due"]);
+    expect(await v2.getOrSet("due", loader("due"), { schema: User, refreshAhead: 0.5 })).toEqual({
+      name: "v2",
+    });
+    expect(await v2.getOrSet("early", loader("early"), { schema: User, refreshAhead: 0.9 })).toEqual({
+      name: "v1",
+    });
+    expect(loads).toEqual(["due"]);
+    await Promise.all([v1.close(), v2.close()]);
+  });
+
   it("a value that fails v2's schema (its shape changed) is a plain miss, and v1's entry stays", async () => {
     const { v1, v2, bg } = await deploys();
     await v1.getOrSet("user:2", () => ({ fullName: "Grace" }));
