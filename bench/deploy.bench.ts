@@ -1,17 +1,21 @@
 /**
  * A deploy under load, with and without `warmStart` (issue 14):
- *   node --import tsx bench/deploy.bench.ts [--seconds 10] [--instances 10] [--db-ms 20]
+ *   node --import tsx bench/deploy.bench.ts [--seconds 10] [--instances 10] [--db-ms 20] [--ttl 60]
  * 1,000 hot keys, 200 concurrent callers in a closed loop spread over `instances` cache instances
- * (each = one function instance: its own L1, its own connection). After a warm-up on version v1,
- * the version switches: v1's instances stop, as many cold instances of v2 take the callers over
- * (their first requests race their own registry read, as a real cold start does). Reported for the
- * first `seconds` after the switch: database loads (all; and those a caller waited for) and latency.
- * The "database" is a loader that sleeps `db-ms`. Starts its own redis-server on a free loopback port
- * over TCP (node-redis) and stops it at the end.
+ * (each = one function instance: its own L1, its own connection). Version v1 has been serving for
+ * a long time: its entries are seeded into Redis with ages spread uniformly over the TTL (`ttl`
+ * seconds), so they expire and reload at a steady rate, as in production. After a warm-up on v1 the
+ * version switches: v1's instances stop, as many cold instances of v2 take the callers over (their
+ * first requests race their own registry read, as a real cold start does). Reported for the first
+ * `seconds` after the switch: database loads (all; and those a caller waited for) and latency. The
+ * "no deploy" row keeps v1 serving through the same window: the loads any window has anyway.
+ * The "database" is a loader that sleeps `db-ms`. Starts its own redis-server on a free loopback
+ * port over TCP (node-redis) and stops it at the end.
  */
 import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { serializeEntry } from "../src/entry.js";
 import { type Cache, createCache } from "../src/index.js";
 import { nodeRedis } from "../src/transports/node-redis.js";
 import type { Transport } from "../src/transports/types.js";
@@ -22,6 +26,7 @@ const { values: args } = parseArgs({
     seconds: { type: "string", default: "10" },
     instances: { type: "string", default: "10" },
     "db-ms": { type: "string", default: "20" },
+    ttl: { type: "string", default: "60" },
   },
 });
 const WINDOW_MS = Number(args.seconds) * 1000;
@@ -29,6 +34,7 @@ const INSTANCES = Number(args.instances);
 const KEYS = 1000;
 const CALLERS = 200;
 const DB_MS = Number(args["db-ms"]);
+const TTL_MS = Number(args.ttl) * 1000;
 const WARMUP_MS = 3000;
 const Item = z.object({ id: z.number(), name: z.string(), version: z.string() });
 
@@ -40,6 +46,8 @@ interface Mode {
   lease: boolean;
   /** The new instances `await connect()` before serving (Next.js instrumentation): the registry is known. */
   connectFirst?: boolean;
+  /** No version switch: v1 keeps serving (the baseline of expiry loads). */
+  noDeploy?: boolean;
 }
 
 interface Outcome {
@@ -65,7 +73,7 @@ async function runMode(redisUrl: string, mode: Mode, prefix: string): Promise<Ou
       env: {},
       prefix,
       version,
-      ttl: "10m",
+      ttl: TTL_MS,
       warmStart: mode.warmStart,
       logger: { warn: () => {} },
     });
@@ -79,18 +87,24 @@ async function runMode(redisUrl: string, mode: Mode, prefix: string): Promise<Ou
     return { id: key, name: `item ${key}`, version };
   };
 
-  // v1 before the deploy: every key loaded once, then steady traffic.
+  // v1 before the deploy, long in service: each entry written at a uniformly random point of the
+  // last TTL (as the loader would have: same value, same layout), then steady traffic.
   let caches = Array.from({ length: INSTANCES }, () => instance("v1"));
   let version = "v1";
   await Promise.all(caches.map((cache) => cache.connect()));
   const seed = caches[0] as Cache;
-  for (let i = 0; i < KEYS; i += 100) {
-    await Promise.all(
-      Array.from({ length: 100 }, (_, j) =>
-        seed.getOrSet(`item:${i + j}`, loader(i + j, "v1"), { schema: Item }),
-      ),
-    );
-  }
+  const seeding = transports[0] as Transport;
+  const now = Date.now();
+  const writes = await Promise.all(
+    Array.from({ length: KEYS }, async (_, key) => {
+      const created = now - Math.floor(Math.random() * TTL_MS);
+      const fresh = created + TTL_MS;
+      const value = { id: key, name: `item ${key}`, version: "v1" };
+      const text = serializeEntry({ value, created, fresh, stale: fresh, tags: [] }, JSON.stringify(value));
+      return ["SET", await seed.keys.entry(`item:${key}`), text, "PX", Math.max(1, fresh - now)];
+    }),
+  );
+  await seeding.pipeline(writes);
   await sleep(10); // v2 is first seen strictly later
 
   const latencies: { at: number; ms: number }[] = [];
@@ -131,10 +145,12 @@ async function runMode(redisUrl: string, mode: Mode, prefix: string): Promise<Ou
 
   // The deploy: cold v2 instances take over every caller at once.
   const old = caches;
-  const fresh = Array.from({ length: INSTANCES }, () => instance("v2"));
+  const fresh = mode.noDeploy ? [] : Array.from({ length: INSTANCES }, () => instance("v2"));
   if (mode.connectFirst) await Promise.all(fresh.map((cache) => cache.connect()));
-  caches = fresh;
-  version = "v2";
+  if (!mode.noDeploy) {
+    caches = fresh;
+    version = "v2";
+  }
   switchedAt = performance.now();
   await sleep(WINDOW_MS);
   stop = true;
@@ -142,7 +158,7 @@ async function runMode(redisUrl: string, mode: Mode, prefix: string): Promise<Ou
   const counted = loads;
   const warm = caches.reduce((sum, cache) => sum + cache.stats().warm, 0);
   await sleep(200);
-  await Promise.all([...old, ...caches].map((cache) => cache.close()));
+  await Promise.all([...old, ...fresh].map((cache) => cache.close()));
   await Promise.all(transports.map((t) => t.close().catch(() => {})));
 
   const sorted = latencies.map((l) => l.ms).sort((a, b) => a - b);
@@ -171,11 +187,12 @@ async function runMode(redisUrl: string, mode: Mode, prefix: string): Promise<Ou
 const loadBefore = loadavg()[0] ?? 0;
 const server = await startRedisServer();
 const modes: Mode[] = [
+  { name: "no deploy (v1 keeps serving), lease", warmStart: false, lease: true, noDeploy: true },
   { name: "warmStart off", warmStart: false, lease: false },
   { name: "warmStart off, lease", warmStart: false, lease: true },
-  { name: "warmStart on, lease", warmStart: true, lease: true },
   { name: "warmStart on", warmStart: true, lease: false },
-  { name: "warmStart on, lease, connect() at start-up", warmStart: true, lease: true, connectFirst: true },
+  { name: "warmStart on, lease", warmStart: true, lease: true },
+  { name: "warmStart on, lease, `connect()` at start-up", warmStart: true, lease: true, connectFirst: true },
 ];
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 const ms = (n: number) => `${n.toFixed(1)} ms`;
@@ -195,6 +212,6 @@ try {
   await server.stop();
 }
 console.log(
-  `${KEYS} keys, ${CALLERS} callers, ${INSTANCES} instances per version, DB ${DB_MS} ms, Node ${process.version}, load average (1 min) before ${loadBefore.toFixed(2)}, after ${(loadavg()[0] ?? 0).toFixed(2)}`,
+  `${KEYS} keys, ${CALLERS} callers, ${INSTANCES} instances per version, TTL ${TTL_MS / 1000} s, DB ${DB_MS} ms, Node ${process.version}, load average (1 min) before ${loadBefore.toFixed(2)}, after ${(loadavg()[0] ?? 0).toFixed(2)}`,
 );
 console.log(rows.join("\n"));

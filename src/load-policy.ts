@@ -10,6 +10,7 @@ import type { OperationSpan } from "./telemetry.js";
 import type { Budget } from "./tiers/budget.js";
 import { CLOCK_SKEW_MS, parseWriteBack, TOMBSTONE_MS, writeBackCommand } from "./tombstone.js";
 import type { Duration, GetOrSetOptions, LoaderContext, Schema } from "./types.js";
+import { adopt } from "./warm-start.js";
 import { checkWriteOptions } from "./write-options.js";
 import type { PreparedWrite, WritePath } from "./write-path.js";
 
@@ -102,14 +103,14 @@ export class LoadPolicy {
     if (served && served.schema === options.schema) return this.serveWarm(key, served.value as T);
     // One timeoutMs for all the Redis work this call awaits: read, lease, write-back.
     const budget = core.l2?.budget();
-    const found = await this.read.lookup(key, full, options.schema, options.waitUntil, budget, warm);
+    const looked = await this.read.lookup(key, full, options.schema, options.waitUntil, budget, warm);
     const now = Date.now();
-    if (found?.warm) {
-      span?.hit("stale");
-      this.warmServed.set(full, { schema: options.schema, value: found.value });
-      this.refreshInBackground(key, full, loader, options, { guarded: true, awaitHolder: true, span });
-      return this.serveWarm(key, found.value as T);
+    if (looked?.warm) {
+      const served = await this.warmHit(key, full, loader, options, looked, now, span);
+      if (served) return served.value;
     }
+    // A previous version's entry past its window is a plain miss: the lease applies.
+    const found = looked?.warm ? undefined : looked;
     if (found && found.entry.fresh > now) {
       span?.hit(found.tier);
       this.refreshAheadIfDue(key, full, loader, options, found.entry);
@@ -147,6 +148,39 @@ export class LoadPolicy {
     return bounded(key, loading, limits, fallback, (pending) => {
       void core.runInBackground(() => pending, options.waitUntil);
     });
+  }
+
+  /**
+   * A warm start: the previous version's entry on its own schedule. Still fresh, it is adopted as
+   * the current version's entry (no load); past its freshness but within the call's
+   * `staleWhileRevalidate`, it is served as stale while one background refresh (guarded by the
+   * lease) loads the current version's value. Later, nothing is served from it.
+   */
+  private async warmHit<T>(
+    key: string,
+    full: string,
+    loader: Loader<T>,
+    options: GetOrSetOptions<T>,
+    found: Found,
+    now: number,
+    span: OperationSpan | undefined,
+  ): Promise<{ value: T } | undefined> {
+    const { entry } = found;
+    const value = found.value as T;
+    if (entry.fresh > now) {
+      span?.hit("l2");
+      await adopt(this.core, this.write, key, full, entry, options.waitUntil);
+      this.refreshAheadIfDue(key, full, loader, options, entry);
+      return { value: this.serveWarm(key, value) };
+    }
+    const swrMs =
+      options.staleWindows?.(value)?.staleWhileRevalidate ??
+      toMs(options.staleWhileRevalidate ?? this.core.config.staleWhileRevalidateMs, "staleWhileRevalidate");
+    if (now >= entry.fresh + swrMs) return undefined;
+    span?.hit("stale");
+    this.warmServed.set(full, { schema: options.schema, value });
+    this.refreshInBackground(key, full, loader, options, { guarded: true, awaitHolder: true, span });
+    return { value: this.serveWarm(key, value) };
   }
 
   private refreshed(full: string): void {

@@ -12,7 +12,7 @@ export interface Found {
   tier: Tier;
   /** What the caller gets: the schema's output when one was given, else the entry's value. */
   value: unknown;
-  /** The previous version's entry of the key (`warmStart`): to serve as stale, never to keep in L1. */
+  /** The previous version's entry of the key (`warmStart`): the load policy decides what becomes of it. */
   warm?: boolean;
 }
 
@@ -40,8 +40,8 @@ export class ReadPath {
 
   /**
    * Finds a servable entry (fresh or stale), preferring L1, asking Redis when L1 has no fresh one.
-   * `warm`: when the current version has nothing at all, the previous version's fresh entry that
-   * passes `schema`, read in the same MGET (see {@link ReadPath.readRemoteOrPrevious}).
+   * `warm`: when the current version has nothing at all, the previous version's servable entry
+   * (fresh or stale) that passes `schema`, read in the same MGET (see {@link ReadPath.readRemoteOrPrevious}).
    */
   async lookup(
     key: string,
@@ -63,6 +63,9 @@ export class ReadPath {
     if (local && local.entry.fresh > now)
       this.core.coherence.syncInBackground(now, () => this.core.scheduler(waitUntil));
     if ((local && local.entry.fresh > now) || !l2) return local;
+    // A cold instance's first reads wait for its registry read (already sent): it names the version
+    // to warm from, and a read that went without it would be a miss, a database load per key.
+    if (warm && schema && !local) await this.core.registryKnown();
     const previous = warm && schema && !local ? this.core.warmSource(full) : undefined;
     const [remote, older] = previous
       ? await this.readRemoteOrPrevious(key, full, previous, budget)
@@ -93,7 +96,7 @@ export class ReadPath {
   /**
    * The current version's entry and, in the same MGET, the previous version's at `previous` — that
    * one only when the current key holds nothing at all (a tombstone means it was invalidated) and
-   * it is still fresh after its tags' invalidations.
+   * it is still servable (fresh or stale) after its tags' invalidations.
    */
   async readRemoteOrPrevious(
     key: string,
@@ -106,7 +109,7 @@ export class ReadPath {
     if (current || typeof olderStored !== "string") return [current, undefined];
     // Never deleted from here, even if corrupt: it belongs to the other version.
     const older = await this.servable(key, previous, olderStored, false, budget).catch(() => undefined);
-    return [undefined, older && older.fresh > Date.now() ? older : undefined];
+    return [undefined, older];
   }
 
   private async servable(

@@ -76,7 +76,24 @@ export class WritePath {
     const sieMs = toMs(options.staleIfError ?? config.staleIfErrorMs, "staleIfError");
     const fresh = now + ttlMs;
     const times = { created: createdAt ?? now, fresh, stale: fresh + Math.max(swrMs, sieMs) };
-    const { entry, text, valueJson } = createEntry(key, value, times, checkTags(options.tags));
+    return this.encoded(key, full, value, times, checkTags(options.tags));
+  }
+
+  /** The write that stores `entry` as it is (same times, same tags) at `full`: a warm start's adoption. */
+  prepareCopy(key: string, full: string, entry: Entry): Promise<PreparedWrite> {
+    const { created, fresh, stale } = entry;
+    return this.encoded(key, full, entry.value, { created, fresh, stale }, entry.tags);
+  }
+
+  private async encoded(
+    key: string,
+    full: string,
+    value: unknown,
+    times: { created: number; fresh: number; stale: number },
+    tags: readonly string[],
+  ): Promise<PreparedWrite> {
+    const { config } = this.core;
+    const { entry, text, valueJson } = createEntry(key, value, times, tags);
     if (!this.core.l2) return { full, entry, command: undefined };
     const stored = config.keyring
       ? await config.keyring.seal(full, entry, valueJson)
@@ -90,6 +107,7 @@ export class WritePath {
       return { full, entry, command: ["SET", full, tombstone(times.created), "PX", TOMBSTONE_MS] };
     }
     // PX takes whole milliseconds only: a fractional ttl would make every write an error reply.
-    return { full, entry, command: ["SET", full, stored, "PX", Math.max(1, Math.ceil(times.stale - now))] };
+    const px = Math.max(1, Math.ceil(times.stale - Date.now()));
+    return { full, entry, command: ["SET", full, stored, "PX", px] };
   }
 }
