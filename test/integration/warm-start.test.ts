@@ -8,6 +8,7 @@ import type { Transport } from "../../src/transports/types.js";
 import { upstash } from "../../src/transports/upstash.js";
 import type { CacheEvent, CacheOptions } from "../../src/types.js";
 import { type Backend, cacheOn, openBackend } from "../support/backends.js";
+import { background } from "../support/background.js";
 import { commandCalls } from "../support/command-stats.js";
 import { countingTransport } from "../support/counting-transport.js";
 import { isolatedRedisUrl } from "../support/redis-db.js";
@@ -57,19 +58,6 @@ function gatedTransport(backend: Backend) {
     close: () => inner.close(),
   };
   return { transport, release: () => release(), held: () => held };
-}
-
-/** A waitUntil that keeps what it was given, so a test can wait for the background work. */
-function background() {
-  const work: Promise<unknown>[] = [];
-  return {
-    waitUntil: (promise: Promise<unknown>) => {
-      work.push(promise);
-    },
-    settled: async () => {
-      while (work.length > 0) await Promise.all(work.splice(0));
-    },
-  };
 }
 
 let environments = 0;
