@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
 import { startBridge } from "../../src/bridge/server.js";
 import { CacheError, createCache } from "../../src/index.js";
 import { slotOf } from "../../src/slots.js";
@@ -43,6 +44,9 @@ async function exerciseFailOpen(transport: Transport, extra: CacheOptions = {}) 
   // The value just set is served from L1 even though Redis is unusable.
   expect(await run(() => cache.get("k"))).toBe(1);
   expect(await run(() => cache.getOrSet("loaded", async () => "from loader"))).toBe("from loader");
+  // A warm start waits for the cold instance's registry read, never past the deadline.
+  const warm = { warmStart: true, schema: z.string() };
+  expect(await run(() => cache.getOrSet("warm", async () => "from loader", warm))).toBe("from loader");
   expect(await run(() => cache.getMany(["a", "b"]))).toEqual([undefined, undefined]);
   await run(() => cache.delete("k"));
   await run(() => cache.exists("k"));
