@@ -68,6 +68,7 @@ export class Cache {
       const full = this.keys.entry(key, options.versioned);
       const local = this.read.freshInL1(full, options);
       if (local) return Promise.resolve(this.core.hit(key, local.value, "l1") as T);
+      if (this.read.batchable(full, options)) return this.read.fresh<T>(key, full, options.waitUntil);
       return this.getThroughTiers(key, full, options);
     } catch (error) {
       return Promise.reject(error);

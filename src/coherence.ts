@@ -107,6 +107,17 @@ export class Coherence {
   }
 
   /**
+   * For a batch of reads (read-path.ts): when a check is due, the epoch joins this tick's MGET ahead
+   * of the values that follow, so a move drops L1 and the tag marks before those values are checked.
+   * A failure is the whole batch's, and reaches the values' readers.
+   */
+  joinEpochCheck(now: number): void {
+    const l2 = this.l2;
+    if (!l2 || !this.state.claimEpochCheck(now)) return;
+    l2.enqueue(this.keys.epoch, { reply: (epoch) => this.applyEpoch(epoch), fail: () => {} });
+  }
+
+  /**
    * Whether an entry read from Redis survives its tags' invalidations (a soft one shortens its
    * freshness instead). Unknown marks are fetched in one batch and kept until the epoch moves.
    */

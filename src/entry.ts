@@ -47,7 +47,45 @@ export function parseEntry(stored: string): Entry | Promise<Entry> {
   return parseText(stored, stored.length);
 }
 
+/** `[1,` — the envelope of every entry this version writes. */
+const HEAD = `[${FORMAT},`;
+const NO_TAGS = "[],";
+const UNTAGGED: readonly string[] = Object.freeze([]);
+
+/**
+ * The envelope as this library writes it, `[1,<created>,<fresh>,<stale>,[],<value>]` with integer
+ * times and no tags, read by hand: JSON.parse sees only the value, and no shape check is left to do.
+ * Anything else (tags, fractional times, foreign text) returns undefined for the general parse.
+ */
+function parseUntagged(text: string, size: number): Entry | undefined {
+  if (!text.startsWith(HEAD) || text.charCodeAt(text.length - 1) !== 93 /* ] */) return undefined;
+  const createdEnd = integerEnd(text, HEAD.length);
+  const freshEnd = integerEnd(text, createdEnd + 1);
+  const staleEnd = integerEnd(text, freshEnd + 1);
+  if (staleEnd < 0 || !text.startsWith(NO_TAGS, staleEnd + 1)) return undefined;
+  return {
+    created: Number(text.slice(HEAD.length, createdEnd)),
+    fresh: Number(text.slice(createdEnd + 1, freshEnd)),
+    stale: Number(text.slice(freshEnd + 1, staleEnd)),
+    tags: UNTAGGED,
+    value: decodeValue(text.slice(staleEnd + 1 + NO_TAGS.length, -1)),
+    size,
+  };
+}
+
+/** Where the JSON integer at `start` ends (at a comma), or -1: digits, a leading zero only alone. */
+function integerEnd(text: string, start: number): number {
+  if (start <= 0) return -1;
+  let at = start;
+  let code = text.charCodeAt(at);
+  while (code >= 48 && code <= 57) code = text.charCodeAt(++at);
+  if (at === start || code !== 44 /* , */ || (at - start > 1 && text.charCodeAt(start) === 48)) return -1;
+  return at;
+}
+
 function parseText(text: string, size: number): Entry {
+  const untagged = parseUntagged(text, size);
+  if (untagged) return untagged;
   const parsed = decodeValue(text);
   if (
     !Array.isArray(parsed) ||

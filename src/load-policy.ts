@@ -1,12 +1,14 @@
 import type { CacheCore } from "./core.js";
 import { toMs } from "./duration.js";
 import { asError, CacheError } from "./errors.js";
-import type { Found, ReadPath } from "./read-path.js";
+import { BatchedRead, type Found, type ReadPath } from "./read-path.js";
 import { validate } from "./schema.js";
 import type { Duration, GetOrSetOptions, LoaderContext, Schema } from "./types.js";
 import type { PreparedWrite, WritePath } from "./write-path.js";
 
 type Loader<T> = (context: LoaderContext) => T | Promise<T>;
+
+const loadedValue = <T>(loaded: { value: T }): T => loaded.value;
 
 /**
  * The load policy of `getOrSet`: what happens when the read path has no fresh entry. One loader
@@ -26,21 +28,40 @@ export class LoadPolicy {
     private readonly write: WritePath,
   ) {}
 
-  async getOrLoad<T>(
+  getOrLoad<T>(
     key: string,
     fullKey: string | Promise<string>,
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
   ): Promise<T> {
-    const full = typeof fullKey === "string" ? fullKey : await fullKey;
-    if (!this.core.config.enabled) return (await this.load(key, full, loader, options)).value;
+    if (typeof fullKey !== "string")
+      return fullKey.then((full) => this.getOrLoad(key, full, loader, options));
+    const full = fullKey;
+    if (!this.core.config.enabled) return this.load(key, full, loader, options).then(loadedValue);
     // Callers share a flight only when they would get the same value: same key, same schema.
     const flightKey = options.schema ? `${full}\u0000${this.schemaId(options.schema)}` : full;
     const running = this.inflight.get(flightKey);
     if (running) return running as Promise<T>;
-    const flight = this.resolve(key, full, loader, options).finally(() => this.inflight.delete(flightKey));
+    let flight: Promise<T>;
+    if (this.read.batchable(full, options)) {
+      // The common case, an L2 hit, settles in the batch's loop: one promise for the caller.
+      const read = new Flight(this.read, this, key, full, loader, options);
+      flight = read.promise;
+      this.read.readBatched(read, options.waitUntil);
+    } else {
+      flight = this.resolve(key, full, loader, options);
+      flight.then(
+        () => this.landed(flightKey),
+        () => this.landed(flightKey),
+      );
+    }
     this.inflight.set(flightKey, flight);
     return flight;
+  }
+
+  /** A flight is over: the next caller of its key starts a new one. */
+  landed(flightKey: string): void {
+    this.inflight.delete(flightKey);
   }
 
   private schemaId(schema: Schema<unknown>): number {
@@ -58,8 +79,19 @@ export class LoadPolicy {
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
   ): Promise<T> {
-    const { core } = this;
     const found = await this.read.lookup(key, full, options.schema, options.waitUntil);
+    return this.afterLookup(key, full, loader, options, found);
+  }
+
+  /** What `getOrSet` answers once the read path has looked: a hit, a stale value, or a load. */
+  async afterLookup<T>(
+    key: string,
+    full: string,
+    loader: Loader<T>,
+    options: GetOrSetOptions<T>,
+    found: Found | undefined,
+  ): Promise<T> {
+    const { core } = this;
     const now = Date.now();
     if (found && found.entry.fresh > now) return core.hit(key, found.value, found.tier) as T;
     const stale = found?.entry;
@@ -226,5 +258,42 @@ export class LoadPolicy {
       await core.runInBackground(() => core.tolerate(() => l2.send(command)), options.waitUntil);
     }
     return { value };
+  }
+}
+
+/**
+ * A `getOrSet` flight that starts as a batched read: a fresh L2 entry resolves it from the batch's
+ * loop; anything else continues as {@link LoadPolicy.afterLookup} (stale, miss, load).
+ */
+class Flight<T> extends BatchedRead<T> {
+  constructor(
+    path: ReadPath,
+    private readonly policy: LoadPolicy,
+    key: string,
+    full: string,
+    private readonly loader: Loader<T>,
+    private readonly options: GetOrSetOptions<T>,
+  ) {
+    super(path, key, full);
+  }
+
+  protected hit(value: unknown): void {
+    this.policy.landed(this.full);
+    this.resolve(value as T);
+  }
+
+  protected settle(found: Promise<Found | undefined>): void {
+    found
+      .then((result) => this.policy.afterLookup(this.key, this.full, this.loader, this.options, result))
+      .then(
+        (value) => {
+          this.policy.landed(this.full);
+          this.resolve(value);
+        },
+        (error: unknown) => {
+          this.policy.landed(this.full);
+          this.reject(error);
+        },
+      );
   }
 }

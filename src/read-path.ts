@@ -2,6 +2,7 @@ import type { CacheCore, Tier } from "./core.js";
 import { type Entry, parseEntry } from "./entry.js";
 import { asError } from "./errors.js";
 import { validate } from "./schema.js";
+import type { BatchRead } from "./tiers/l2.js";
 import type { GetOptions, Schema, WaitUntil } from "./types.js";
 
 /** A servable entry, where it was found, and what the caller gets from it. */
@@ -12,12 +13,92 @@ export interface Found {
   value: unknown;
 }
 
+let capturedResolve: (value: never) => void = () => {};
+let capturedReject: (error: unknown) => void = () => {};
+/** A promise executor that keeps the settle functions: no closure per promise. */
+function capture(resolve: (value: never) => void, reject: (error: unknown) => void): void {
+  capturedResolve = resolve;
+  capturedReject = reject;
+}
+
+/**
+ * One caller's read of a key from Redis, done in the loop over its batch's MGET replies: a fresh
+ * entry there is decoded, stored in L1, counted as a hit and handed to {@link hit} — no promise
+ * per step, the caller's {@link promise} the only one. Anything else (a miss, a stale, corrupt or
+ * tagged entry, a failure) takes the general path, whose answer (what {@link ReadPath.lookup}
+ * would have found) goes to {@link settle}.
+ */
+export abstract class BatchedRead<T> implements BatchRead {
+  readonly promise: Promise<T>;
+  protected readonly resolve: (value: T | PromiseLike<T>) => void;
+  protected readonly reject: (error: unknown) => void;
+
+  constructor(
+    protected readonly path: ReadPath,
+    readonly key: string,
+    readonly full: string,
+  ) {
+    this.promise = new Promise<T>(capture);
+    this.resolve = capturedResolve as (value: T | PromiseLike<T>) => void;
+    this.reject = capturedReject;
+  }
+
+  /** The value of a fresh entry read from Redis (already counted as a hit). Must not throw. */
+  protected abstract hit(value: unknown): void;
+  /** What the lookup found, for every other outcome. Must not throw. */
+  protected abstract settle(found: Promise<Found | undefined>): void;
+
+  reply(text: string | null): void {
+    const { path } = this;
+    let found: Promise<Found | undefined>;
+    try {
+      const remote = path.servable(this.key, this.full, text);
+      if (remote !== undefined && !(remote instanceof Promise) && remote.fresh > Date.now()) {
+        this.hit(path.freshFromRemote(this.key, this.full, remote));
+        return;
+      }
+      found = path.preferred(this.full, path.localNow(this.full), remote, undefined);
+    } catch (error) {
+      found = Promise.reject(error);
+    }
+    this.settle(found);
+  }
+
+  fail(error: unknown): void {
+    const { path } = this;
+    // As a failed read under `failSilently`: what L1 holds, if anything; without it, the error.
+    this.settle(
+      path.core.config.failSilently
+        ? path.preferred(this.full, path.localNow(this.full), undefined, undefined)
+        : Promise.reject(error),
+    );
+  }
+}
+
+/** `get` through Redis: the fresh value, or undefined (a miss). */
+class FreshRead<T> extends BatchedRead<T | undefined> {
+  protected hit(value: unknown): void {
+    this.resolve(value as T);
+  }
+
+  protected settle(found: Promise<Found | undefined>): void {
+    const { core } = this.path;
+    this.resolve(
+      found.then((result) =>
+        result && result.entry.fresh > Date.now()
+          ? (core.hit(this.key, result.value, result.tier) as T)
+          : core.miss(this.key),
+      ),
+    );
+  }
+}
+
 /**
  * The read path: L1 → Redis → coherence (epoch, tag marks) → schema. It finds what can be served,
  * fresh or stale; what to do with a stale entry or a miss is the load policy's business.
  */
 export class ReadPath {
-  constructor(private readonly core: CacheCore) {}
+  constructor(readonly core: CacheCore) {}
 
   /**
    * A fresh L1 entry found without a single await: the hot path of every warm invocation, so a
@@ -51,11 +132,57 @@ export class ReadPath {
     if (local && local.entry.fresh > now)
       this.core.coherence.syncInBackground(now, () => this.core.scheduler(waitUntil));
     if ((local && local.entry.fresh > now) || !l2) return local;
-    const remote = await this.readRemote(key, full);
+    return this.preferred(full, local, this.readRemote(key, full), schema);
+  }
+
+  /** Whether a read can take the batched path: a plain key, no schema, Redis configured, cache on. */
+  batchable(full: string | Promise<string>, options: GetOptions<unknown>): full is string {
+    const { core } = this;
+    return typeof full === "string" && !options.schema && core.l2 !== null && core.config.enabled;
+  }
+
+  /** `get` of a key L1 has no fresh entry for, through this tick's MGET (see {@link batchable}). */
+  fresh<T>(key: string, full: string, waitUntil: WaitUntil | undefined): Promise<T | undefined> {
+    const read = new FreshRead<T>(this, key, full);
+    this.readBatched(read, waitUntil);
+    return read.promise;
+  }
+
+  /**
+   * Reads `read.full` in this tick's MGET (with the epoch when a check is due), for a caller without
+   * a schema whose key is not fresh in L1; see {@link BatchedRead}. Only with Redis configured.
+   */
+  readBatched(read: BatchRead & { readonly full: string }, waitUntil: WaitUntil | undefined): void {
+    const { core } = this;
+    void core.ensureRegistered(true, waitUntil);
+    core.coherence.joinEpochCheck(Date.now());
+    core.l2?.enqueue(read.full, read);
+  }
+
+  /** The L1 entry at `full` as lookup finds it without a schema (fresh or stale). */
+  localNow(full: string): Found | undefined {
+    const entry = this.core.l1?.get(full, Date.now());
+    return entry && { entry, tier: "l1", value: entry.value };
+  }
+
+  /** A fresh entry just read from Redis: kept in L1, counted as a hit; its value. */
+  freshFromRemote(key: string, full: string, entry: Entry): unknown {
+    this.core.l1?.set(full, entry, Date.now());
+    return this.core.hit(key, entry.value, "l2");
+  }
+
+  /** The fresher of L1's entry and Redis's (which must pass the schema, if any); L1's when Redis has none. */
+  async preferred(
+    full: string,
+    local: Found | undefined,
+    fromRemote: Entry | undefined | Promise<Entry | undefined>,
+    schema: Schema<unknown> | undefined,
+  ): Promise<Found | undefined> {
+    const remote = await fromRemote;
     if (remote && (!local || remote.fresh > local.entry.fresh)) {
       const checked = schema ? await this.conforming(full, remote, schema) : remote;
       if (checked) {
-        l1?.set(full, remote, Date.now());
+        this.core.l1?.set(full, remote, Date.now());
         return { entry: remote, tier: "l2", value: checked.value };
       }
     }
@@ -64,21 +191,44 @@ export class ReadPath {
 
   /** The servable entry stored in Redis at `full`: corrupt ones are deleted, invalidated ones skipped. */
   async readRemote(key: string, full: string): Promise<Entry | undefined> {
-    const { coherence } = this.core;
-    const stored = await coherence.read(full);
+    return this.servable(key, full, await this.core.coherence.read(full));
+  }
+
+  /**
+   * The servable entry in the text Redis holds at `full` (null or undefined: none). Synchronous
+   * unless the text is compressed or the entry's tags need their marks fetched.
+   */
+  servable(
+    key: string,
+    full: string,
+    stored: string | null | undefined,
+  ): Entry | undefined | Promise<Entry | undefined> {
     if (typeof stored !== "string") return undefined;
-    let entry: Entry;
+    let parsed: Entry | Promise<Entry>;
     try {
-      const parsed = parseEntry(stored);
-      entry = parsed instanceof Promise ? await parsed : parsed;
+      parsed = parseEntry(stored);
     } catch (error) {
-      this.core.config.logger.warn(`corrupt entry at ${key} deleted: ${asError(error).message}`);
-      this.core.unlinkQuietly(full);
-      return undefined;
+      return this.corrupt(key, full, error);
     }
+    if (parsed instanceof Promise) {
+      return parsed.then(
+        (entry) => this.unexpired(entry),
+        (error: unknown) => this.corrupt(key, full, error),
+      );
+    }
+    return this.unexpired(parsed);
+  }
+
+  private unexpired(entry: Entry): Entry | undefined | Promise<Entry | undefined> {
     if (entry.stale <= Date.now()) return undefined;
-    if (entry.tags.length > 0 && !(await coherence.passesTags(entry))) return undefined;
-    return entry;
+    if (entry.tags.length === 0) return entry;
+    return this.core.coherence.passesTags(entry).then((passes) => (passes ? entry : undefined));
+  }
+
+  private corrupt(key: string, full: string, error: unknown): undefined {
+    this.core.config.logger.warn(`corrupt entry at ${key} deleted: ${asError(error).message}`);
+    this.core.unlinkQuietly(full);
+    return undefined;
   }
 
   /** How many of the keys (each given in both key spaces) exist in Redis, or in L1 when there is none. */

@@ -6,9 +6,20 @@ import type { Breaker } from "./breaker.js";
 /** Keys per MGET; larger batches are split and pipelined so one reply never gets huge. */
 const MGET_CHUNK = 1000;
 
-interface Waiter {
-  resolve(value: string | null): void;
-  reject(error: unknown): void;
+/**
+ * One read in a tick's batch, told its reply (null when absent) or the batch's failure exactly once,
+ * from the loop over the MGET's replies: a reader that does its work there needs no promise of its own.
+ */
+export interface BatchRead {
+  reply(text: string | null): void;
+  fail(error: unknown): void;
+}
+
+/** The reads of one tick: each distinct key once, with the one or more reads waiting for it. */
+interface Batch {
+  keys: string[];
+  reads: (BatchRead | BatchRead[])[];
+  slots: Map<string, number>;
 }
 
 /**
@@ -18,7 +29,7 @@ interface Waiter {
  */
 export class L2 {
   private transport: Promise<Transport> | undefined;
-  private batch: Map<string, Waiter[]> | undefined;
+  private batch: Batch | undefined;
 
   constructor(
     private readonly createTransport: () => Promise<Transport>,
@@ -30,16 +41,28 @@ export class L2 {
 
   /** The stored text at `key`, or null; joins the batch of this tick. */
   get(key: string): Promise<string | null> {
+    return new Promise((resolve, reject) => this.enqueue(key, { reply: resolve, fail: reject }));
+  }
+
+  /** Adds a read of `key` to the batch of this tick; `read` is told the outcome from the batch's loop. */
+  enqueue(key: string, read: BatchRead): void {
     let batch = this.batch;
     if (!batch) {
-      const created = new Map<string, Waiter[]>();
+      const created: Batch = { keys: [], reads: [], slots: new Map() };
       batch = created;
       this.batch = created;
       queueMicrotask(() => this.flush(created));
     }
-    const waiters = batch.get(key) ?? [];
-    if (waiters.length === 0) batch.set(key, waiters);
-    return new Promise((resolve, reject) => waiters.push({ resolve, reject }));
+    const slot = batch.slots.get(key);
+    if (slot === undefined) {
+      batch.slots.set(key, batch.keys.length);
+      batch.keys.push(key);
+      batch.reads.push(read);
+      return;
+    }
+    const waiting = batch.reads[slot] as BatchRead | BatchRead[];
+    if (Array.isArray(waiting)) waiting.push(read);
+    else batch.reads[slot] = [waiting, read];
   }
 
   /** One command under the deadline and breaker. */
@@ -58,18 +81,24 @@ export class L2 {
     if (pending) await (await pending.catch(() => undefined))?.close();
   }
 
-  private flush(batch: Map<string, Waiter[]>): void {
+  private flush(batch: Batch): void {
     if (this.batch === batch) this.batch = undefined;
-    const keys = [...batch.keys()];
+    const { keys, reads } = batch;
     this.mget(keys).then(
       (replies) => {
-        keys.forEach((key, i) => {
+        for (let i = 0; i < reads.length; i++) {
           const reply = replies[i];
-          for (const waiter of batch.get(key) ?? []) waiter.resolve(typeof reply === "string" ? reply : null);
-        });
+          const text = typeof reply === "string" ? reply : null;
+          const waiting = reads[i] as BatchRead | BatchRead[];
+          if (Array.isArray(waiting)) for (const read of waiting) tell(read, text);
+          else tell(waiting, text);
+        }
       },
       (error) => {
-        for (const waiters of batch.values()) for (const waiter of waiters) waiter.reject(error);
+        for (const waiting of reads) {
+          if (Array.isArray(waiting)) for (const read of waiting) read.fail(error);
+          else waiting.fail(error);
+        }
       },
     );
   }
@@ -128,6 +157,15 @@ export class L2 {
       this.report(operation, error);
       throw error;
     }
+  }
+}
+
+/** One read's reply; what it throws is its own failure, never the other reads' of the batch. */
+function tell(read: BatchRead, text: string | null): void {
+  try {
+    read.reply(text);
+  } catch (error) {
+    read.fail(error);
   }
 }
 
