@@ -89,7 +89,29 @@ try {
     if (check.some((r) => r.err || r.val === undefined))
       throw new Error("@unkey/cache did not read its values");
 
+    // BENCH_BASELINE=<dir holding src/ of another commit>: that code too, in the same rounds.
+    const baselineDir = process.env.BENCH_BASELINE;
+    const baseline = baselineDir
+      ? (await import(`${baselineDir}/src/index.js`)).createCache({
+          redis: (await import(`${baselineDir}/src/transports/node-redis.js`)).nodeRedis({ url: server.url }),
+          env: {},
+          prefix: "bench",
+          l1: false,
+          ttl: "1h",
+          logger: quiet,
+        })
+      : undefined;
+    const baselineRows = baseline
+      ? ([
+          [
+            "baseline getOrSet (L1 off)",
+            () => Promise.all(keys.map((key) => baseline.getOrSet(key, mustNotLoad))),
+          ],
+          ["baseline get (L1 off)", () => Promise.all(keys.map((key) => baseline.get(key)))],
+        ] as const)
+      : [];
     const contenders = [
+      ...baselineRows,
       ["raw node-redis: one MGET of 100 keys", () => raw.mGet(fulls)],
       ["raw node-redis: 100 concurrent GET", () => Promise.all(fulls.map((k) => raw.get(k)))],
       [
@@ -104,6 +126,7 @@ try {
       ],
     ] as const;
     const rates = await alternate(contenders, { rounds: Number(process.env.BENCH_ROUNDS ?? 7) });
+    await baseline?.close();
     const rawGet = rates.get("raw node-redis: 100 concurrent GET")!;
     const peer = rates.get("@unkey/cache swr (node-redis store)")!;
     line("### L2 hit over TCP: 100 concurrent reads of distinct keys present in Redis (L1 off)", "");

@@ -59,28 +59,37 @@ const UNTAGGED: readonly string[] = Object.freeze([]);
  */
 function parseUntagged(text: string, size: number): Entry | undefined {
   if (!text.startsWith(HEAD) || text.charCodeAt(text.length - 1) !== 93 /* ] */) return undefined;
-  const createdEnd = integerEnd(text, HEAD.length);
-  const freshEnd = integerEnd(text, createdEnd + 1);
-  const staleEnd = integerEnd(text, freshEnd + 1);
-  if (staleEnd < 0 || !text.startsWith(NO_TAGS, staleEnd + 1)) return undefined;
-  return {
-    created: Number(text.slice(HEAD.length, createdEnd)),
-    fresh: Number(text.slice(createdEnd + 1, freshEnd)),
-    stale: Number(text.slice(freshEnd + 1, staleEnd)),
-    tags: UNTAGGED,
-    value: decodeValue(text.slice(staleEnd + 1 + NO_TAGS.length, -1)),
-    size,
-  };
+  const created = readInteger(text, HEAD.length);
+  if (created < 0) return undefined;
+  const fresh = readInteger(text, integerEnd);
+  if (fresh < 0) return undefined;
+  const stale = readInteger(text, integerEnd);
+  if (stale < 0 || !text.startsWith(NO_TAGS, integerEnd)) return undefined;
+  const value = decodeValue(text.slice(integerEnd + NO_TAGS.length, -1));
+  return { created, fresh, stale, tags: UNTAGGED, value, size };
 }
 
-/** Where the JSON integer at `start` ends (at a comma), or -1: digits, a leading zero only alone. */
-function integerEnd(text: string, start: number): number {
-  if (start <= 0) return -1;
+/** Where the text after the last {@link readInteger} starts (past its comma). */
+let integerEnd = 0;
+
+/**
+ * The JSON integer at `start`, followed by a comma, or -1: up to 15 digits (exact in a double),
+ * a leading zero only alone.
+ */
+function readInteger(text: string, start: number): number {
   let at = start;
+  let value = 0;
   let code = text.charCodeAt(at);
-  while (code >= 48 && code <= 57) code = text.charCodeAt(++at);
-  if (at === start || code !== 44 /* , */ || (at - start > 1 && text.charCodeAt(start) === 48)) return -1;
-  return at;
+  while (code >= 48 && code <= 57) {
+    value = value * 10 + (code - 48);
+    code = text.charCodeAt(++at);
+  }
+  const digits = at - start;
+  if (digits === 0 || digits > 15 || code !== 44 /* , */ || (digits > 1 && text.charCodeAt(start) === 48)) {
+    return -1;
+  }
+  integerEnd = at + 1;
+  return value;
 }
 
 function parseText(text: string, size: number): Entry {

@@ -2,7 +2,7 @@ import type { CacheCore, Tier } from "./core.js";
 import { type Entry, parseEntry } from "./entry.js";
 import { asError } from "./errors.js";
 import { validate } from "./schema.js";
-import type { BatchRead } from "./tiers/l2.js";
+import type { BatchRead, L2 } from "./tiers/l2.js";
 import type { GetOptions, Schema, WaitUntil } from "./types.js";
 
 /** A servable entry, where it was found, and what the caller gets from it. */
@@ -52,9 +52,10 @@ export abstract class BatchedRead<T> implements BatchRead {
     const { path } = this;
     let found: Promise<Found | undefined>;
     try {
-      const remote = path.servable(this.key, this.full, text);
-      if (remote !== undefined && !(remote instanceof Promise) && remote.fresh > Date.now()) {
-        this.hit(path.freshFromRemote(this.key, this.full, remote));
+      const now = Date.now();
+      const remote = path.servable(this.key, this.full, text, now);
+      if (remote !== undefined && !(remote instanceof Promise) && remote.fresh > now) {
+        this.hit(path.freshFromRemote(this.key, this.full, remote, now));
         return;
       }
       found = path.preferred(this.full, path.localNow(this.full), remote, undefined);
@@ -98,7 +99,15 @@ class FreshRead<T> extends BatchedRead<T | undefined> {
  * fresh or stale; what to do with a stale entry or a miss is the load policy's business.
  */
 export class ReadPath {
-  constructor(readonly core: CacheCore) {}
+  /** The last L2 batch this path read in: its epoch check has been considered. */
+  private lastBatch = 0;
+
+  /** Who runs an L1 hit's epoch check when the call gave no `waitUntil`: made once, not per hit. */
+  private readonly defaultScheduler: () => WaitUntil | undefined;
+
+  constructor(readonly core: CacheCore) {
+    this.defaultScheduler = () => core.scheduler(undefined);
+  }
 
   /**
    * A fresh L1 entry found without a single await: the hot path of every warm invocation, so a
@@ -110,7 +119,8 @@ export class ReadPath {
     const now = Date.now();
     const entry = l1.get(full, now);
     if (!entry || entry.fresh <= now) return undefined;
-    coherence.syncInBackground(now, () => this.core.scheduler(options.waitUntil));
+    const { waitUntil } = options;
+    coherence.syncInBackground(now, waitUntil ? () => waitUntil : this.defaultScheduler);
     return entry;
   }
 
@@ -154,9 +164,16 @@ export class ReadPath {
    */
   readBatched(read: BatchRead & { readonly full: string }, waitUntil: WaitUntil | undefined): void {
     const { core } = this;
+    const l2 = core.l2 as L2;
     void core.ensureRegistered(true, waitUntil);
-    core.coherence.joinEpochCheck(Date.now());
-    core.l2?.enqueue(read.full, read);
+    // Once per batch, before its first value: the epoch, when a check is due.
+    if (l2.openBatch === 0 || l2.openBatch !== this.lastBatch) {
+      core.coherence.joinEpochCheck(Date.now());
+      l2.enqueue(read.full, read);
+      this.lastBatch = l2.openBatch;
+      return;
+    }
+    l2.enqueue(read.full, read);
   }
 
   /** The L1 entry at `full` as lookup finds it without a schema (fresh or stale). */
@@ -166,8 +183,8 @@ export class ReadPath {
   }
 
   /** A fresh entry just read from Redis: kept in L1, counted as a hit; its value. */
-  freshFromRemote(key: string, full: string, entry: Entry): unknown {
-    this.core.l1?.set(full, entry, Date.now());
+  freshFromRemote(key: string, full: string, entry: Entry, now: number): unknown {
+    this.core.l1?.set(full, entry, now);
     return this.core.hit(key, entry.value, "l2");
   }
 
@@ -202,6 +219,7 @@ export class ReadPath {
     key: string,
     full: string,
     stored: string | null | undefined,
+    now = Date.now(),
   ): Entry | undefined | Promise<Entry | undefined> {
     if (typeof stored !== "string") return undefined;
     let parsed: Entry | Promise<Entry>;
@@ -212,15 +230,15 @@ export class ReadPath {
     }
     if (parsed instanceof Promise) {
       return parsed.then(
-        (entry) => this.unexpired(entry),
+        (entry) => this.unexpired(entry, Date.now()),
         (error: unknown) => this.corrupt(key, full, error),
       );
     }
-    return this.unexpired(parsed);
+    return this.unexpired(parsed, now);
   }
 
-  private unexpired(entry: Entry): Entry | undefined | Promise<Entry | undefined> {
-    if (entry.stale <= Date.now()) return undefined;
+  private unexpired(entry: Entry, now: number): Entry | undefined | Promise<Entry | undefined> {
+    if (entry.stale <= now) return undefined;
     if (entry.tags.length === 0) return entry;
     return this.core.coherence.passesTags(entry).then((passes) => (passes ? entry : undefined));
   }

@@ -30,6 +30,8 @@ interface Batch {
 export class L2 {
   private transport: Promise<Transport> | undefined;
   private batch: Batch | undefined;
+  /** Batches opened so far: the open one's number. */
+  private batches = 0;
 
   constructor(
     private readonly createTransport: () => Promise<Transport>,
@@ -44,11 +46,17 @@ export class L2 {
     return new Promise((resolve, reject) => this.enqueue(key, { reply: resolve, fail: reject }));
   }
 
+  /** Which batch this tick's reads join: a number of its own, or 0 while none is open. */
+  get openBatch(): number {
+    return this.batch ? this.batches : 0;
+  }
+
   /** Adds a read of `key` to the batch of this tick; `read` is told the outcome from the batch's loop. */
   enqueue(key: string, read: BatchRead): void {
     let batch = this.batch;
     if (!batch) {
       const created: Batch = { keys: [], reads: [], slots: new Map() };
+      this.batches++;
       batch = created;
       this.batch = created;
       queueMicrotask(() => this.flush(created));
