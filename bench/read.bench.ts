@@ -50,6 +50,25 @@ const raw = createClient({ url: server.url, commandOptions: { timeout: 0 } });
 await raw.connect();
 const unkeyCtx = new DefaultStatefulContext();
 
+/**
+ * BENCH_BASELINE=<a directory holding src/ of another commit, with package.json, tsconfig.json and a
+ * node_modules link>: a cache of that code too, measured in the same rounds (before/after in one run).
+ */
+async function baselineCache(options: { l1?: false }) {
+  const dir = process.env.BENCH_BASELINE;
+  if (!dir) return undefined;
+  const { createCache: create } = await import(`${dir}/src/index.js`);
+  const { nodeRedis: transport } = await import(`${dir}/src/transports/node-redis.js`);
+  return create({
+    redis: transport({ url: server.url }),
+    env: {},
+    prefix: "bench",
+    ttl: "1h",
+    logger: quiet,
+    ...options,
+  }) as ReturnType<typeof createCache>;
+}
+
 /** Counts what Redis itself saw while `work` ran (INFO commandstats), minus the counting commands. */
 async function commands(work: () => Promise<unknown>): Promise<Map<string, number>> {
   await raw.configResetStat();
@@ -89,18 +108,7 @@ try {
     if (check.some((r) => r.err || r.val === undefined))
       throw new Error("@unkey/cache did not read its values");
 
-    // BENCH_BASELINE=<dir holding src/ of another commit>: that code too, in the same rounds.
-    const baselineDir = process.env.BENCH_BASELINE;
-    const baseline = baselineDir
-      ? (await import(`${baselineDir}/src/index.js`)).createCache({
-          redis: (await import(`${baselineDir}/src/transports/node-redis.js`)).nodeRedis({ url: server.url }),
-          env: {},
-          prefix: "bench",
-          l1: false,
-          ttl: "1h",
-          logger: quiet,
-        })
-      : undefined;
+    const baseline = await baselineCache({ l1: false });
     const baselineRows = baseline
       ? ([
           [
@@ -160,7 +168,16 @@ try {
     await unkey.user.set("user:42", sample(42));
     const loader = async () => sample(42);
     const plain = new Map([["user:42", sample(42)]]);
+    const baseline = await baselineCache({});
+    await baseline?.get("user:42");
+    const baselineRows = baseline
+      ? ([
+          ["baseline get", () => baseline.get("user:42")],
+          ["baseline getOrSet", () => baseline.getOrSet("user:42", loader)],
+        ] as const)
+      : [];
     const contenders = [
+      ...baselineRows,
       ["await Map.get (the floor of a promise API)", async () => plain.get("user:42")],
       ["tiercache get", () => tc.get("user:42")],
       ["tiercache getOrSet", () => tc.getOrSet("user:42", loader)],
@@ -179,7 +196,7 @@ try {
       row(name, fmt(rates.get(name)!), peer ? ratio(rates.get(name)!, rates.get(peer)!) : "");
     }
     line("");
-    await tc.close();
+    await Promise.all([tc.close(), baseline?.close()]);
   }
 
   // --- L2 hits over REST (the bridge) ----------------------------------------------------------

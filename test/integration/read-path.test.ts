@@ -90,7 +90,12 @@ describe("batched reads", () => {
     await admin.set(full, "[1,2,3");
     const loaded: string[] = [];
     const values = await Promise.all(
-      ["good1", "bad", "good2"].map((key) => cache.getOrSet(key, () => (loaded.push(key), `loaded ${key}`))),
+      ["good1", "bad", "good2"].map((key) =>
+        cache.getOrSet(key, () => {
+          loaded.push(key);
+          return `loaded ${key}`;
+        }),
+      ),
     );
     expect(values).toEqual([1, "loaded bad", 2]);
     expect(loaded).toEqual(["bad"]);
