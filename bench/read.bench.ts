@@ -17,6 +17,11 @@ import { alternate, alternateSync, fmt } from "./support/rounds.js";
 import { NodeRedisStore } from "./support/unkey-node-redis-store.js";
 
 const PART = process.env.BENCH_PART;
+/** Alternating rounds per contender (the first warms up) and their length. */
+const ROUNDS = {
+  rounds: Number(process.env.BENCH_ROUNDS ?? 25),
+  roundMs: Number(process.env.BENCH_ROUND_MS ?? 150),
+};
 const part = (name: string) => !PART || PART.split(",").includes(name);
 const TOKEN = "bench-token";
 const N = 100;
@@ -133,15 +138,24 @@ try {
         () => Promise.all(keys.map((key) => unkey.item.swr(key, mustNotLoad))),
       ],
     ] as const;
-    const rates = await alternate(contenders, { rounds: Number(process.env.BENCH_ROUNDS ?? 7) });
+    const rates = await alternate(contenders, ROUNDS);
     await baseline?.close();
-    const rawGet = rates.get("raw node-redis: 100 concurrent GET")!;
-    const peer = rates.get("@unkey/cache swr (node-redis store)")!;
+    const rawGet = rates.get("raw node-redis: 100 concurrent GET")!.perSecond;
+    const peer = rates.get("@unkey/cache swr (node-redis store)")!.perSecond;
     line("### L2 hit over TCP: 100 concurrent reads of distinct keys present in Redis (L1 off)", "");
-    line("| operation | reads/s | vs raw concurrent GET | vs @unkey/cache |", "|---|---:|---:|---:|");
+    line(
+      "| operation | reads/s | vs raw concurrent GET | vs @unkey/cache | client CPU per read |",
+      "|---|---:|---:|---:|---:|",
+    );
     for (const [name] of contenders) {
-      const rate = rates.get(name)! * N;
-      row(name, fmt(rate), ratio(rate, rawGet * N), ratio(rate, peer * N));
+      const { perSecond, cpuMicros } = rates.get(name)!;
+      row(
+        name,
+        fmt(perSecond * N),
+        ratio(perSecond, rawGet),
+        ratio(perSecond, peer),
+        `${(cpuMicros / N).toFixed(2)} µs`,
+      );
     }
     const perBatch = await commands(() => Promise.all(keys.map((key) => tc.getOrSet(key, mustNotLoad))));
     line("", `Redis commands per batch of 100 tiercache getOrSet: ${show(perBatch)}.`, "");
@@ -184,16 +198,22 @@ try {
       ["@unkey/cache get", () => unkey.user.get("user:42")],
       ["@unkey/cache swr", () => unkey.user.swr("user:42", loader)],
     ] as const;
-    const rates = await alternateSync(contenders, { rounds: 7, roundMs: 300 });
+    const rates = await alternateSync(contenders, ROUNDS);
     line("### L1 hit (one key, awaited, a macrotask turn every 1,000 calls)", "");
-    line("| operation | ops/s | vs @unkey/cache |", "|---|---:|---:|");
+    line("| operation | ops/s | vs @unkey/cache | CPU per op |", "|---|---:|---:|---:|");
     const peerOf: Record<string, string> = {
       "tiercache get": "@unkey/cache get",
       "tiercache getOrSet": "@unkey/cache swr",
     };
     for (const [name] of contenders) {
       const peer = peerOf[name];
-      row(name, fmt(rates.get(name)!), peer ? ratio(rates.get(name)!, rates.get(peer)!) : "");
+      const { perSecond, cpuMicros } = rates.get(name)!;
+      row(
+        name,
+        fmt(perSecond),
+        peer ? ratio(perSecond, rates.get(peer)!.perSecond) : "",
+        `${(cpuMicros * 1000).toFixed(0)} ns`,
+      );
     }
     line("");
     await Promise.all([tc.close(), baseline?.close()]);
@@ -270,15 +290,15 @@ try {
       ] as const;
       const rates = await alternate(
         contenders.map(([name, op]) => [name, op] as const),
-        { rounds: 5, roundMs: 500 },
+        ROUNDS,
       );
       line("### L2 hit over REST: the same 100 concurrent reads through the bridge (separate process)", "");
       line("| operation | ops/s | reads/s | ms per op |", "|---|---:|---:|---:|");
       for (const [name, , reads] of contenders) {
-        const rate = rates.get(name)!;
+        const rate = rates.get(name)!.perSecond;
         row(name, fmt(rate), fmt(rate * reads), (1000 / rate).toFixed(3));
       }
-      const ms = (name: string) => 1000 / rates.get(name)!;
+      const ms = (name: string) => 1000 / rates.get(name)!.perSecond;
       line(
         "",
         `Per-request overhead of REST over TCP: ${(ms("raw @upstash/redis: one GET (one request, one key)") - ms("raw node-redis: one GET (TCP, one key)")).toFixed(3)} ms for one GET; ` +

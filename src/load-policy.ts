@@ -8,12 +8,12 @@ import type { PreparedWrite, WritePath } from "./write-path.js";
 
 type Loader<T> = (context: LoaderContext) => T | Promise<T>;
 
-/** A flight in the single-flight registry; `flight` is emptied when it lands. */
+/** A flight key's slot in the single-flight registry; `flight` is emptied when it lands. */
 interface Running {
   flight: Promise<unknown> | undefined;
 }
 
-/** Landed entries kept before a sweep: bounds the registry at the running flights plus this. */
+/** Empty slots kept before a sweep: bounds the registry at the running flights plus this. */
 const SWEEP_LANDED = 1024;
 
 const loadedValue = <T>(loaded: { value: T }): T => loaded.value;
@@ -25,9 +25,9 @@ const loadedValue = <T>(loaded: { value: T }): T => loaded.value;
  * Redis lease so cold instances do not all load the same key.
  */
 export class LoadPolicy {
-  /** Single-flight: the running flight of each flight key (landed ones kept empty, see `landed`). */
+  /** Single-flight: each flight key's slot, holding its running flight (empty ones kept, see `landed`). */
   private readonly inflight = new Map<string, Running>();
-  /** Landed flights whose entries are still in `inflight`. */
+  /** Empty slots still in `inflight`. */
   private landedKept = 0;
   private readonly schemaIds = new WeakMap<Schema<unknown>, number>();
   private lastSchemaId = 0;
@@ -53,30 +53,31 @@ export class LoadPolicy {
     const flightKey = options.schema ? `${full}\u0000${this.schemaId(options.schema)}` : full;
     const known = this.inflight.get(flightKey);
     if (known?.flight) return known.flight as Promise<T>;
-    let running: Running;
+    // The key's slot is reused from flight to flight: nothing per flight stays reachable from it.
+    const slot: Running = known ?? { flight: undefined };
+    if (known) this.landedKept--;
+    else this.inflight.set(flightKey, slot);
     if (this.read.batchable(full, options)) {
       // The common case, an L2 hit, settles in the batch's loop: one promise for the caller.
-      const read = new Flight(this.read, this, key, full, loader, options);
+      const read = new Flight(this.read, this, slot, key, full, loader, options);
+      slot.flight = read.promise;
       this.read.readBatched(read, options.waitUntil);
-      running = read;
-    } else {
-      const flight = this.resolve(key, full, loader, options);
-      running = { flight };
-      const over = () => this.landed(running);
-      flight.then(over, over);
+      return read.promise;
     }
-    if (known) this.landedKept--;
-    this.inflight.set(flightKey, running);
-    return running.flight as Promise<T>;
+    const flight = this.resolve(key, full, loader, options);
+    slot.flight = flight;
+    const over = () => this.landed(slot);
+    flight.then(over, over);
+    return flight;
   }
 
   /**
-   * A flight is over: the next caller of its key starts a new one. Its entry stays, emptied, until
+   * A flight is over: the next caller of its key starts a new one. Its slot stays, empty, until
    * enough have landed to sweep them at once: V8 shrinks a Map as it empties and grows it again as it
    * fills, and at 100 flights a tick that rehashing cost about 0.5 µs per read (measured).
    */
-  landed(running: Running): void {
-    running.flight = undefined;
+  landed(slot: Running): void {
+    slot.flight = undefined;
     if (++this.landedKept < SWEEP_LANDED) return;
     for (const [flightKey, entry] of this.inflight) if (!entry.flight) this.inflight.delete(flightKey);
     this.landedKept = 0;
@@ -283,23 +284,21 @@ export class LoadPolicy {
  * A `getOrSet` flight that starts as a batched read: a fresh L2 entry resolves it from the batch's
  * loop; anything else continues as {@link LoadPolicy.afterLookup} (stale, miss, load).
  */
-class Flight<T> extends BatchedRead<T> implements Running {
-  flight: Promise<unknown> | undefined;
-
+class Flight<T> extends BatchedRead<T> {
   constructor(
     path: ReadPath,
     private readonly policy: LoadPolicy,
+    private readonly slot: Running,
     key: string,
     full: string,
     private readonly loader: Loader<T>,
     private readonly options: GetOrSetOptions<T>,
   ) {
     super(path, key, full);
-    this.flight = this.promise;
   }
 
   protected hit(value: unknown): void {
-    this.policy.landed(this);
+    this.policy.landed(this.slot);
     this.resolve(value as T);
   }
 
@@ -308,11 +307,11 @@ class Flight<T> extends BatchedRead<T> implements Running {
       .then((result) => this.policy.afterLookup(this.key, this.full, this.loader, this.options, result))
       .then(
         (value) => {
-          this.policy.landed(this);
+          this.policy.landed(this.slot);
           this.resolve(value);
         },
         (error: unknown) => {
-          this.policy.landed(this);
+          this.policy.landed(this.slot);
           this.reject(error);
         },
       );

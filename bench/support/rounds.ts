@@ -1,25 +1,44 @@
+/** A contender's median round: operations per second, and this process's CPU time per operation (µs). */
+export interface Rate {
+  perSecond: number;
+  cpuMicros: number;
+}
+
 /**
  * Network-bound contenders on a shared 2-core box: each runs for `roundMs`, in turn, `rounds` times
- * (the first round warms up and is dropped), so drift and GC hit all alike; the median round counts.
- * Returns operations per second per contender.
+ * (the first round warms up and is dropped), so drift, GC and other load hit all alike; the median
+ * round counts. Short rounds spread bursts of outside load over every contender.
  */
 export async function alternate(
   contenders: readonly (readonly [string, () => Promise<unknown>])[],
-  { rounds = 7, roundMs = 400 } = {},
-): Promise<Map<string, number>> {
-  const samples = new Map<string, number[]>(contenders.map(([name]) => [name, []]));
+  { rounds = 25, roundMs = 150 } = {},
+): Promise<Map<string, Rate>> {
+  const samples = new Map<string, { perSecond: number[]; cpuMicros: number[] }>(
+    contenders.map(([name]) => [name, { perSecond: [], cpuMicros: [] }]),
+  );
   for (let round = 0; round < rounds; round++) {
     for (const [name, op] of contenders) {
+      const cpu = process.cpuUsage();
       const started = performance.now();
       let ops = 0;
       while (performance.now() - started < roundMs) {
         await op();
         ops++;
       }
-      if (round > 0) samples.get(name)!.push(ops / ((performance.now() - started) / 1000));
+      const elapsed = performance.now() - started;
+      const used = process.cpuUsage(cpu);
+      if (round === 0) continue; // warm-up
+      const sample = samples.get(name)!;
+      sample.perSecond.push(ops / (elapsed / 1000));
+      sample.cpuMicros.push((used.user + used.system) / ops);
     }
   }
-  return new Map([...samples].map(([name, values]) => [name, median(values)]));
+  return new Map(
+    [...samples].map(([name, s]) => [
+      name,
+      { perSecond: median(s.perSecond), cpuMicros: median(s.cpuMicros) },
+    ]),
+  );
 }
 
 /**
@@ -29,7 +48,7 @@ export async function alternate(
 export async function alternateSync(
   contenders: readonly (readonly [string, () => Promise<unknown>])[],
   options: { rounds?: number; roundMs?: number; chunk?: number } = {},
-): Promise<Map<string, number>> {
+): Promise<Map<string, Rate>> {
   const chunk = options.chunk ?? 1000;
   const yieldTurn = () => new Promise((resolve) => setImmediate(resolve));
   return alternate(
@@ -41,7 +60,15 @@ export async function alternateSync(
       },
     ]),
     options,
-  ).then((rates) => new Map([...rates].map(([name, rate]) => [name, rate * chunk])));
+  ).then(
+    (rates) =>
+      new Map(
+        [...rates].map(([name, rate]) => [
+          name,
+          { perSecond: rate.perSecond * chunk, cpuMicros: rate.cpuMicros / chunk },
+        ]),
+      ),
+  );
 }
 
 export function median(values: readonly number[]): number {
