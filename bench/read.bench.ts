@@ -59,13 +59,15 @@ const unkeyCtx = new DefaultStatefulContext();
  * BENCH_BASELINE=<a directory holding src/ of another commit, with package.json, tsconfig.json and a
  * node_modules link>: a cache of that code too, measured in the same rounds (before/after in one run).
  */
-async function baselineCache(options: { l1?: false }) {
+async function baselineCache(options: { l1?: false }, rest?: { url: string; token: string }) {
   const dir = process.env.BENCH_BASELINE;
   if (!dir) return undefined;
   const { createCache: create } = await import(`${dir}/src/index.js`);
-  const { nodeRedis: transport } = await import(`${dir}/src/transports/node-redis.js`);
+  const redis = rest
+    ? (await import(`${dir}/src/transports/upstash.js`)).upstash(rest)
+    : (await import(`${dir}/src/transports/node-redis.js`)).nodeRedis({ url: server.url });
   return create({
-    redis: transport({ url: server.url }),
+    redis,
     env: {},
     prefix: "bench",
     ttl: "1h",
@@ -268,7 +270,18 @@ try {
       });
       await Promise.all(keys.map((key, i) => unkeyRest.item.set(key, sample(i))));
       await new Promise((r) => setTimeout(r, 200)); // its sets are fire-and-forget
+      const baseline = await baselineCache({ l1: false }, { url: bridge.url, token: TOKEN });
+      const baselineRows = baseline
+        ? ([
+            [
+              "baseline getOrSet over REST (L1 off)",
+              () => Promise.all(keys.map((key) => baseline.getOrSet(key, mustNotLoad))),
+              N,
+            ],
+          ] as const)
+        : [];
       const contenders = [
+        ...baselineRows,
         ["raw node-redis: one GET (TCP, one key)", () => raw.get(fulls[0]!), 1],
         ["raw @upstash/redis: one GET (one request, one key)", () => rest.get(fulls[0]!), 1],
         ["raw @upstash/redis: one MGET of 100 keys", () => rest.mget(...fulls), N],
@@ -320,7 +333,7 @@ try {
         `Per batch of 100 @unkey/cache swr over REST: ${requests} HTTP request(s), Redis saw ${show(unkeyBatch)}.`,
         "",
       );
-      await Promise.all([tcRest.close(), tcTcp.close()]);
+      await Promise.all([tcRest.close(), tcTcp.close(), baseline?.close()]);
     } finally {
       globalThis.fetch = realFetch;
       await bridge.stop();
