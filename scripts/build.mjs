@@ -6,16 +6,40 @@
 import { rm } from "node:fs/promises";
 import { build } from "esbuild";
 
-await rm("dist", { recursive: true, force: true });
+/**
+ * The core's import of the TCP loader becomes `#tcp` (package.json `imports`), which picks tcp.js
+ * under the `node` condition and tcp-edge.js for Workers, Edge and browsers: see src/transports/tcp.ts.
+ * In the source tree (tests, tsx) it stays the Node file.
+ * @type {import("esbuild").Plugin}
+ */
+const tcpBySubpathImport = {
+  name: "tcp-by-subpath-import",
+  setup(b) {
+    b.onResolve({ filter: /^\.\/tcp\.js$/ }, (args) =>
+      args.importer.endsWith("from-env.ts") ? { path: "#tcp", external: true } : undefined,
+    );
+  },
+};
+
+/** `node scripts/build.mjs [outdir]`: the packaging tests build into a directory of their own. */
+const outdir = process.argv[2] ?? "dist";
+
+await rm(outdir, { recursive: true, force: true });
 await build({
   entryPoints: [
     "src/index.ts",
     "src/transports/upstash.ts",
     "src/transports/node-redis.ts",
+    "src/otel.ts",
+    "src/transports/tcp.ts",
+    "src/transports/tcp-edge.ts",
     "src/bridge/index.ts",
     "src/cli.ts",
+    "src/next/index.ts",
+    "src/next/use-cache.ts",
+    "src/next/incremental.ts",
   ],
-  outdir: "dist",
+  outdir,
   outbase: "src",
   entryNames: "[dir]/[name]",
   chunkNames: "chunks/[name]-[hash]",
@@ -26,6 +50,7 @@ await build({
   platform: "neutral",
   mainFields: ["module", "main"],
   target: "es2022",
-  external: ["node:*", "redis", "@upstash/redis", "lru-cache"],
+  external: ["node:*", "redis", "@upstash/redis", "@opentelemetry/api", "lru-cache"],
+  plugins: [tcpBySubpathImport],
   logLevel: "warning",
 });

@@ -1,15 +1,20 @@
-import { resolveConfig } from "./config.js";
+import { envOf, pickEnv, resolveConfig } from "./config.js";
 import { CacheCore } from "./core.js";
 import { Counters } from "./counters.js";
 import { toMs } from "./duration.js";
+import { CacheError } from "./errors.js";
 import { runFlush } from "./flush.js";
 import { deployHook as deployHandler } from "./http/deploy-hook.js";
 import { healthHandler } from "./http/health.js";
 import { type RouteHandler, type RouteOptions, route } from "./http/route.js";
+import { checkTags } from "./input.js";
 import type { KeySpace } from "./keys.js";
 import { LoadPolicy } from "./load-policy.js";
 import * as operations from "./operations.js";
 import { ReadPath } from "./read-path.js";
+import { buildReport, type CacheReport, type ReportOptions } from "./report.js";
+import { forgetShared, sharedInstance } from "./shared.js";
+import type { OperationSpan } from "./telemetry.js";
 import type {
   CacheOptions,
   CacheStats,
@@ -21,6 +26,7 @@ import type {
   GetOptions,
   GetOrSetOptions,
   HealthReport,
+  InvalidationResult,
   LoaderContext,
   SetManyEntry,
   SetOptions,
@@ -67,7 +73,16 @@ export class Cache {
     try {
       const full = this.keys.entry(key, options.versioned);
       const local = this.read.freshInL1(full, options);
-      if (local) return Promise.resolve(this.core.hit(key, local.value, "l1") as T);
+      const { telemetry } = this.core;
+      if (local) {
+        if (telemetry?.traceL1Hits) telemetry.l1Hit("get", this.core.keyAttributes(key));
+        return Promise.resolve(this.core.hit(key, local.value, "l1") as T);
+      }
+      if (telemetry) {
+        return telemetry.span("get", this.core.keyAttributes(key), (span) =>
+          this.getThroughTiers(key, full, options, span),
+        );
+      }
       if (this.read.batchable(full, options)) return this.read.fresh<T>(key, full, options.waitUntil);
       return this.getThroughTiers(key, full, options);
     } catch (error) {
@@ -79,11 +94,19 @@ export class Cache {
     key: string,
     fullKey: string | Promise<string>,
     options: GetOptions<T>,
+    span?: OperationSpan,
   ): Promise<T | undefined> {
     const full = typeof fullKey === "string" ? fullKey : await fullKey;
-    if (!this.core.config.enabled) return this.core.miss(key);
-    const found = await this.read.lookup(key, full, options.schema, options.waitUntil);
-    if (found && found.entry.fresh > Date.now()) return this.core.hit(key, found.value, found.tier) as T;
+    if (this.core.config.enabled) {
+      // The value and its tag marks are read one after the other: one timeoutMs for both.
+      const budget = this.core.l2?.budget();
+      const found = await this.read.lookup(key, full, options.schema, options.waitUntil, budget);
+      if (found && found.entry.fresh > Date.now()) {
+        span?.hit(found.tier);
+        return this.core.hit(key, found.value, found.tier) as T;
+      }
+    }
+    span?.hit("miss");
     return this.core.miss(key);
   }
 
@@ -93,14 +116,33 @@ export class Cache {
   }
 
   /** Stores a value in L1 and Redis (awaited). An unserializable value is a CacheError. */
-  async set(key: string, value: unknown, options: SetOptions = {}): Promise<void> {
+  set(key: string, value: unknown, options: SetOptions = {}): Promise<void> {
+    const { telemetry } = this.core;
+    if (!telemetry) return this.store(key, value, options);
+    return telemetry.span("set", this.core.keyAttributes(key), () => this.store(key, value, options));
+  }
+
+  private async store(key: string, value: unknown, options: SetOptions): Promise<void> {
     const full = await this.keys.entry(key, options.versioned);
     if (!this.core.config.enabled) return;
     await this.write.store(key, full, value, options);
   }
 
   /** Stores several entries; the Redis writes leave in one round trip. */
-  async setMany(entries: readonly SetManyEntry[]): Promise<void> {
+  setMany(entries: readonly SetManyEntry[]): Promise<void> {
+    const { telemetry } = this.core;
+    if (!telemetry) return this.storeMany(entries);
+    const attributes = {
+      "tiercache.keys.count": Array.isArray(entries) ? entries.length : undefined,
+      ...this.listAttribute(
+        "tiercache.keys",
+        Array.isArray(entries) ? entries.map((entry) => entry?.key) : undefined,
+      ),
+    };
+    return telemetry.span("setMany", attributes, () => this.storeMany(entries));
+  }
+
+  private async storeMany(entries: readonly SetManyEntry[]): Promise<void> {
     if (!this.core.config.enabled) return;
     await this.write.storeMany(entries);
   }
@@ -118,7 +160,16 @@ export class Cache {
     try {
       const full = this.keys.entry(key, options.versioned);
       const local = this.read.freshInL1(full, options);
-      if (local) return Promise.resolve(this.core.hit(key, local.value, "l1") as T);
+      const { telemetry } = this.core;
+      if (local) {
+        if (telemetry?.traceL1Hits) telemetry.l1Hit("getOrSet", this.core.keyAttributes(key));
+        return Promise.resolve(this.core.hit(key, local.value, "l1") as T);
+      }
+      if (telemetry) {
+        return telemetry.span("getOrSet", this.core.keyAttributes(key), (span) =>
+          this.loads.getOrLoad(key, full, loader, options, span),
+        );
+      }
       return this.loads.getOrLoad(key, full, loader, options);
     } catch (error) {
       return Promise.reject(error);
@@ -148,20 +199,65 @@ export class Cache {
     return invalidating(this, fn, options);
   }
 
-  /** Removes keys (versioned and unversioned) from both tiers; returns how many Redis removed. */
-  async delete(...keys: string[]): Promise<number> {
+  /**
+   * Removes keys (versioned and unversioned) from both tiers; returns how many entries Redis held.
+   * A loader of one of them running meanwhile does not put its older value back. While Redis is
+   * unreachable the delete is deferred (a `deferred` event; replayed when Redis answers, served by
+   * no read of this instance meanwhile) and the count is L1's.
+   */
+  delete(...keys: string[]): Promise<number> {
+    const { telemetry } = this.core;
+    if (!telemetry) return this.deleteKeys(keys);
+    const attributes = { "tiercache.keys.count": keys.length, ...this.listAttribute("tiercache.keys", keys) };
+    return telemetry.span("delete", attributes, async (span) => {
+      const removed = await this.deleteKeys(keys);
+      span.set("tiercache.removed", removed);
+      return removed;
+    });
+  }
+
+  private async deleteKeys(keys: string[]): Promise<number> {
     const pairs = await Promise.all(keys.map((key) => this.bothSpaces(key)));
-    return this.core.coherence.deleteKeys(pairs.flat());
+    const [removed] = await Promise.all([
+      this.core.coherence.deleteKeys(pairs.flat()),
+      this.core.notifyInvalidation({ keys }),
+    ]);
+    return removed;
   }
 
   /**
    * Makes every entry carrying one of `tags` a miss (or, with `soft`, stale: served within its
    * `staleWhileRevalidate` window while it refreshes) — here at once, on other instances within
-   * `l1.syncMs`. Costs one MSET and one INCR whatever the number of entries: entries are checked
-   * against the tag's invalidation time when read, never scanned.
+   * `l1.syncMs`. Costs one MSET and one epoch SET whatever the number of entries: entries are checked
+   * against the tag's invalidation time when read, never scanned. Resolves to `{ deferred: true }`
+   * when Redis could not be reached: the invalidation holds here at once and is replayed when it answers.
    */
-  async invalidateTags(tags: readonly string[], options: { soft?: boolean } = {}): Promise<void> {
-    if (tags.length > 0) await this.core.coherence.invalidateTags(tags, options.soft === true);
+  invalidateTags(tags: readonly string[], options: { soft?: boolean } = {}): Promise<InvalidationResult> {
+    const { telemetry } = this.core;
+    if (!telemetry) return this.invalidate(tags, options);
+    const attributes = {
+      "tiercache.tags.count": Array.isArray(tags) ? tags.length : undefined,
+      "tiercache.soft": options.soft === true,
+      ...this.listAttribute("tiercache.tags", tags),
+    };
+    return telemetry.span("invalidateTags", attributes, async (span) => {
+      const result = await this.invalidate(tags, options);
+      span.set("tiercache.deferred", result.deferred);
+      return result;
+    });
+  }
+
+  private async invalidate(
+    tags: readonly string[],
+    options: { soft?: boolean },
+  ): Promise<InvalidationResult> {
+    const list = checkTags(tags, "invalidateTags: tags");
+    if (list.length === 0) return { deferred: false };
+    const [result] = await Promise.all([
+      this.core.coherence.invalidateTags(list, options.soft === true),
+      this.core.notifyInvalidation({ tags: list }),
+    ]);
+    return result;
   }
 
   /**
@@ -169,9 +265,23 @@ export class Cache {
    * pass user input through `escapeGlob`). SCAN + UNLINK in batches; returns how many were removed.
    * Keys long enough to be hashed cannot match a pattern.
    */
-  async deletePattern(glob: string, options: { versioned?: boolean } = {}): Promise<number> {
-    if (typeof glob !== "string" || glob === "") throw new TypeError("tiercache: deletePattern needs a glob");
-    return this.core.coherence.deletePattern(this.keys.pattern(glob, options.versioned !== false));
+  deletePattern(glob: string, options: { versioned?: boolean } = {}): Promise<number> {
+    const { telemetry } = this.core;
+    if (!telemetry) return this.deleteMatching(glob, options);
+    const attributes = telemetry.traceKeys ? { "tiercache.pattern": String(glob) } : {};
+    return telemetry.span("deletePattern", attributes, async (span) => {
+      const removed = await this.deleteMatching(glob, options);
+      span.set("tiercache.removed", removed);
+      return removed;
+    });
+  }
+
+  private async deleteMatching(glob: string, options: { versioned?: boolean }): Promise<number> {
+    const [removed] = await Promise.all([
+      this.core.coherence.deletePattern(this.keys.pattern(glob, options.versioned !== false)),
+      this.core.notifyInvalidation({ patterns: [glob] }),
+    ]);
+    return removed;
   }
 
   /** How many of `keys` exist (in Redis, or in L1 when there is none). */
@@ -192,14 +302,17 @@ export class Cache {
   async expire(key: string, ttl: Duration): Promise<boolean> {
     const ms = toMs(ttl, "ttl");
     const full = await this.keys.entry(key);
-    const found = await this.read.lookup(key, full, undefined);
+    const budget = this.core.l2?.budget(); // read and rewrite: one timeoutMs for both
+    const found = await this.read.lookup(key, full, undefined, undefined, budget);
     if (!found) return false;
     const { entry } = found;
-    await this.write.store(key, full, entry.value, {
-      ttl: ms,
-      staleWhileRevalidate: entry.stale - entry.fresh,
-      tags: entry.tags,
-    });
+    await this.write.store(
+      key,
+      full,
+      entry.value,
+      { ttl: ms, staleWhileRevalidate: entry.stale - entry.fresh, tags: entry.tags },
+      budget,
+    );
     return true;
   }
 
@@ -240,8 +353,26 @@ export class Cache {
     return this.core.runInBackground(work, waitUntil);
   }
 
-  /** Closes the Redis connection; the cache keeps working from L1 and loaders. */
+  /**
+   * What the whole Redis database holds, per environment prefix, namespace and version: key counts,
+   * approximate memory, the version registry, tag marks, and the analytics every instance with
+   * `analytics: true` pushed over the last hour and day. SCAN-based and bounded (see
+   * {@link ReportOptions}); throws a CacheError when Redis fails or there is none.
+   */
+  report(options?: ReportOptions): Promise<CacheReport> {
+    const { l2 } = this.core;
+    if (!l2) return Promise.reject(new CacheError("UNAVAILABLE", "no Redis configured (L1 only)"));
+    return buildReport(l2, options);
+  }
+
+  /**
+   * Closes the Redis connection for good (after a last analytics push): the cache keeps working from
+   * L1 and loaders only and never reconnects (a cache configured from the environment included);
+   * `ping()` and `flush()` fail with a `CLOSED` CacheError. Create a new cache to use Redis again.
+   */
   async close(): Promise<void> {
+    forgetShared(this);
+    await this.core.analytics?.push().catch(() => {});
     await this.core.l2?.close();
   }
 
@@ -255,7 +386,19 @@ export class Cache {
     handler: RouteHandler<R, A>,
     options?: RouteOptions<R>,
   ): (req: R, ...rest: A) => Promise<Response> {
-    return route(this, handler, options);
+    const served = route(this, handler, options);
+    const { telemetry } = this.core;
+    if (!telemetry) return served;
+    return (req, ...rest) => {
+      const path = telemetry.traceKeys ? { "url.path": new URL(req.url).pathname } : {};
+      return telemetry.span("route", { "http.request.method": req.method, ...path }, async (span) => {
+        const response = await served(req, ...rest);
+        span.set("http.response.status_code", response.status);
+        const xCache = response.headers.get("x-cache");
+        if (xCache) span.set("tiercache.route.result", xCache.toLowerCase());
+        return response;
+      });
+    };
   }
 
   /** A Web handler answering `health()` as JSON: 200 when healthy, 503 otherwise; no keys, no secrets. */
@@ -276,9 +419,27 @@ export class Cache {
    * await cache.flush(); // { scope: "stale-versions", removed: 1234, versions: ["a1b2c3d4"] }
    * await cache.flush({ scope: "version", dryRun: true, onProgress: (n) => console.log(n) });
    */
-  async flush(options: FlushOptions = {}): Promise<FlushResult> {
+  flush(options: FlushOptions = {}): Promise<FlushResult> {
+    const { telemetry } = this.core;
+    if (!telemetry) return this.flushScope(options);
+    const attributes = {
+      "tiercache.flush.scope": options.scope ?? "stale-versions",
+      "tiercache.dry_run": options.dryRun === true,
+    };
+    return telemetry.span("flush", attributes, async (span) => {
+      const result = await this.flushScope(options);
+      span.set("tiercache.removed", result.removed);
+      return result;
+    });
+  }
+
+  private async flushScope(options: FlushOptions): Promise<FlushResult> {
     // Registered first so that the current version is dated; a dry run writes nothing.
-    if (!options.dryRun) await this.core.ensureRegistered(false);
+    if (!options.dryRun) {
+      await this.core.ensureRegistered(false);
+      // A loader running now must not refill L1 with what the flush removes (stale versions: nothing current).
+      if ((options.scope ?? "stale-versions") !== "stale-versions") this.core.coherence.supersedeAll();
+    }
     return runFlush(this.core.flushContext(), options);
   }
 
@@ -294,12 +455,24 @@ export class Cache {
     return deployHandler(this, options);
   }
 
+  /** A list of user keys or tags as one span attribute, only with `traceKeys`. */
+  private listAttribute(name: string, list: unknown): Record<string, string> {
+    return this.core.telemetry?.traceKeys && Array.isArray(list) ? { [name]: list.join(", ") } : {};
+  }
+
   private bothSpaces(key: string): Promise<string[]> {
     return Promise.all([this.keys.entry(key, true), this.keys.entry(key, false)]);
   }
 }
 
-/** Creates a cache; nothing connects until the first operation. See {@link CacheOptions}. */
-export function createCache(options?: CacheOptions): Cache {
-  return new Cache(options);
+/**
+ * Creates a cache; nothing connects until the first operation. See {@link CacheOptions}.
+ *
+ * Options that are plain data (configuration from the environment: no `redis` transport, `logger`
+ * or callbacks) give one instance per process: calling `createCache()` in several modules, or in
+ * modules Next.js bundles more than once, shares one L1 and one connection. `new Cache(options)`
+ * always makes a new one.
+ */
+export function createCache(options: CacheOptions = {}): Cache {
+  return sharedInstance(options, pickEnv(envOf(options)), () => new Cache(options));
 }

@@ -15,6 +15,10 @@ const commands: Record<
     summary: "delete cached keys by scope (default: stale versions); run it as a deploy step",
     load: () => import("./cli/flush.js"),
   },
+  stats: {
+    summary: "what Redis holds per environment, namespace and version, and hit rates across instances",
+    load: () => import("./cli/stats.js"),
+  },
   health: {
     summary: "print the cache's health report as JSON (exit 0 healthy, 1 not)",
     load: () => import("./cli/health.js"),

@@ -1,105 +1,195 @@
-import type { Entry } from "./entry.js";
+import { carriesTag, type Entry } from "./entry.js";
+import { CacheError } from "./errors.js";
 import { scanAndUnlink } from "./flush.js";
 import { formatMark, Invalidations, parseMark, type TagMark } from "./invalidation.js";
 import { globToRegExp, type KeySpace } from "./keys.js";
+import { PendingInvalidations } from "./pending.js";
+import type { Budget } from "./tiers/budget.js";
 import type { L1 } from "./tiers/l1.js";
 import type { L2 } from "./tiers/l2.js";
-import type { WaitUntil } from "./types.js";
+import {
+  createdOf,
+  isTombstone,
+  randomToken,
+  TOMBSTONE_MS,
+  tombstone,
+  tombstoneCommand,
+} from "./tombstone.js";
+import type { RedisArg, RedisReply } from "./transports/types.js";
+import type { CacheEvent, DeferredOperation, InvalidationResult, WaitUntil } from "./types.js";
 
 /** Runs an L2 operation under the cache's `failSilently` policy: undefined instead of a swallowed error. */
 export type Tolerate = <T>(work: () => Promise<T>) => Promise<T | undefined>;
 
+/** How long after a failed replay the next contact may try again. */
+const REPLAY_RETRY_MS = 250;
+
+/** What coherence needs from the cache around it. */
+export interface CoherenceHost {
+  readonly l1: L1 | null;
+  readonly l2: L2 | null;
+  readonly keys: KeySpace;
+  readonly syncMs: number;
+  tolerate: Tolerate;
+  emit(event: CacheEvent): void;
+  debug(message: string): void;
+  /** Hands off work no request waits for (a replay): to `waitUntil` when there is one. */
+  detach(work: Promise<unknown>): void;
+}
+
+/** A getOrSet load in flight, and whether an invalidation of its key came in while it ran. */
+export interface LoadTicket {
+  readonly full: string;
+  readonly startedAt: number;
+  readonly generation: number;
+  superseded: boolean;
+}
+
 /**
- * Invalidation that reaches every instance without pub/sub. Invalidations bump an epoch counter in
- * Redis; reads learn it for free (it rides in the MGET of the value) or, on L1 hits, in the
- * background — at most once per `l1.syncMs`. When it moved, L1 and the known tag marks are dropped.
- * Tags are judged by time: an entry written before its tag's last invalidation is gone (or stale).
+ * Invalidation that reaches every instance without pub/sub. Invalidations write a new random epoch
+ * token to Redis (`SET … GET`, so a token can never come back after Redis loses its data); reads
+ * learn it for free (it rides in the MGET of the value) or, on L1 hits, in the background — at most
+ * once per `l1.syncMs`. When it changed, L1 and the known tag marks are dropped. Tags are judged by
+ * time: an entry written before its tag's last invalidation is gone (or stale). Deletes leave
+ * tombstones so that a loader that started before them cannot write its value back (tombstone.ts);
+ * invalidations Redis could not take are kept and replayed (pending.ts).
  */
+/** Local invalidations remembered for {@link Coherence.admits}, at most, and for how long (reads land within their deadline). */
+const MAX_NOTED_INVALIDATIONS = 10_000;
+const NOTE_INVALIDATIONS_MS = 10_000;
+
 export class Coherence {
   private readonly state: Invalidations;
+  private readonly pending = new PendingInvalidations();
+  private readonly loads = new Map<string, Set<LoadTicket>>();
+  /** Moves whenever L1 is dropped wholesale: a load that straddles it must not fill L1. */
+  private generation = 0;
+  private invalidationCount = 0;
+  private readonly invalidatedAt = new Map<string, number>();
+  private everythingInvalidatedAt = 0;
+  private replaying = false;
+  private replayAfter = 0;
 
-  constructor(
-    private readonly l1: L1 | null,
-    private readonly l2: L2 | null,
-    private readonly keys: KeySpace,
-    private readonly tolerate: Tolerate,
-    syncMs: number,
-    private readonly onDropped: () => void,
-  ) {
-    this.state = new Invalidations(syncMs);
+  constructor(private readonly host: CoherenceHost) {
+    this.state = new Invalidations(host.syncMs);
   }
 
-  /** One MSET of the tag marks and one INCR of the epoch, whatever the number of entries. */
-  async invalidateTags(tags: readonly string[], soft: boolean): Promise<void> {
+  /** One MSET of the tag marks and one epoch bump, whatever the number of entries. */
+  async invalidateTags(tags: readonly string[], soft: boolean): Promise<InvalidationResult> {
+    const { l1, l2, keys } = this.host;
     const mark: TagMark = { at: Date.now(), soft };
     const wanted = new Set(tags);
+    this.invalidationCount++;
     for (const tag of tags) this.state.remember(tag, mark);
-    this.l1?.deleteWhere((_key, entry) => {
-      if (!entry.tags.some((tag) => wanted.has(tag))) return false;
+    l1?.deleteWhere((_key, entry) => {
+      if (!carriesTag(entry, wanted)) return false;
       if (!soft) return true;
       entry.fresh = Math.min(entry.fresh, mark.at);
       return false;
     });
-    const l2 = this.l2;
-    if (!l2) return;
+    if (!l2) return { deferred: false };
     const stored = formatMark(mark);
-    const replies = await this.tolerate(() =>
-      l2.pipeline(
-        [
-          ["MSET", ...tags.flatMap((tag) => [this.keys.tag(tag), stored])],
-          ["INCR", this.keys.epoch],
-        ],
-        "invalidateTags",
-      ),
+    const token = randomToken();
+    const replies = await this.attempt(
+      () =>
+        l2
+          .pipeline(
+            [["MSET", ...tags.flatMap((tag) => [keys.tag(tag), stored])], this.bump(token)],
+            "invalidateTags",
+          )
+          .then(allAnswered),
+      () => this.pending.addTags(tags, mark),
+      "invalidateTags",
     );
-    this.ownBump(replies?.[1]);
+    if (!replies) return { deferred: true };
+    this.ownBump(replies[1], token);
+    return { deferred: false };
   }
 
-  /** Removes full keys from both tiers and bumps the epoch; returns how many Redis removed (L1's count without it). */
+  /**
+   * Removes full keys from both tiers, leaving tombstones in Redis, and bumps the epoch. Returns how
+   * many entries Redis held (tombstones not counted), or L1's count without Redis or while deferred.
+   */
   async deleteKeys(fulls: readonly string[]): Promise<number> {
+    const { l1, l2 } = this.host;
+    const at = Date.now();
     let local = 0;
-    for (const full of fulls) if (this.l1?.delete(full)) local++;
-    const l2 = this.l2;
+    for (const full of fulls) if (l1?.delete(full)) local++;
+    this.supersede((full) => fulls.includes(full), fulls);
     if (!l2 || fulls.length === 0) return local;
-    const replies = await this.tolerate(() =>
-      l2.pipeline(
-        [
-          ["UNLINK", ...fulls],
-          ["INCR", this.keys.epoch],
-        ],
-        "UNLINK",
-      ),
+    const token = randomToken();
+    const replies = await this.attempt(
+      () =>
+        l2
+          .pipeline([...fulls.map((full) => tombstoneCommand(full, at)), this.bump(token)], "delete")
+          .then(allAnswered),
+      () => this.pending.addKeys(fulls, at),
+      "delete",
     );
-    this.ownBump(replies?.[1]);
-    return typeof replies?.[0] === "number" ? replies[0] : local;
+    if (!replies) return local;
+    this.pending.forgetKeys(fulls);
+    this.ownBump(replies[fulls.length], token);
+    return replies.slice(0, fulls.length).filter((reply) => typeof reply === "string" && !isTombstone(reply))
+      .length;
   }
 
   /** Deletes the keys matching a pattern of this key space from both tiers, then bumps the epoch. */
   async deletePattern(pattern: string): Promise<number> {
+    const { l1, l2 } = this.host;
+    const at = Date.now();
     const matcher = globToRegExp(pattern);
-    const local = this.l1?.deleteWhere((key) => matcher.test(key)) ?? 0;
-    const l2 = this.l2;
+    const local = l1?.deleteWhere((key) => matcher.test(key)) ?? 0;
+    this.supersede((full) => matcher.test(full));
     if (!l2) return local;
-    const removed = await this.tolerate(async () => {
-      const count = await scanAndUnlink(
-        l2,
-        { pattern, matches: (key) => matcher.test(key) },
-        false,
-        undefined,
-      );
-      this.ownBump(await l2.send(["INCR", this.keys.epoch]));
-      return count;
-    });
+    const removed = await this.attempt(
+      async () => {
+        const count = await scanAndUnlink(
+          l2,
+          { pattern, matches: (key) => matcher.test(key) },
+          false,
+          undefined,
+        );
+        const token = randomToken();
+        this.ownBump(await l2.send(this.bump(token)), token);
+        return count;
+      },
+      () => this.pending.addPattern(pattern, at),
+      "deletePattern",
+    );
     return removed ?? local;
   }
 
+  /**
+   * Sends a SET's Redis write. When it fails, other instances would keep reading the old value:
+   * the key's delete is kept pending and replayed instead.
+   */
+  async store(
+    commands: readonly (readonly RedisArg[])[],
+    fulls: readonly string[],
+    budget?: Budget,
+  ): Promise<void> {
+    const l2 = this.host.l2;
+    this.supersede((full) => fulls.includes(full), fulls);
+    if (!l2 || commands.length === 0) return;
+    const at = Date.now();
+    const replies = await this.attempt(
+      async () => {
+        if (commands.length === 1) return [await l2.send(commands[0] as RedisArg[], "SET", budget)];
+        return allAnswered(await l2.pipeline(commands, "SET", budget));
+      },
+      () => this.pending.addKeys(fulls, at),
+      "set",
+    );
+    if (replies) this.pending.forgetKeys(fulls);
+  }
+
   /** The stored text at `full`, with the epoch riding in the same MGET when a check is due. */
-  read(full: string): Promise<string | null | undefined> {
-    const l2 = this.l2;
+  read(full: string, budget?: Budget): Promise<string | null | undefined> {
+    const { l2, keys, tolerate } = this.host;
     if (!l2) return Promise.resolve(undefined);
-    const pendingValue = this.tolerate(() => l2.get(full));
+    const pendingValue = tolerate(() => l2.get(full, budget)).then((value) => this.screen(full, value));
     if (!this.state.claimEpochCheck(Date.now())) return pendingValue;
-    const pendingEpoch = this.tolerate(() => l2.get(this.keys.epoch));
+    const pendingEpoch = tolerate(() => l2.get(keys.epoch));
     return Promise.all([pendingValue, pendingEpoch]).then(([value, epoch]) => {
       if (epoch !== undefined) this.applyEpoch(epoch);
       return value;
@@ -109,29 +199,45 @@ export class Coherence {
   /**
    * For a batch of reads (read-path.ts): when a check is due, the epoch joins this tick's MGET ahead
    * of the values that follow, so a move drops L1 and the tag marks before those values are checked.
-   * A failure is the whole batch's, and reaches the values' readers.
+   * A failed epoch read is tolerated as in {@link read}: the values' readers see the batch's failure.
    */
   joinEpochCheck(now: number): void {
-    const l2 = this.l2;
+    const { l2, keys } = this.host;
     if (!l2 || !this.state.claimEpochCheck(now)) return;
-    l2.enqueue(this.keys.epoch, { reply: (epoch) => this.applyEpoch(epoch), fail: () => {} });
+    l2.enqueue(keys.epoch, { reply: (epoch) => this.applyEpoch(epoch), fail: () => {} });
+  }
+
+  /** Whether an invalidation waiting for Redis may hide entries: reads then take the general path. */
+  get deferring(): boolean {
+    return this.pending.size > 0;
+  }
+
+  /**
+   * Whether what Redis holds at `full` (the head of it is enough) is an entry this instance may
+   * serve: not a tombstone, not hidden by an invalidation still waiting for Redis.
+   */
+  live(full: string, stored: string): boolean {
+    if (stored === "" || isTombstone(stored)) return false;
+    return this.pending.size === 0 || !this.pending.hides(full, createdOf(stored));
   }
 
   /**
    * Whether an entry read from Redis survives its tags' invalidations (a soft one shortens its
    * freshness instead). Unknown marks are fetched in one batch and kept until the epoch moves.
    */
-  async passesTags(entry: Entry): Promise<boolean> {
-    const l2 = this.l2;
+  async passesTags(entry: Entry, budget?: Budget): Promise<boolean> {
+    const { l2, keys, tolerate } = this.host;
     const unknown = entry.tags.filter((tag) => this.state.mark(tag) === undefined);
     if (unknown.length > 0 && l2) {
-      const stored = await Promise.all(unknown.map((tag) => this.tolerate(() => l2.get(this.keys.tag(tag)))));
-      // A mark that could not be read stays unknown (fetched again next time); the entry is served.
+      const stored = await Promise.all(unknown.map((tag) => tolerate(() => l2.get(keys.tag(tag), budget))));
       stored.forEach((value, i) => {
         if (value !== undefined) this.state.remember(unknown[i] as string, parseMark(value));
       });
+      // A mark that could not be read (Redis failing, or the call's budget spent on the value) may
+      // be an invalidation: the entry is not served — the loader's value is always right.
+      if (stored.includes(undefined)) return false;
     }
-    const { gone, staleFrom } = this.state.verdict(entry);
+    const { gone, staleFrom } = this.state.verdict(entry, (tag) => this.pending.mark(tag));
     if (staleFrom !== undefined) entry.fresh = Math.min(entry.fresh, staleFrom);
     return !gone;
   }
@@ -141,11 +247,14 @@ export class Coherence {
    * `waitUntil` when there is one: workerd cancels a request's loose I/O when it answers.
    */
   syncInBackground(now: number, scheduler: () => WaitUntil | undefined): void {
-    const l2 = this.l2;
+    const { l2, keys, tolerate } = this.host;
     if (!l2 || !this.state.claimEpochCheck(now)) return;
-    const check = this.tolerate(() => l2.get(this.keys.epoch)).then(
+    const check = tolerate(() => l2.get(keys.epoch)).then(
       (epoch) => {
-        if (epoch !== undefined) this.applyEpoch(epoch);
+        if (epoch !== undefined) {
+          this.applyEpoch(epoch);
+          this.contacted();
+        }
       },
       () => {},
     );
@@ -153,14 +262,220 @@ export class Coherence {
     scheduler()?.(check);
   }
 
-  /** Records the INCR reply of this instance's own invalidation (or anything else: ignored). */
-  ownBump(reply: unknown): void {
-    if (typeof reply === "number" && this.state.observeOwnBump(reply)) this.l1?.clear();
+  /**
+   * Moves with every invalidation this instance makes or learns of (keys, tags, patterns, flushes, an
+   * L1 drop). A single flight begun before it moved may carry what was invalidated: later callers
+   * must not join it.
+   */
+  get invalidations(): number {
+    return this.invalidationCount;
+  }
+
+  /** Registers a getOrSet load, so invalidations of its key made while it runs can supersede it. */
+  beginLoad(full: string): LoadTicket {
+    const ticket: LoadTicket = {
+      full,
+      startedAt: Date.now(),
+      generation: this.generation,
+      superseded: false,
+    };
+    let tickets = this.loads.get(full);
+    if (!tickets) {
+      tickets = new Set();
+      this.loads.set(full, tickets);
+    }
+    tickets.add(ticket);
+    return ticket;
+  }
+
+  /**
+   * Ends a load: whether its value may still go to L1 and Redis. Not when its key was deleted or set
+   * here, or one of its tags invalidated (here, or elsewhere as far as this instance knows), or L1
+   * was dropped for an invalidation elsewhere, since the load began. A soft invalidation leaves it
+   * servable as stale only.
+   */
+  endLoad(ticket: LoadTicket, entry?: Entry): boolean {
+    const tickets = this.loads.get(ticket.full);
+    tickets?.delete(ticket);
+    if (tickets?.size === 0) this.loads.delete(ticket.full);
+    if (!entry || ticket.superseded || ticket.generation !== this.generation) return false;
+    const { gone, staleFrom } = this.state.verdict({ created: ticket.startedAt, tags: entry.tags }, (tag) =>
+      this.pending.mark(tag),
+    );
+    if (staleFrom !== undefined) entry.fresh = Math.min(entry.fresh, staleFrom);
+    return !gone;
+  }
+
+  /** A flush (or anything else dropping entries wholesale) supersedes every load in flight. */
+  supersedeAll(): void {
+    this.supersede(() => true);
+  }
+
+  /** Records this instance's own epoch bump: `previous` is `SET … GET`'s reply, `token` what it wrote. */
+  ownBump(previous: RedisReply | Error | undefined, token: string): void {
+    if (previous instanceof Error || (previous !== null && typeof previous !== "string")) return;
+    if (this.state.observeOwnBump(previous, token)) this.dropL1();
+    this.contacted();
+  }
+
+  /** Called when Redis answers again (breaker closed, a read succeeded): replays what was deferred. */
+  contacted(): void {
+    if (this.pending.size === 0 || this.replaying || Date.now() < this.replayAfter) return;
+    this.replaying = true;
+    this.host.detach(
+      this.replay().then((done) => {
+        this.replaying = false;
+        // A Redis that answers a read but fails the replay is not retried on every request.
+        if (!done) this.replayAfter = Date.now() + REPLAY_RETRY_MS;
+      }),
+    );
+  }
+
+  /**
+   * Writes every deferred invalidation in one round trip (pattern deletes and an overflow purge
+   * scan): key deletes as tombstones and tag marks dated now (at least as much as was asked), then
+   * one epoch bump so every instance drops its L1. Kept for the next contact if it fails.
+   */
+  private async replay(): Promise<boolean> {
+    const { l2, keys } = this.host;
+    if (!l2) return true;
+    const snapshot = this.pending.snapshot();
+    const now = Date.now();
+    const done = await (async () => {
+      if (snapshot.purgeBefore !== undefined) await this.purge(l2);
+      for (const pattern of snapshot.patterns.keys()) {
+        const matcher = globToRegExp(pattern);
+        await scanAndUnlink(l2, { pattern, matches: (key) => matcher.test(key) }, false, undefined);
+      }
+      const commands: RedisArg[][] = [...snapshot.keys.keys()].map((full) => [
+        "SET",
+        full,
+        tombstone(now),
+        "PX",
+        TOMBSTONE_MS,
+      ]);
+      const tags = [...snapshot.tags].flatMap(([tag, mark]) => [
+        keys.tag(tag),
+        formatMark({ ...mark, at: now }),
+      ]);
+      if (tags.length > 0) commands.push(["MSET", ...tags]);
+      const token = randomToken();
+      commands.push(this.bump(token));
+      const replies = allAnswered(await l2.pipeline(commands, "replay"));
+      for (const [tag, mark] of snapshot.tags) this.state.remember(tag, { ...mark, at: now });
+      this.ownBump(replies[replies.length - 1], token);
+      return true;
+    })().catch(() => false); // reported by L2 already; the next contact tries again
+    if (!done) return false;
+    this.pending.settle(snapshot);
+    const count = snapshot.keys.size + snapshot.tags.size + snapshot.patterns.size;
+    this.host.emit({ type: "replayed", count, purged: snapshot.purgeBefore !== undefined });
+    this.host.debug(`replayed ${count} deferred invalidations`);
+    return true;
+  }
+
+  /** After an overflow: deletes every entry of this namespace's current version and unversioned space. */
+  private async purge(l2: L2): Promise<void> {
+    const { keys } = this.host;
+    // Counters share the unversioned space today; they are data, not cache, and are kept.
+    const counters = (await keys.counter("x")).slice(0, -1);
+    for (const versioned of [true, false]) {
+      const pattern = keys.pattern("*", versioned);
+      const matcher = globToRegExp(pattern);
+      await scanAndUnlink(
+        l2,
+        { pattern, matches: (key) => matcher.test(key) && !key.startsWith(counters) },
+        false,
+        undefined,
+      );
+    }
+  }
+
+  /** Runs an invalidation's Redis work; when it fails, keeps the invalidation pending and says so. */
+  private async attempt<T>(
+    work: () => Promise<T>,
+    keep: () => void,
+    operation: DeferredOperation,
+  ): Promise<T | undefined> {
+    try {
+      const result = await work();
+      this.contacted();
+      return result;
+    } catch (error) {
+      keep();
+      this.host.emit({ type: "deferred", operation, pending: this.pending.size });
+      this.host.debug(`${operation} deferred until Redis answers (${this.pending.size} pending)`);
+      // With failSilently off the caller still learns that Redis failed; the invalidation is kept.
+      return this.host.tolerate(() => Promise.reject(error));
+    }
+  }
+
+  private bump(token: string): RedisArg[] {
+    return ["SET", this.host.keys.epoch, token, "GET"];
+  }
+
+  /** What a read may serve of `stored` (tombstones and pending deletes hidden); Redis answered. */
+  screen(full: string, stored: string | null | undefined): string | null | undefined {
+    if (stored === undefined) return undefined;
+    this.contacted();
+    return stored === null || this.live(full, stored) ? stored : null;
+  }
+
+  /**
+   * Whether an entry just read from Redis may go into L1: not when this instance invalidated its key
+   * (or everything, by pattern or flush) after the entry was written. A read that left before a local
+   * delete or set may land after it; its caller may have the old value, L1 must not keep it.
+   */
+  admits(full: string, entry: Pick<Entry, "created">): boolean {
+    return (
+      entry.created >= this.everythingInvalidatedAt && entry.created >= (this.invalidatedAt.get(full) ?? 0)
+    );
+  }
+
+  /** Remembers when keys (or, without a list, all keys) were invalidated here, for {@link admits}. */
+  private noteInvalidated(fulls: readonly string[] | undefined): void {
+    const now = Date.now();
+    if (fulls && this.invalidatedAt.size + fulls.length > MAX_NOTED_INVALIDATIONS) {
+      // A read lands within its deadline: older notes are of no use. Still past the cap, treat it as
+      // an invalidation of everything (errs towards not filling L1).
+      for (const [full, at] of this.invalidatedAt) {
+        if (now - at > NOTE_INVALIDATIONS_MS) this.invalidatedAt.delete(full);
+      }
+      if (this.invalidatedAt.size + fulls.length > MAX_NOTED_INVALIDATIONS) fulls = undefined;
+    }
+    if (!fulls) {
+      this.everythingInvalidatedAt = now;
+      this.invalidatedAt.clear();
+      return;
+    }
+    for (const full of fulls) this.invalidatedAt.set(full, now);
+  }
+
+  private supersede(matches: (full: string) => boolean, fulls?: readonly string[]): void {
+    this.invalidationCount++;
+    this.noteInvalidated(fulls);
+    for (const [full, tickets] of this.loads) {
+      if (matches(full)) for (const ticket of tickets) ticket.superseded = true;
+    }
   }
 
   private applyEpoch(epoch: string | null): void {
     if (!this.state.observeEpoch(epoch)) return;
-    this.onDropped();
-    this.l1?.clear();
+    // A fresh instance's first epoch read counts as a move; with nothing in L1 nothing was dropped.
+    if (this.host.l1?.entries) this.host.debug("L1 dropped: invalidation on another instance");
+    this.dropL1();
   }
+
+  private dropL1(): void {
+    this.generation++;
+    this.invalidationCount++;
+    this.host.l1?.clear();
+  }
+}
+
+/** A pipeline's replies, or a CacheError when one of its commands failed: the invalidation did not fully land. */
+function allAnswered(replies: (RedisReply | Error)[]): (RedisReply | Error)[] {
+  const failed = replies.find((reply) => reply instanceof Error);
+  if (failed) throw new CacheError("UNAVAILABLE", `Redis refused a command: ${failed.message}`);
+  return replies;
 }

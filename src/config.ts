@@ -1,9 +1,12 @@
 import * as z from "zod/mini";
 import { toMs } from "./duration.js";
+import { type EncryptionOptions, KEY_PATTERN, Keyring, keyBytes } from "./encryption.js";
 import { CacheError } from "./errors.js";
 import { validateSegment } from "./keys.js";
+import type { TelemetryFactory } from "./telemetry.js";
+import { transportFor } from "./transports/from-env.js";
 import type { Transport } from "./transports/types.js";
-import type { CacheEvent, CacheOptions, Logger, WaitUntil } from "./types.js";
+import type { CacheEvent, CacheOptions, Invalidation, Logger, WaitUntil } from "./types.js";
 
 const bool = z.optional(
   z
@@ -21,21 +24,72 @@ const segment = z.optional(
   z.string().check(z.regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1–64 letters, digits, "_", "." or "-"')),
 );
 const httpUrl = z.optional(z.string().check(z.regex(/^https?:\/\/[^\s/]+/, "must be an http(s) URL")));
+/** Checked with the other variables, so a bad key is named in the same CONFIG error (never echoed). */
+const encryptionKey = z.optional(
+  z
+    .string()
+    .check(
+      z.regex(new RegExp(`^${KEY_PATTERN}$`), "must be 32 random bytes, base64-encoded (44 characters)"),
+    ),
+);
+const encryptionKeys = z.optional(
+  z
+    .string()
+    .check(
+      z.regex(
+        new RegExp(`^\\s*${KEY_PATTERN}\\s*(,\\s*${KEY_PATTERN}\\s*)*$`),
+        "must be a comma-separated list of keys, each 32 random bytes base64-encoded",
+      ),
+    ),
+);
+/** A bearer token goes into an HTTP header: visible ASCII only, or the HTTP client's error would echo it. */
+const token = z.optional(
+  z.string().check(z.regex(/^[\x21-\x7e]+$/, "must be visible ASCII only (no spaces, line breaks or NUL)")),
+);
+/** Sent in the AUTH command: a line break or NUL would split or cut it. */
+const password = z.optional(
+  z.string().check(z.refine((s) => !/[\r\n\0]/.test(s), "must not contain CR, LF or NUL")),
+);
+const redisUrl = z.optional(
+  z
+    .string()
+    .check(
+      z.refine(
+        isRedisUrl,
+        "must be redis[s]://[user:password@]host[:port][/db] with a port 1–65535 and a whole-number db",
+      ),
+    ),
+);
+
+/** `host:port,host:port`: the nodes of a cluster or the Sentinels (IPv6 hosts in brackets). */
+const nodeList = z.optional(
+  z
+    .string()
+    .check(
+      z.regex(
+        /^\s*(\[[0-9a-fA-F:]+\]|[^\s:/,[\]]+):\d{1,5}\s*(,\s*(\[[0-9a-fA-F:]+\]|[^\s:/,[\]]+):\d{1,5}\s*)*$/,
+        "must be host:port entries separated by commas",
+      ),
+    ),
+);
 
 /** The environment variables tiercache reads (DESIGN.md, "Environment"). */
 const envSchema = z.object({
   UPSTASH_REDIS_REST_URL: httpUrl,
-  UPSTASH_REDIS_REST_TOKEN: z.optional(z.string()),
+  UPSTASH_REDIS_REST_TOKEN: token,
   KV_REST_API_URL: httpUrl,
-  KV_REST_API_TOKEN: z.optional(z.string()),
-  REDIS_URL: z.optional(
-    z.string().check(z.regex(/^rediss?:\/\/\S*$/, "must be a redis:// or rediss:// URL")),
-  ),
+  KV_REST_API_TOKEN: token,
+  REDIS_URL: redisUrl,
   REDIS_HOST: z.optional(z.string().check(z.regex(/^[^\s/:]+$|^\[[0-9a-fA-F:]+\]$/, "must be a host name"))),
   REDIS_PORT: int(1, 65535),
-  REDIS_PASSWORD: z.optional(z.string()),
+  REDIS_PASSWORD: password,
   REDIS_DB: int(0, 10_000),
   REDIS_TLS: bool,
+  REDIS_CLUSTER_NODES: nodeList,
+  REDIS_SENTINELS: nodeList,
+  REDIS_SENTINEL_MASTER: z.optional(
+    z.string().check(z.regex(/^[^\s]+$/, "must be the monitored primary's name")),
+  ),
   REDIS_ENABLED: bool,
   CACHE_ENABLED: bool,
   CACHE_FAIL_SILENTLY: bool,
@@ -45,7 +99,30 @@ const envSchema = z.object({
   VERCEL_GIT_COMMIT_SHA: z.optional(z.string().check(z.regex(/^[A-Za-z0-9]+$/, "must be a commit SHA"))),
   CACHE_TTL_DEFAULT: int(1, 31_536_000),
   REDIS_SOCKET_TIMEOUT: int(1, 3_600_000),
+  /** Set by Next.js; `phase-production-build` during `next build`. */
+  NEXT_PHASE: z.optional(z.string()),
+  CACHE_REDIS_DURING_BUILD: bool,
+  CACHE_ENCRYPTION_KEY: encryptionKey,
+  CACHE_ENCRYPTION_KEYS_PREVIOUS: encryptionKeys,
 });
+
+/**
+ * What node-redis will accept, checked now so a typo is a CONFIG error at `createCache` instead of
+ * every operation failing later: scheme, a host, a port the URL parser accepts (≤ 65535), a numeric
+ * database, user and password that decode and hold no CR/LF/NUL.
+ */
+function isRedisUrl(value: string): boolean {
+  if (!/^rediss?:\/\/\S+$/.test(value) || !URL.canParse(value)) return false;
+  const url = new URL(value);
+  if (!url.hostname || url.search || url.hash) return false;
+  if (url.port !== "" && Number(url.port) < 1) return false;
+  if (!/^(\/(\d{1,9})?)?$/.test(url.pathname)) return false;
+  try {
+    return !/[\r\n\0]/.test(decodeURIComponent(url.username) + decodeURIComponent(url.password));
+  } catch {
+    return false; // malformed percent-encoding
+  }
+}
 
 export type Env = z.infer<typeof envSchema>;
 
@@ -54,6 +131,8 @@ export interface ResolvedConfig {
   /** A factory so nothing connects (or is even imported) before the first L2 operation. */
   transport: (() => Promise<Transport>) | null;
   transportKind: string;
+  /** Keys get hash tags for a Redis Cluster (see KeySpace). */
+  slotted: boolean;
   prefix: string | undefined;
   namespace: string;
   version: string;
@@ -67,10 +146,16 @@ export interface ResolvedConfig {
   enabled: boolean;
   logger: Logger;
   onEvent: ((event: CacheEvent) => void) | undefined;
+  onInvalidate: ((invalidation: Invalidation) => unknown) | undefined;
   waitUntil: WaitUntil | undefined;
   breaker: { failureThreshold: number; resetMs: number };
   /** Versions before the current one a stale-versions flush keeps (issue 4). */
   keepVersions: number;
+  /** Seals values before they go to Redis (encryption.ts); null when encryption is off. */
+  keyring: Keyring | null;
+  telemetry: TelemetryFactory | undefined;
+  /** Least ms between analytics pushes; null when analytics are off. */
+  analyticsMs: number | null;
 }
 
 const truthy = (value: string | undefined, fallback: boolean): boolean =>
@@ -82,14 +167,24 @@ function defaultEnv(): Record<string, unknown> {
   return proc?.env ?? {};
 }
 
-/** Reads and validates the environment: one CacheError naming every bad variable, never a late crash. */
-export function readEnv(source: object): Env {
+/** The variables tiercache reads from `source` (non-empty strings only), unvalidated. */
+export function pickEnv(source: object): Record<string, string> {
   const picked: Record<string, string> = {};
   for (const name of Object.keys(envSchema.shape)) {
     const value = (source as Record<string, unknown>)[name];
     if (typeof value === "string" && value !== "") picked[name] = value;
   }
-  const result = envSchema.safeParse(picked);
+  return picked;
+}
+
+/** The environment `options` configure from: their `env`, else `process.env` where it exists. */
+export function envOf(options: CacheOptions): object {
+  return options.env ?? defaultEnv();
+}
+
+/** Reads and validates the environment: one CacheError naming every bad variable, never a late crash. */
+export function readEnv(source: object): Env {
+  const result = envSchema.safeParse(pickEnv(source));
   if (result.success) {
     const env = result.data;
     const url = env.UPSTASH_REDIS_REST_URL ?? env.KV_REST_API_URL;
@@ -116,13 +211,15 @@ const consoleLogger: Logger = {
 
 /** Options passed in code win over the environment. */
 export function resolveConfig(options: CacheOptions = {}): ResolvedConfig {
-  const env = readEnv(options.env ?? defaultEnv());
-  const { transport, transportKind } = resolveTransport(options, env);
+  const env = readEnv(envOf(options));
+  const logger = options.logger ?? consoleLogger;
+  const { transport, transportKind, slotted } = transportFor(options, env, logger);
   const prefixDefault = env.REDIS_ENV ?? previewPrefix(env.VERCEL_ENV);
   const l1 = options.l1 === false ? false : options.l1;
   return {
     transport,
     transportKind,
+    slotted,
     prefix: validatePrefix(
       options.prefix !== undefined ? validateSegment("prefix", options.prefix) : prefixDefault,
     ),
@@ -144,15 +241,44 @@ export function resolveConfig(options: CacheOptions = {}): ResolvedConfig {
     timeoutMs: positive("timeoutMs", options.timeoutMs ?? 500),
     failSilently: options.failSilently ?? truthy(env.CACHE_FAIL_SILENTLY, true),
     enabled: options.enabled ?? truthy(env.CACHE_ENABLED, true),
-    logger: options.logger ?? consoleLogger,
+    logger,
     onEvent: options.onEvent,
+    onInvalidate: options.onInvalidate,
     waitUntil: options.waitUntil,
     breaker: {
       failureThreshold: positive("breaker.failureThreshold", options.breaker?.failureThreshold ?? 5),
       resetMs: positive("breaker.resetMs", options.breaker?.resetMs ?? 5000),
     },
     keepVersions: wholeNumber("keepVersions", options.keepVersions ?? 1),
+    keyring: resolveKeyring(options.encryption, env),
+    telemetry: options.telemetry,
+    analyticsMs: options.analytics === true ? positive("analyticsMs", options.analyticsMs ?? 60_000) : null,
   };
+}
+
+/**
+ * The keyring from `encryption`, else from `CACHE_ENCRYPTION_KEY` (+ comma-separated
+ * `CACHE_ENCRYPTION_KEYS_PREVIOUS`). Key material is checked here, so a bad key fails `createCache`.
+ */
+function resolveKeyring(options: EncryptionOptions | undefined, env: Env): Keyring | null {
+  if (options) {
+    const previous = options.previousKeys ?? [];
+    if (!Array.isArray(previous)) throw new CacheError("CONFIG", "encryption.previousKeys must be an array");
+    return new Keyring(
+      keyBytes("encryption.key", options.key),
+      previous.map((key, i) => keyBytes(`encryption.previousKeys[${i}]`, key)),
+    );
+  }
+  const previous = env.CACHE_ENCRYPTION_KEYS_PREVIOUS?.split(",").map((key) => key.trim());
+  if (!env.CACHE_ENCRYPTION_KEY) {
+    if (previous)
+      throw new CacheError("CONFIG", "CACHE_ENCRYPTION_KEYS_PREVIOUS is set without CACHE_ENCRYPTION_KEY");
+    return null;
+  }
+  return new Keyring(
+    keyBytes("CACHE_ENCRYPTION_KEY", env.CACHE_ENCRYPTION_KEY),
+    (previous ?? []).map((key, i) => keyBytes(`CACHE_ENCRYPTION_KEYS_PREVIOUS (key ${i + 1})`, key)),
+  );
 }
 
 /** Version = `REDIS_CACHE_VERSION` → first 8 characters of `VERCEL_GIT_COMMIT_SHA` → `"1"`. */
@@ -193,53 +319,4 @@ export function wholeNumber(what: string, value: number): number {
     throw new CacheError("CONFIG", `${what} must be a whole number (0 or more), got ${value}`);
   }
   return value;
-}
-
-function resolveTransport(
-  options: CacheOptions,
-  env: Env,
-): { transport: (() => Promise<Transport>) | null; transportKind: string } {
-  if (options.redis === false) return { transport: null, transportKind: "none" };
-  if (options.redis) {
-    const given = options.redis;
-    return { transport: () => Promise.resolve(given), transportKind: given.kind };
-  }
-  if (!truthy(env.REDIS_ENABLED, true)) return { transport: null, transportKind: "none" };
-  const restUrl = env.UPSTASH_REDIS_REST_URL ?? env.KV_REST_API_URL;
-  const restToken = env.UPSTASH_REDIS_REST_TOKEN ?? env.KV_REST_API_TOKEN;
-  if (restUrl && restToken) {
-    return {
-      transport: async () =>
-        (await import("./transports/upstash.js")).upstash({ url: restUrl, token: restToken }),
-      transportKind: "upstash",
-    };
-  }
-  if (env.REDIS_URL || env.REDIS_HOST) {
-    const tcp = {
-      url: env.REDIS_URL,
-      host: env.REDIS_HOST,
-      port: env.REDIS_PORT ? Number(env.REDIS_PORT) : undefined,
-      password: env.REDIS_PASSWORD,
-      db: env.REDIS_DB ? Number(env.REDIS_DB) : undefined,
-      tls: env.REDIS_TLS === undefined ? undefined : truthy(env.REDIS_TLS, false),
-      socketTimeoutMs: env.REDIS_SOCKET_TIMEOUT ? Number(env.REDIS_SOCKET_TIMEOUT) : undefined,
-    };
-    return { transport: async () => (await importNodeRedis()).nodeRedis(tcp), transportKind: "node-redis" };
-  }
-  return { transport: null, transportKind: "none" };
-}
-
-/**
- * The TCP transport is Node-only: load it through a specifier bundlers leave alone, so an edge
- * bundle of the core never pulls node-redis in.
- */
-async function importNodeRedis(): Promise<typeof import("./transports/node-redis.js")> {
-  const published = "tiercache/redis";
-  try {
-    return await import(/* @vite-ignore */ /* webpackIgnore: true */ published);
-  } catch (error) {
-    // Running from source (the demo, the CLI under tsx) before a build: the sibling module.
-    const sibling = "./transports/node-redis.js";
-    return import(/* @vite-ignore */ /* webpackIgnore: true */ sibling).catch(() => Promise.reject(error));
-  }
 }

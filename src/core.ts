@@ -1,13 +1,17 @@
+import { Analytics } from "./analytics.js";
 import { Coherence } from "./coherence.js";
 import type { ResolvedConfig } from "./config.js";
+import { WarningLimiter } from "./encryption.js";
 import { asError, CacheError } from "./errors.js";
 import { type FlushContext, runFlush } from "./flush.js";
 import { vercelWaitUntil } from "./http/wait-until.js";
 import { KeySpace } from "./keys.js";
+import { OutageLog } from "./log-limiter.js";
+import { NO_ATTRIBUTES, type SpanAttributes, type Telemetry, timedTransport } from "./telemetry.js";
 import { Breaker } from "./tiers/breaker.js";
 import { L1 } from "./tiers/l1.js";
 import { L2 } from "./tiers/l2.js";
-import type { CacheEvent, WaitUntil } from "./types.js";
+import type { CacheEvent, Invalidation, WaitUntil } from "./types.js";
 import { registerVersion } from "./versioning.js";
 
 export type Tier = "l1" | "l2";
@@ -34,38 +38,77 @@ export class CacheCore {
   readonly breaker: Breaker;
   readonly coherence: Coherence;
   readonly counts: Counts = { l1: 0, l2: 0, misses: 0, stale: 0, loads: 0, errors: 0 };
+  /** Spans and metrics (`telemetry` option); null without, and then every path skips it at one test. */
+  readonly telemetry: Telemetry | null;
+  /** Pushes the counts for `tiercache stats` (`analytics: true` with Redis); null otherwise. */
+  readonly analytics: Analytics | null;
+  /** Log lines about Redis trouble, bounded whatever the traffic. */
+  private readonly outage: OutageLog;
   /** This instance's version registration, started on its first Redis contact; settles with the versions it flushed. */
   private registration: Promise<string[]> | undefined;
+  private readonly unreadableWarnings = new WarningLimiter();
 
   constructor(readonly config: ResolvedConfig) {
-    this.keys = new KeySpace(config.prefix, config.namespace, config.version);
+    this.keys = new KeySpace(config.prefix, config.namespace, config.version, config.slotted);
+    const telemetry =
+      config.telemetry?.instrument({
+        namespace: config.namespace,
+        version: config.version,
+        transport: config.transportKind,
+        counts: this.counts,
+      }) ?? null;
+    this.telemetry = telemetry;
+    const createTransport = config.transport;
+    const transport =
+      telemetry && createTransport
+        ? async () => timedTransport(await createTransport(), telemetry)
+        : createTransport;
     this.l1 = config.l1 ? new L1(config.l1.maxEntries, config.l1.maxBytes, config.l1.ttlMs) : null;
+    const outage = new OutageLog(config.logger);
+    this.outage = outage;
     this.breaker = new Breaker(config.breaker.failureThreshold, config.breaker.resetMs, (state) => {
       this.emit({ type: "breaker", state });
-      if (state === "open") config.logger.warn("Redis circuit open: serving from L1 and loaders");
-      else if (state === "closed") config.logger.info?.("Redis circuit closed: Redis is back");
+      this.telemetry?.breaker(state);
+      outage.breaker(state);
+      if (state === "closed") this.coherence.contacted();
     });
-    this.l2 = config.transport
-      ? new L2(config.transport, config.transportKind, config.timeoutMs, this.breaker, (operation, error) => {
-          this.counts.errors++;
-          this.emit({ type: "error", operation, error });
-          config.logger.warn(`Redis ${operation} failed: ${error.message}`, { code: error.code });
-        })
+    this.l2 = transport
+      ? new L2(
+          transport,
+          config.transportKind,
+          config.timeoutMs,
+          this.breaker,
+          (operation, error) => {
+            this.counts.errors++;
+            this.telemetry?.error(operation);
+            this.emit({ type: "error", operation, error });
+            outage.failure(operation, error);
+          },
+          config.slotted,
+        )
       : null;
-    this.coherence = new Coherence(
-      this.l1,
-      this.l2,
-      this.keys,
-      (work) => this.tolerate(work),
-      config.l1 ? config.l1.syncMs : 1000,
-      () => this.debug("L1 dropped: invalidation on another instance"),
-    );
+    this.analytics =
+      this.l2 && config.analyticsMs !== null
+        ? new Analytics(this.l2, this.keys, this.counts, config.analyticsMs, (given) => this.scheduler(given))
+        : null;
+    this.coherence = new Coherence({
+      l1: this.l1,
+      l2: this.l2,
+      keys: this.keys,
+      syncMs: config.l1 ? config.l1.syncMs : 1000,
+      tolerate: (work) => this.tolerate(work),
+      emit: (event) => this.emit(event),
+      debug: (message) => this.debug(message),
+      // A replay serves no request: the cache's scheduler keeps the platform alive for it, else it runs loose.
+      detach: (work) => this.scheduler(undefined)?.(work),
+    });
   }
 
   /** Runs an L2 operation; its CacheError is swallowed (undefined) with `failSilently`, thrown without. */
   tolerate<T>(work: () => Promise<T>): Promise<T | undefined> {
     const swallow = (error: unknown) => {
-      if (!this.config.failSilently) throw error;
+      // After close() the cache runs as if it had no Redis: not an error even without failSilently.
+      if (!this.config.failSilently && !(error instanceof CacheError && error.code === "CLOSED")) throw error;
       return undefined;
     };
     try {
@@ -97,6 +140,18 @@ export class CacheCore {
     if (this.config.onEvent) this.emit({ type: "miss", key });
     this.config.logger.debug?.(`Cache MISS ${key}`);
     return undefined;
+  }
+
+  /** A Redis entry that does not open (no key, wrong key, tampered): a miss and a rate-limited warning. */
+  unreadable(key: string, reason: string): undefined {
+    const line = this.unreadableWarnings.next(`encrypted entry at ${key} not served: ${reason}`);
+    if (line) this.config.logger.warn(line);
+    return undefined;
+  }
+
+  /** Span attributes naming a user key: only with `traceKeys`, keys can hold identifiers. */
+  keyAttributes(key: string): SpanAttributes {
+    return this.telemetry?.traceKeys ? { "tiercache.key": key } : NO_ATTRIBUTES;
   }
 
   debug(message: string): void {
@@ -131,6 +186,16 @@ export class CacheCore {
   }
 
   /**
+   * Tells `onInvalidate` (a CDN purge, say) what was invalidated: in the background through
+   * `waitUntil`, else awaited with the invalidation, like every background write. Never rejects.
+   */
+  notifyInvalidation(invalidation: Invalidation): Promise<void> {
+    const { onInvalidate } = this.config;
+    if (!onInvalidate) return Promise.resolve();
+    return this.runInBackground(async () => onInvalidate(invalidation)).catch(() => {});
+  }
+
+  /**
    * Registers this instance's version once, on its first Redis contact, and lets the newest version
    * flush stale ones (versioning.ts). Never on a request's path: the promise is handed to `waitUntil`
    * when there is one and otherwise runs on its own; it never rejects, and a failed registration is
@@ -145,9 +210,14 @@ export class CacheCore {
       autoFlush ? () => runFlush(context) : undefined,
     ).catch((error: unknown) => {
       this.registration = undefined;
-      // While the circuit is open every contact retries at no cost; only real failures are worth a line.
-      if (!(error instanceof CacheError && error.code === "BREAKER_OPEN")) {
-        this.config.logger.warn(`Cache version registration failed: ${asError(error).message}`);
+      // While the circuit is open every contact retries at no cost; only real failures are worth a
+      // line, and not a second one for a Redis failure L2 has logged (or a CONFIG error, logged
+      // once where it arose, e.g. `redis` missing).
+      const quiet = ["BREAKER_OPEN", "CLOSED", "CONFIG"];
+      if (!(error instanceof CacheError && quiet.includes(error.code))) {
+        this.outage.consequence("registration", error, () => [
+          `Cache version registration failed: ${asError(error).message}`,
+        ]);
       }
       return [];
     });

@@ -1,4 +1,4 @@
-import { base64ToBytes, bytesToBase64, decodeValue, encodeValue } from "./codec.js";
+import { base64ToBytes, bytesToBase64, decodeValue, encode } from "./codec.js";
 
 /**
  * A cached value with its own metadata, identical in L1 and L2. Times are epoch milliseconds:
@@ -22,17 +22,21 @@ export function serializeEntry(entry: Omit<Entry, "size">, valueJson: string): s
   return `[${FORMAT},${entry.created},${entry.fresh},${entry.stale},${JSON.stringify(entry.tags)},${valueJson}]`;
 }
 
-/** Encodes a value into an entry and its stored text; throws a CacheError for unserializable values. */
+/**
+ * Encodes a value into an entry and its stored text; throws a CacheError for unserializable values.
+ * The entry holds what a Redis read of the text returns: the value itself when encoding keeps it
+ * (the common case, no copy), else its decoded form — so L1 and L2 serve the same thing.
+ */
 export function createEntry(
   key: string,
   value: unknown,
   times: { created: number; fresh: number; stale: number },
   tags: readonly string[],
-): { entry: Entry; text: string } {
-  const valueJson = encodeValue(value, key);
-  const meta = { value, ...times, tags };
+): { entry: Entry; text: string; valueJson: string } {
+  const { text: valueJson, exact } = encode(value, key);
+  const meta = { value: exact ? value : decodeValue(valueJson), ...times, tags };
   const text = serializeEntry(meta, valueJson);
-  return { entry: { ...meta, size: text.length }, text };
+  return { entry: { ...meta, size: text.length }, text, valueJson };
 }
 
 /**
@@ -41,8 +45,11 @@ export function createEntry(
  */
 export function parseEntry(stored: string): Entry | Promise<Entry> {
   if (stored.startsWith(COMPRESSED)) {
+    // `z:<created>:<base64>` (the time is for Redis-side write guards, see tombstone.ts) or, older, `z:<base64>`.
+    const body = stored.slice(COMPRESSED.length);
+    const colon = body.indexOf(":");
     // Sized by the decompressed text: that is what L1 holds, and what `l1.maxBytes` must bound.
-    return gunzip(stored.slice(COMPRESSED.length)).then((text) => parseText(text, text.length));
+    return gunzip(colon === -1 ? body : body.slice(colon + 1)).then((text) => parseText(text, text.length));
   }
   return parseText(stored, stored.length);
 }
@@ -103,7 +110,8 @@ function parseText(text: string, size: number): Entry {
     typeof parsed[1] !== "number" ||
     typeof parsed[2] !== "number" ||
     typeof parsed[3] !== "number" ||
-    !Array.isArray(parsed[4])
+    !Array.isArray(parsed[4]) ||
+    !parsed[4].every((tag) => typeof tag === "string")
   ) {
     throw new TypeError("not a tiercache entry");
   }
@@ -117,14 +125,28 @@ function parseText(text: string, size: number): Entry {
   };
 }
 
-/** Gzips text for L2 (edge-safe CompressionStream); the result is still a string Redis stores as-is. */
-export async function compressText(text: string): Promise<string> {
+/**
+ * Gzips text for L2 (edge-safe CompressionStream); the result is still a string Redis stores as-is,
+ * headed by the entry's creation time, which a Redis script can read without decompressing.
+ */
+export async function compressText(text: string, created?: number): Promise<string> {
   const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
   const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
-  return COMPRESSED + bytesToBase64(bytes);
+  return `${COMPRESSED}${created === undefined ? "" : `${created}:`}${bytesToBase64(bytes)}`;
 }
 
 async function gunzip(base64: string): Promise<string> {
   const stream = new Blob([base64ToBytes(base64)]).stream().pipeThrough(new DecompressionStream("gzip"));
   return new Response(stream).text();
+}
+
+/**
+ * Whether an entry carries one of `wanted`. Never throws, whatever the entry holds: one bad entry
+ * must not stop an invalidation from reaching the others (one that cannot be read counts as a match).
+ */
+export function carriesTag(entry: Entry, wanted: ReadonlySet<string>): boolean {
+  const { tags } = entry;
+  if (!Array.isArray(tags)) return true;
+  for (const tag of tags) if (wanted.has(tag)) return true;
+  return false;
 }

@@ -3,6 +3,7 @@ import { CacheError } from "./errors.js";
 import { escapeGlob, type KeySpace } from "./keys.js";
 import type { L1 } from "./tiers/l1.js";
 import type { L2 } from "./tiers/l2.js";
+import { randomToken } from "./tombstone.js";
 import type { RedisArg } from "./transports/types.js";
 import type { FlushOptions, FlushResult, FlushScope, Logger } from "./types.js";
 import { markFlushed, planVersions, readVersions, type VersionRecord } from "./versioning.js";
@@ -26,7 +27,7 @@ interface Selection {
   /** The versions a version-based scope removes; for stale-versions, their registry records too. */
   versions?: string[];
   stale?: VersionRecord[];
-  /** Epoch counters the scope reaches: kept (a deleted counter restarts at 1, an epoch already seen) and bumped. */
+  /** Epochs the scope reaches: kept (a deleted one reads as "never bumped") and given new tokens. */
   epochs?: Set<string>;
 }
 
@@ -59,7 +60,7 @@ export async function runFlush(context: FlushContext, options: FlushOptions = {}
   if (!dryRun && !selection.stale) {
     const epochs = new Set([keys.epoch, ...(selection.epochs ?? [])]);
     for (const reply of await l2.pipeline(
-      [...epochs].map((epoch) => ["INCR", epoch]),
+      [...epochs].map((epoch) => ["SET", epoch, randomToken()]),
       "flush",
     ))
       count(reply);
@@ -121,9 +122,15 @@ async function select(context: FlushContext, scope: FlushScope, options: FlushOp
   }
 }
 
-/** `[<prefix>:]tc:<namespace>:~e`, the invalidation epoch of some namespace of this environment. */
+/**
+ * `[<prefix>:]tc:<namespace>:~e` (or `…:~e:{[<prefix>:]tc:<namespace>}` on a cluster), the
+ * invalidation epoch of some namespace of this environment.
+ */
 function isEpochKey(key: string, keys: KeySpace): boolean {
-  return key.endsWith(":~e") && key.indexOf(":", keys.root.length) === key.length - 3;
+  const end = key.indexOf(":", keys.root.length);
+  if (end === -1) return false;
+  const namespaceRoot = key.slice(0, end);
+  return key === `${namespaceRoot}:~e` || key === `${namespaceRoot}:~e:{${namespaceRoot}}`;
 }
 
 /** The version segment of an entry key of this namespace (`~` and bookkeeping included), if any. */
@@ -188,14 +195,10 @@ async function flushDatabase(context: FlushContext, dryRun: boolean, started: nu
     // The epoch goes with the database; a value no instance can have seen makes this namespace's
     // instances drop their L1 (other namespaces' epochs are gone, which their instances see as a move
     // only if they had seen one).
-    const replies = await l2.pipeline(
-      [
-        ["FLUSHDB", "ASYNC"],
-        ["SET", context.keys.epoch, Date.now()],
-      ],
-      "flush",
-    );
-    for (const reply of replies) count(reply);
+    // One after the other: on a cluster FLUSHDB goes to every primary and the SET to one of them,
+    // so in one pipeline the SET could land first and be flushed.
+    count(await l2.send(["FLUSHDB", "ASYNC"], "flush"));
+    count(await l2.send(["SET", context.keys.epoch, randomToken()], "flush"));
   }
   logger.info?.(
     `${dryRun ? "Would flush" : "Flushed"} ${removed} keys (scope database) in ${Date.now() - started} ms`,

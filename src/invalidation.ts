@@ -22,8 +22,8 @@ export function parseMark(stored: string | null): TagMark | null {
 const MAX_KNOWN_MARKS = 10_000;
 
 /**
- * What this instance knows of invalidations made anywhere, without pub/sub: the epoch counter that
- * every invalidation bumps (checked at most once per `syncMs`, piggybacked on L2 reads) and the
+ * What this instance knows of invalidations made anywhere, without pub/sub: the epoch token that
+ * every invalidation replaces (checked at most once per `syncMs`, piggybacked on L2 reads) and the
  * tag marks it has fetched. When the epoch moves, everything learnt from Redis is dropped — L1 and
  * the tag marks — so an invalidation elsewhere is seen within `syncMs` plus one request.
  */
@@ -53,15 +53,15 @@ export class Invalidations {
   }
 
   /**
-   * Records the epoch this instance's own invalidation produced (INCR's reply). If it skipped a
-   * value, someone else invalidated too: true, so L1 is dropped as for any outside change.
+   * Records this instance's own bump: `previous` is what the epoch held before it (`SET … GET`'s
+   * reply), `next` the token it wrote. If `previous` is not what this instance last saw, someone
+   * else invalidated in between (or Redis lost the epoch): true, so L1 is dropped as for any change.
    */
-  observeOwnBump(value: number): boolean {
-    const expected = this.epoch === undefined ? undefined : this.epoch === null ? 1 : Number(this.epoch) + 1;
-    const missedOne = value !== expected;
-    this.epoch = String(value);
-    if (missedOne) this.marks.clear();
-    return missedOne;
+  observeOwnBump(previous: string | null, next: string): boolean {
+    const missed = this.epoch === undefined || previous !== this.epoch;
+    this.epoch = next;
+    if (missed) this.marks.clear();
+    return missed;
   }
 
   /** The mark of `tag` if known: `null` = never invalidated, `undefined` = must be fetched. */
@@ -70,6 +70,10 @@ export class Invalidations {
   }
 
   remember(tag: string, mark: TagMark | null): void {
+    // A read of the mark that left before this instance's own invalidation may land after it:
+    // the newer mark stays.
+    const known = this.marks.get(tag);
+    if (known && (mark === null || mark.at < known.at)) return;
     // Marks are only a cache of Redis: past the cap, forget them all and fetch again as needed.
     if (this.marks.size >= MAX_KNOWN_MARKS) this.marks.clear();
     this.marks.set(tag, mark);
@@ -79,13 +83,18 @@ export class Invalidations {
    * An entry is gone after a hard invalidation of one of its tags made when or after it was written,
    * and stale (fresh no longer than the invalidation) after a soft one.
    */
-  verdict(entry: Pick<Entry, "created" | "tags">): { gone: boolean; staleFrom: number | undefined } {
+  verdict(
+    entry: Pick<Entry, "created" | "tags">,
+    pending?: (tag: string) => TagMark | undefined,
+  ): { gone: boolean; staleFrom: number | undefined } {
     let staleFrom: number | undefined;
     for (const tag of entry.tags) {
-      const mark = this.marks.get(tag);
-      if (!mark || mark.at < entry.created) continue;
-      if (!mark.soft) return { gone: true, staleFrom: undefined };
-      staleFrom = Math.min(staleFrom ?? mark.at, mark.at);
+      // An invalidation not yet written to Redis counts as much as one read from it.
+      for (const mark of [this.marks.get(tag), pending?.(tag)]) {
+        if (!mark || mark.at < entry.created) continue;
+        if (!mark.soft) return { gone: true, staleFrom: undefined };
+        staleFrom = Math.min(staleFrom ?? mark.at, mark.at);
+      }
     }
     return { gone: false, staleFrom };
   }

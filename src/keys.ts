@@ -1,5 +1,7 @@
 import { bytesToBase64 } from "./codec.js";
 import { CacheError } from "./errors.js";
+import { checkKey } from "./input.js";
+import { slotOf, tagForSlot } from "./slots.js";
 
 /** Library root: every key tiercache writes starts with `[<env>:]tc:`. */
 const ROOT = "tc";
@@ -27,8 +29,25 @@ export function escapeGlob(text: string): string {
 }
 
 /**
- * The key layout `[<prefix>:]tc:<namespace>:<version>:<key>`. Every key this library touches is built
- * here, so there is no way to write an unprefixed key by accident.
+ * What follows the version slot. User keys always sit behind a kind marker, so that no key a
+ * caller can pass produces another kind's Redis key: a plain key `k:<key>`, a key too long to
+ * store plainly `h:<hash>` (no plain key can look like a hash), a counter `c:` followed by its
+ * key encoded the same way. Internal keys (`~t:` tag marks, `~e` epoch, `~l:` leases,
+ * `~flush-lock`) sit in the version slot itself, under names no version can take.
+ */
+const PLAIN = "k:";
+const HASHED = "h:";
+const COUNTER = "c:";
+
+/**
+ * The key layout `[<prefix>:]tc:<namespace>:<version>:k:<key>` (see {@link KeySpace.entry}). Every
+ * key this library touches is built here, so there is no way to write an unprefixed key by accident.
+ *
+ * On a Redis Cluster (`slotted`) the bookkeeping keys carry hash tags, so that what one command
+ * touches together sits in one slot: a namespace's epoch and tag marks share
+ * `{[<prefix>:]tc:<namespace>}` (one MSET of any number of marks, plus the epoch, on one node), and a
+ * lease takes its entry's slot. Entries carry none: they spread over the whole cluster. On one node
+ * the names stay as they always were, so an upgrade keeps every mark and epoch.
  */
 export class KeySpace {
   /** `[<prefix>:]tc:` — everything this library wrote in this environment starts with it. */
@@ -37,56 +56,72 @@ export class KeySpace {
   readonly namespaceRoot: string;
   private readonly versionedSpace: string;
   private readonly unversionedSpace: string;
+  /** `{[<prefix>:]tc:<namespace>}:` on a cluster, else empty: what follows `~e` and `~t:`. */
+  private readonly bookkeepingTag: string;
 
   constructor(
     readonly prefix: string | undefined,
     readonly namespace: string,
     readonly version: string,
+    /** Keys for a Redis Cluster: bookkeeping keys carry hash tags (see the class comment). */
+    readonly slotted = false,
   ) {
     this.root = `${prefix ? `${prefix}:` : ""}${ROOT}:`;
     this.namespaceRoot = `${this.root}${namespace}:`;
     this.versionedSpace = `${this.namespaceRoot}${version}:`;
     this.unversionedSpace = `${this.namespaceRoot}${UNVERSIONED}:`;
+    this.bookkeepingTag = slotted ? `{${this.root}${namespace}}:` : "";
   }
 
-  /** The Redis key of a cache entry; a promise only for keys long enough to be hashed. */
+  /**
+   * The Redis key of a cache entry: `<space>k:<key>`, or `<space>h:<sha256>` for a key over
+   * {@link MAX_PLAIN_KEY_LENGTH} characters (then a promise). `<space>` is
+   * `[<prefix>:]tc:<namespace>:<version>:`, or `…:~:` for unversioned entries.
+   */
   entry(key: string, versioned = true): string | Promise<string> {
-    const space = versioned ? this.versionedSpace : this.unversionedSpace;
-    assertKey(key);
-    if (key.length <= MAX_PLAIN_KEY_LENGTH) return space + key;
-    return hashKey(key).then((hash) => `${space}#${hash}`);
+    return userKey(versioned ? this.versionedSpace : this.unversionedSpace, key);
   }
 
-  /** Counters survive deploys, so they live outside the versioned space. */
+  /** Counters survive deploys, so they live outside the versioned space: `…:~:c:k:<key>`. */
   counter(key: string): string | Promise<string> {
-    return this.entry(`#count:${key}`, false);
+    return userKey(`${this.unversionedSpace}${COUNTER}`, key);
   }
 
   /** When each tag was last invalidated (outside the versioned space: data changes cross deploys). */
   tag(tag: string): string {
-    return `${this.namespaceRoot}~t:${tag}`;
+    return `${this.namespaceRoot}~t:${this.bookkeepingTag}${tag}`;
   }
 
-  /** The counter every invalidation in this namespace bumps, for cross-instance L1 coherence. */
+  /**
+   * The counter every invalidation in this namespace bumps, for cross-instance L1 coherence:
+   * `…:~e`, or `…:~e:{[<prefix>:]tc:<namespace>}` on a cluster.
+   */
   get epoch(): string {
-    return `${this.namespaceRoot}~e`;
+    return this.slotted
+      ? `${this.namespaceRoot}~e:${this.bookkeepingTag.slice(0, -1)}`
+      : `${this.namespaceRoot}~e`;
   }
 
-  /** The short stampede lease for a full entry key. */
+  /** The short stampede lease for a full entry key; on a cluster `…:~l:{<tag>}:…`, in the entry's slot. */
   lease(fullKey: string): string {
-    return `${this.namespaceRoot}~l:${fullKey.slice(this.namespaceRoot.length)}`;
+    const slot = this.slotted ? `{${tagForSlot(slotOf(fullKey))}}:` : "";
+    return `${this.namespaceRoot}~l:${slot}${fullKey.slice(this.namespaceRoot.length)}`;
   }
 
-  /** A SCAN pattern for the user glob within this namespace and version. */
+  /**
+   * A SCAN pattern for the user glob within this namespace and version. It covers plain keys only:
+   * hashed keys and counters sit behind other markers, so no glob can reach them.
+   */
   pattern(glob: string, versioned = true): string {
-    return `${escapeGlob(this.namespaceRoot)}${versioned ? escapeGlob(this.version) : UNVERSIONED}:${glob}`;
+    checkKey(glob, "pattern");
+    return `${escapeGlob(this.namespaceRoot)}${versioned ? escapeGlob(this.version) : UNVERSIONED}:${PLAIN}${glob}`;
   }
 }
 
-function assertKey(key: unknown): asserts key is string {
-  if (typeof key !== "string" || key.length === 0) {
-    throw new TypeError(`tiercache: a cache key must be a non-empty string, got ${typeof key}`);
-  }
+function userKey(space: string, key: string): string | Promise<string> {
+  checkKey(key);
+  if (key.length <= MAX_PLAIN_KEY_LENGTH) return space + PLAIN + key;
+  return hashKey(key).then((hash) => space + HASHED + hash);
 }
 
 async function hashKey(key: string): Promise<string> {

@@ -3,14 +3,24 @@ import { toMs } from "./duration.js";
 import { asError, CacheError } from "./errors.js";
 import { BatchedRead, type Found, type ReadPath } from "./read-path.js";
 import { validate } from "./schema.js";
+import type { OperationSpan } from "./telemetry.js";
+import type { Budget } from "./tiers/budget.js";
+import { CLOCK_SKEW_MS, parseWriteBack, TOMBSTONE_MS, writeBackCommand } from "./tombstone.js";
 import type { Duration, GetOrSetOptions, LoaderContext, Schema } from "./types.js";
+import { checkWriteOptions } from "./write-options.js";
 import type { PreparedWrite, WritePath } from "./write-path.js";
 
 type Loader<T> = (context: LoaderContext) => T | Promise<T>;
 
-/** A flight key's slot in the single-flight registry; `flight` is emptied when it lands. */
+/**
+ * A flight key's slot in the single-flight registry; `flight` is emptied when it lands. It holds
+ * the count of invalidations (coherence.ts) its flight began at; `replaced` once a later flight of
+ * the same key (begun after an invalidation) took its place in the registry.
+ */
 interface Running {
   flight: Promise<unknown> | undefined;
+  invalidations: number;
+  replaced: boolean;
 }
 
 /** Empty slots kept before a sweep: bounds the registry at the running flights plus this. */
@@ -44,27 +54,58 @@ export class LoadPolicy {
     fullKey: string | Promise<string>,
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
+    span?: OperationSpan,
   ): Promise<T> {
+    try {
+      checkWriteOptions(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (typeof fullKey !== "string")
-      return fullKey.then((full) => this.getOrLoad(key, full, loader, options));
-    const full = fullKey;
-    if (!this.core.config.enabled) return this.load(key, full, loader, options).then(loadedValue);
+      return fullKey.then((full) => this.getOrLoadAt(key, full, loader, options, span));
+    return this.getOrLoadAt(key, fullKey, loader, options, span);
+  }
+
+  private getOrLoadAt<T>(
+    key: string,
+    full: string,
+    loader: Loader<T>,
+    options: GetOrSetOptions<T>,
+    span: OperationSpan | undefined,
+  ): Promise<T> {
+    if (!this.core.config.enabled) {
+      span?.hit("miss");
+      return this.load(key, full, loader, options, undefined, undefined, undefined, span).then(loadedValue);
+    }
     // Callers share a flight only when they would get the same value: same key, same schema.
     const flightKey = options.schema ? `${full}\u0000${this.schemaId(options.schema)}` : full;
+    const { invalidations } = this.core.coherence;
     const known = this.inflight.get(flightKey);
-    if (known?.flight) return known.flight as Promise<T>;
+    // A flight begun before an invalidation may bring back what it invalidated: a caller arriving
+    // after it starts a flight of its own (the earlier one still answers its own callers).
+    if (known?.flight && known.invalidations === invalidations) {
+      span?.set("tiercache.coalesced", true);
+      return known.flight as Promise<T>;
+    }
     // The key's slot is reused from flight to flight: nothing per flight stays reachable from it.
-    const slot: Running = known ?? { flight: undefined };
-    if (known) this.landedKept--;
-    else this.inflight.set(flightKey, slot);
-    if (this.read.batchable(full, options)) {
+    let slot: Running;
+    if (known && !known.flight) {
+      slot = known;
+      this.landedKept--;
+    } else {
+      if (known) known.replaced = true;
+      slot = { flight: undefined, invalidations, replaced: false };
+      this.inflight.set(flightKey, slot);
+    }
+    slot.invalidations = invalidations;
+    if (!span && this.read.batchable(full, options)) {
       // The common case, an L2 hit, settles in the batch's loop: one promise for the caller.
       const read = new Flight(this.read, this, slot, key, full, loader, options);
       slot.flight = read.promise;
       this.read.readBatched(read, options.waitUntil);
       return read.promise;
     }
-    const flight = this.resolve(key, full, loader, options);
+    const flight = this.resolve(key, full, loader, options, span);
     slot.flight = flight;
     const over = () => this.landed(slot);
     flight.then(over, over);
@@ -78,7 +119,7 @@ export class LoadPolicy {
    */
   landed(slot: Running): void {
     slot.flight = undefined;
-    if (++this.landedKept < SWEEP_LANDED) return;
+    if (slot.replaced || ++this.landedKept < SWEEP_LANDED) return;
     for (const [flightKey, entry] of this.inflight) if (!entry.flight) this.inflight.delete(flightKey);
     this.landedKept = 0;
   }
@@ -97,9 +138,13 @@ export class LoadPolicy {
     full: string,
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
+    span: OperationSpan | undefined,
   ): Promise<T> {
-    const found = await this.read.lookup(key, full, options.schema, options.waitUntil);
-    return this.afterLookup(key, full, loader, options, found);
+    const { core } = this;
+    // One timeoutMs for all the Redis work this call awaits: read, lease, write-back.
+    const budget = core.l2?.budget();
+    const found = await this.read.lookup(key, full, options.schema, options.waitUntil, budget);
+    return this.afterLookup(key, full, loader, options, found, budget, span);
   }
 
   /** What `getOrSet` answers once the read path has looked: a hit, a stale value, or a load. */
@@ -109,47 +154,61 @@ export class LoadPolicy {
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
     found: Found | undefined,
+    budget: Budget | undefined,
+    span: OperationSpan | undefined,
   ): Promise<T> {
     const { core } = this;
     const now = Date.now();
-    if (found && found.entry.fresh > now) return core.hit(key, found.value, found.tier) as T;
+    if (found && found.entry.fresh > now) {
+      span?.hit(found.tier);
+      return core.hit(key, found.value, found.tier) as T;
+    }
     const stale = found?.entry;
     const staleValue = found?.value as T;
-    const swrMs = toMs(
-      options.staleWhileRevalidate ?? core.config.staleWhileRevalidateMs,
-      "staleWhileRevalidate",
-    );
+    const windows = stale ? options.staleWindows?.(staleValue) : undefined;
+    const swrMs =
+      windows?.staleWhileRevalidate ??
+      toMs(options.staleWhileRevalidate ?? core.config.staleWhileRevalidateMs, "staleWhileRevalidate");
     if (stale && now < stale.fresh + swrMs) {
+      span?.hit("stale");
       core.counts.stale++;
       if (core.config.onEvent) core.emit({ type: "stale", key, tier: found.tier });
       core.config.logger.debug?.(`Cache STALE (${found.tier}) ${key}`);
-      this.refreshInBackground(key, full, loader, options);
+      this.refreshInBackground(key, full, loader, options, stale.created, span);
       return staleValue;
     }
     core.miss(key);
+    span?.hit("miss");
     let leaseKey: string | undefined;
     const l2 = core.l2;
     if (options.lease && l2 && !stale) {
       const leaseMs = Math.ceil(options.lease === true ? 2000 : toMs(options.lease, "lease"));
       leaseKey = core.keys.lease(full);
       const lease = leaseKey;
-      const granted = await core.tolerate(() => l2.send(["SET", lease, "1", "NX", "PX", leaseMs]));
+      const granted = await core.tolerate(() =>
+        l2.send(["SET", lease, "1", "NX", "PX", leaseMs], "SET", budget),
+      );
       if (granted === null) {
         leaseKey = undefined;
-        const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs);
-        if (loaded) return core.hit(key, loaded.value, "l2") as T;
+        const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs, budget);
+        if (loaded) {
+          span?.hit("l2");
+          return core.hit(key, loaded.value, "l2") as T;
+        }
       }
     }
     try {
-      return (await this.load(key, full, loader, options, leaseKey)).value;
+      return (await this.load(key, full, loader, options, leaseKey, stale?.created, budget, span)).value;
     } catch (error) {
       if (leaseKey) this.releaseLease(leaseKey);
-      const sieMs = toMs(options.staleIfError ?? core.config.staleIfErrorMs, "staleIfError");
+      const sieMs =
+        windows?.staleIfError ?? toMs(options.staleIfError ?? core.config.staleIfErrorMs, "staleIfError");
       if (
         stale &&
         Date.now() < stale.fresh + sieMs &&
         !(error instanceof CacheError && error.code === "SCHEMA")
       ) {
+        span?.hit("stale");
         core.counts.stale++;
         core.config.logger.warn(`loader failed, serving stale ${key}: ${asError(error).message}`);
         return staleValue;
@@ -163,14 +222,23 @@ export class LoadPolicy {
     full: string,
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
+    replaces: number,
+    span: OperationSpan | undefined,
   ): void {
     if (this.refreshing.has(full)) return;
     this.refreshing.add(full);
     void this.core.runInBackground(
       () =>
-        this.load(key, full, loader, { ...options, waitUntil: undefined }).finally(() =>
-          this.refreshing.delete(full),
-        ),
+        this.load(
+          key,
+          full,
+          loader,
+          { ...options, waitUntil: undefined },
+          undefined,
+          replaces,
+          undefined,
+          span,
+        ).finally(() => this.refreshing.delete(full)),
       options.waitUntil,
     );
   }
@@ -184,6 +252,7 @@ export class LoadPolicy {
     full: string,
     schema: Schema<unknown> | undefined,
     leaseMs: number,
+    budget: Budget | undefined,
   ): Promise<Found | undefined> {
     const { core } = this;
     const l2 = core.l2;
@@ -196,13 +265,13 @@ export class LoadPolicy {
       pause = Math.min(pause * 2, 100);
       // Both reads join one MGET.
       const [entry, held] = await Promise.all([
-        this.read.readRemote(key, full),
-        core.tolerate(() => l2.get(lease)),
+        this.read.readRemote(key, full, budget),
+        core.tolerate(() => l2.get(lease, budget)),
       ]);
       if (entry && entry.fresh > Date.now()) {
         const checked = schema ? await this.read.conforming(full, entry, schema) : { value: entry.value };
         if (checked) {
-          core.l1?.set(full, entry, Date.now());
+          if (core.coherence.admits(full, entry)) core.l1?.set(full, entry, Date.now());
           return { entry, tier: "l2", value: checked.value };
         }
       }
@@ -219,6 +288,9 @@ export class LoadPolicy {
   /**
    * Runs the loader, checks its value, puts it in L1 at once and in Redis in the background — or,
    * for a lease holder, awaited and with the lease released, since other instances are polling for it.
+   * An invalidation of the key made while the loader ran wins: the caller gets the value, neither
+   * tier keeps it (see Coherence.endLoad here, and the conditional write-back in Redis).
+   * `replaces`: when the entry the load refreshes was written, which its write-back may overwrite.
    */
   private async load<T>(
     key: string,
@@ -226,6 +298,9 @@ export class LoadPolicy {
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
     leaseKey?: string,
+    replaces?: number,
+    budget?: Budget,
+    span?: OperationSpan,
   ): Promise<{ value: T }> {
     const { core } = this;
     let ttl: Duration | undefined = options.ttl;
@@ -241,40 +316,84 @@ export class LoadPolicy {
     };
     // An invalidation of its tags made while the loader runs must still hit this value: it is
     // dated from before the load, not from the write.
-    const createdAt = Date.now();
+    const ticket = core.coherence.beginLoad(full);
+    const createdAt = ticket.startedAt;
     const started = performance.now();
-    const loaded: T = await loader(context);
+    let loaded: T;
+    try {
+      loaded = span ? await span.child("load", async () => loader(context)) : await loader(context);
+    } catch (error) {
+      core.coherence.endLoad(ticket);
+      core.telemetry?.load(performance.now() - started, true);
+      throw error;
+    }
     const durationMs = performance.now() - started;
+    core.telemetry?.load(durationMs, false);
     core.counts.loads++;
     core.emit({ type: "load", key, durationMs });
     let value = loaded;
-    if (options.schema) {
-      const checked = await validate(options.schema, loaded);
-      if (!checked.ok)
-        throw new CacheError("SCHEMA", `loader value for "${key}" fails the schema: ${checked.message}`);
-      value = checked.value;
+    let write: PreparedWrite | undefined;
+    try {
+      if (options.schema) {
+        const checked = await validate(options.schema, loaded);
+        if (!checked.ok)
+          throw new CacheError("SCHEMA", `loader value for "${key}" fails the schema: ${checked.message}`);
+        value = checked.value;
+      }
+      if (skip) {
+        if (leaseKey) this.releaseLease(leaseKey);
+        return { value };
+      }
+      try {
+        // The loader's own value is cached (a schema's transform is applied on every read).
+        const windows = options.staleWindows?.(loaded);
+        const staleWhileRevalidate = windows?.staleWhileRevalidate ?? options.staleWhileRevalidate;
+        const staleIfError = windows?.staleIfError ?? options.staleIfError;
+        write = await this.write.prepare(
+          key,
+          full,
+          loaded,
+          { ...options, ttl, staleWhileRevalidate, staleIfError },
+          createdAt,
+        );
+      } catch (error) {
+        if (!core.config.failSilently) throw error;
+        core.config.logger.warn(`not cached: ${asError(error).message}`);
+        return { value };
+      }
+    } finally {
+      if (!write) core.coherence.endLoad(ticket);
     }
-    if (skip) {
+    // Redis keeps its own tombstones for TOMBSTONE_MS only: a load older than that is not written back.
+    const l2 = Date.now() - createdAt < TOMBSTONE_MS - CLOCK_SKEW_MS ? core.l2 : null;
+    if (!core.coherence.endLoad(ticket, write.entry)) {
+      core.debug(`Cache load of ${key} superseded by an invalidation: not cached`);
       if (leaseKey) this.releaseLease(leaseKey);
       return { value };
     }
-    let write: PreparedWrite;
-    try {
-      // The loader's own value is cached (a schema's transform is applied on every read).
-      write = await this.write.prepare(key, full, loaded, { ...options, ttl }, createdAt);
-    } catch (error) {
-      if (!core.config.failSilently) throw error;
-      core.config.logger.warn(`not cached: ${asError(error).message}`);
-      return { value };
-    }
-    core.l1?.set(full, write.entry, Date.now());
-    const l2 = core.l2;
-    if (leaseKey && l2) {
-      const commands = write.command ? [write.command, ["DEL", leaseKey]] : [["DEL", leaseKey]];
-      await core.tolerate(() => l2.pipeline(commands, "SET"));
-    } else if (write.command && l2) {
-      const command = write.command;
-      await core.runInBackground(() => core.tolerate(() => l2.send(command)), options.waitUntil);
+    const entry = write.entry;
+    core.l1?.set(full, entry, Date.now());
+    const command = write.command && writeBackCommand(write.command, createdAt, replaces);
+    // Redis refused it: the key was deleted or set since the load began, maybe on another instance,
+    // where a set is no invalidation this instance would ever hear of. Our copy goes too.
+    const settle = (reply: unknown) => {
+      const l1 = core.l1;
+      const outcome = parseWriteBack(reply);
+      if (l1 && outcome && outcome !== "written" && l1.get(full, Date.now())?.created === entry.created)
+        l1.delete(full);
+    };
+    if (leaseKey && core.l2) {
+      const lease = core.l2;
+      const commands = command && l2 ? [command, ["DEL", leaseKey]] : [["DEL", leaseKey]];
+      const replies = await core.tolerate(() => lease.pipeline(commands, "SET", budget));
+      if (command && l2) settle(replies?.[0]);
+    } else if (command && l2) {
+      // Only a write this call awaits draws on its budget; one handed to waitUntil has its own deadline.
+      const own = core.scheduler(options.waitUntil) ? undefined : budget;
+      await core.runInBackground(
+        () => core.tolerate(() => l2.send(command, "SET", own)).then(settle),
+        options.waitUntil,
+      );
     }
     return { value };
   }
@@ -282,7 +401,8 @@ export class LoadPolicy {
 
 /**
  * A `getOrSet` flight that starts as a batched read: a fresh L2 entry resolves it from the batch's
- * loop; anything else continues as {@link LoadPolicy.afterLookup} (stale, miss, load).
+ * loop; anything else continues as {@link LoadPolicy.afterLookup} (stale, miss, load) within the
+ * call's budget, charged with the read.
  */
 class Flight<T> extends BatchedRead<T> {
   constructor(
@@ -304,7 +424,17 @@ class Flight<T> extends BatchedRead<T> {
 
   protected settle(found: Promise<Found | undefined>): void {
     found
-      .then((result) => this.policy.afterLookup(this.key, this.full, this.loader, this.options, result))
+      .then((result) =>
+        this.policy.afterLookup(
+          this.key,
+          this.full,
+          this.loader,
+          this.options,
+          result,
+          this.budget(),
+          undefined,
+        ),
+      )
       .then(
         (value) => {
           this.policy.landed(this.slot);

@@ -41,20 +41,24 @@ export async function health(core: CacheCore): Promise<HealthReport> {
   try {
     const latencyMs = await ping(core);
     const info = await l2.send(["INFO"]);
+    const topology = await l2.topology();
     return {
       healthy: true,
       latencyMs,
       breaker: breaker.state,
       ...base,
       redis: typeof info === "string" ? parseInfo(info) : undefined,
+      ...(topology ? { topology } : {}),
     };
   } catch (error) {
+    const topology = await l2.topology();
     return {
       healthy: false,
       latencyMs: null,
       breaker: breaker.state,
       ...base,
       error: asError(error).message,
+      ...(topology ? { topology } : {}),
     };
   }
 }

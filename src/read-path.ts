@@ -1,7 +1,9 @@
 import type { CacheCore, Tier } from "./core.js";
+import { isSealed, UnreadableEntry } from "./encryption.js";
 import { type Entry, parseEntry } from "./entry.js";
 import { asError } from "./errors.js";
 import { validate } from "./schema.js";
+import type { Budget } from "./tiers/budget.js";
 import type { BatchRead, L2 } from "./tiers/l2.js";
 import type { GetOptions, Schema, WaitUntil } from "./types.js";
 
@@ -32,6 +34,9 @@ export abstract class BatchedRead<T> implements BatchRead {
   readonly promise: Promise<T>;
   protected readonly resolve: (value: T | PromiseLike<T>) => void;
   protected readonly reject: (error: unknown) => void;
+  /** When the read joined its batch: what the call's budget was charged by the time the reply came. */
+  private readonly started = Date.now();
+  private spent: Budget | undefined;
 
   constructor(
     protected readonly path: ReadPath,
@@ -41,6 +46,18 @@ export abstract class BatchedRead<T> implements BatchRead {
     this.promise = new Promise<T>(capture);
     this.resolve = capturedResolve as (value: T | PromiseLike<T>) => void;
     this.reject = capturedReject;
+  }
+
+  /**
+   * The call's budget of one `timeoutMs` for its Redis work, already charged with the batch's read:
+   * made only off the fast path (tag marks, a lease, a write-back draw on it).
+   */
+  budget(): Budget | undefined {
+    if (this.spent) return this.spent;
+    const budget = this.path.core.l2?.budget();
+    budget?.spend(Date.now() - this.started);
+    this.spent = budget;
+    return budget;
   }
 
   /** The value of a fresh entry read from Redis (already counted as a hit). Must not throw. */
@@ -53,7 +70,8 @@ export abstract class BatchedRead<T> implements BatchRead {
     let found: Promise<Found | undefined>;
     try {
       const now = Date.now();
-      const remote = path.servable(this.key, this.full, text, now);
+      const stored = path.core.coherence.screen(this.full, text);
+      const remote = path.servable(this.key, this.full, stored, now, this);
       if (remote !== undefined && !(remote instanceof Promise) && remote.fresh > now) {
         this.hit(path.freshFromRemote(this.key, this.full, remote, now));
         return;
@@ -67,11 +85,11 @@ export abstract class BatchedRead<T> implements BatchRead {
 
   fail(error: unknown): void {
     const { path } = this;
-    // As a failed read under `failSilently`: what L1 holds, if anything; without it, the error.
+    // As a failed read in lookup: tolerated (failSilently, or a closed cache), what L1 holds, if anything.
     this.settle(
-      path.core.config.failSilently
-        ? path.preferred(this.full, path.localNow(this.full), undefined, undefined)
-        : Promise.reject(error),
+      path.core
+        .tolerate(() => Promise.reject(error))
+        .then(() => path.preferred(this.full, path.localNow(this.full), undefined, undefined)),
     );
   }
 }
@@ -121,6 +139,7 @@ export class ReadPath {
     if (!entry || entry.fresh <= now) return undefined;
     const { waitUntil } = options;
     coherence.syncInBackground(now, waitUntil ? () => waitUntil : this.defaultScheduler);
+    this.core.analytics?.tick(now, waitUntil);
     return entry;
   }
 
@@ -130,10 +149,12 @@ export class ReadPath {
     full: string,
     schema: Schema<unknown> | undefined,
     waitUntil?: WaitUntil,
+    budget?: Budget,
   ): Promise<Found | undefined> {
     const { l1, l2 } = this.core;
     void this.core.ensureRegistered(true, waitUntil);
     const now = Date.now();
+    this.core.analytics?.tick(now, waitUntil);
     const localEntry = l1?.get(full, now);
     const localChecked =
       localEntry && (schema ? await this.conforming(full, localEntry, schema) : localEntry);
@@ -142,13 +163,26 @@ export class ReadPath {
     if (local && local.entry.fresh > now)
       this.core.coherence.syncInBackground(now, () => this.core.scheduler(waitUntil));
     if ((local && local.entry.fresh > now) || !l2) return local;
-    return this.preferred(full, local, this.readRemote(key, full), schema);
+    return this.preferred(full, local, this.readRemote(key, full, budget), schema);
   }
 
-  /** Whether a read can take the batched path: a plain key, no schema, Redis configured, cache on. */
+  /**
+   * Whether a read can take the batched path: a plain key, no schema, Redis configured, cache on,
+   * and none of what needs the general path's steps — encryption, per-slot cluster reads, deferred
+   * invalidations to screen against (telemetry is the callers' test: a span wraps the general path).
+   */
   batchable(full: string | Promise<string>, options: GetOptions<unknown>): full is string {
     const { core } = this;
-    return typeof full === "string" && !options.schema && core.l2 !== null && core.config.enabled;
+    const { l2, config } = core;
+    return (
+      typeof full === "string" &&
+      !options.schema &&
+      l2 !== null &&
+      config.enabled &&
+      !config.keyring &&
+      !l2.perSlot &&
+      !core.coherence.deferring
+    );
   }
 
   /** `get` of a key L1 has no fresh entry for, through this tick's MGET (see {@link batchable}). */
@@ -168,7 +202,9 @@ export class ReadPath {
     void core.ensureRegistered(true, waitUntil);
     // Once per batch, before its first value: the epoch, when a check is due.
     if (l2.openBatch === 0 || l2.openBatch !== this.lastBatch) {
-      core.coherence.joinEpochCheck(Date.now());
+      const now = Date.now();
+      core.coherence.joinEpochCheck(now);
+      core.analytics?.tick(now, waitUntil);
       l2.enqueue(read.full, read);
       this.lastBatch = l2.openBatch;
       return;
@@ -182,9 +218,9 @@ export class ReadPath {
     return entry && { entry, tier: "l1", value: entry.value };
   }
 
-  /** A fresh entry just read from Redis: kept in L1, counted as a hit; its value. */
+  /** A fresh entry just read from Redis: kept in L1 (unless invalidated here since), counted as a hit; its value. */
   freshFromRemote(key: string, full: string, entry: Entry, now: number): unknown {
-    this.core.l1?.set(full, entry, now);
+    if (this.core.coherence.admits(full, entry)) this.core.l1?.set(full, entry, now);
     return this.core.hit(key, entry.value, "l2");
   }
 
@@ -199,69 +235,101 @@ export class ReadPath {
     if (remote && (!local || remote.fresh > local.entry.fresh)) {
       const checked = schema ? await this.conforming(full, remote, schema) : remote;
       if (checked) {
-        this.core.l1?.set(full, remote, Date.now());
+        if (this.core.coherence.admits(full, remote)) this.core.l1?.set(full, remote, Date.now());
         return { entry: remote, tier: "l2", value: checked.value };
       }
     }
     return local;
   }
 
-  /** The servable entry stored in Redis at `full`: corrupt ones are deleted, invalidated ones skipped. */
-  async readRemote(key: string, full: string): Promise<Entry | undefined> {
-    return this.servable(key, full, await this.core.coherence.read(full));
+  /**
+   * The servable entry stored in Redis at `full`: corrupt ones are deleted, invalidated ones
+   * skipped. Its reads draw on the call's `budget` when one is given.
+   */
+  async readRemote(key: string, full: string, budget?: Budget): Promise<Entry | undefined> {
+    const stored = await this.core.coherence.read(full, budget);
+    return this.servable(key, full, stored, Date.now(), budget && { budget: () => budget });
   }
 
   /**
-   * The servable entry in the text Redis holds at `full` (null or undefined: none). Synchronous
-   * unless the text is compressed or the entry's tags need their marks fetched.
+   * The servable entry in the text Redis holds at `full` (null or undefined: none), already screened
+   * by coherence. Synchronous unless the text is compressed or encrypted or the entry's tags need
+   * their marks fetched (within the budget `call` gives, when it gives one).
    */
   servable(
     key: string,
     full: string,
     stored: string | null | undefined,
-    now = Date.now(),
+    now: number,
+    call?: { budget(): Budget | undefined },
   ): Entry | undefined | Promise<Entry | undefined> {
     if (typeof stored !== "string") return undefined;
+    const { keyring } = this.core.config;
     let parsed: Entry | Promise<Entry>;
     try {
-      parsed = parseEntry(stored);
+      // With encryption on, only sealed entries are served: a plain one could have been planted.
+      parsed = keyring
+        ? isSealed(stored)
+          ? keyring.open(full, stored)
+          : Promise.reject(new UnreadableEntry("not encrypted, while encryption is on"))
+        : parseEntry(stored);
     } catch (error) {
-      return this.corrupt(key, full, error);
+      return this.unservable(key, full, stored, error);
     }
     if (parsed instanceof Promise) {
       return parsed.then(
-        (entry) => this.unexpired(entry, Date.now()),
-        (error: unknown) => this.corrupt(key, full, error),
+        (entry) => this.unexpired(entry, Date.now(), call),
+        (error: unknown) => this.unservable(key, full, stored, error),
       );
     }
-    return this.unexpired(parsed, now);
+    return this.unexpired(parsed, now, call);
   }
 
-  private unexpired(entry: Entry, now: number): Entry | undefined | Promise<Entry | undefined> {
+  private unexpired(
+    entry: Entry,
+    now: number,
+    call: { budget(): Budget | undefined } | undefined,
+  ): Entry | undefined | Promise<Entry | undefined> {
     if (entry.stale <= now) return undefined;
     if (entry.tags.length === 0) return entry;
-    return this.core.coherence.passesTags(entry).then((passes) => (passes ? entry : undefined));
+    return this.core.coherence
+      .passesTags(entry, call?.budget())
+      .then((passes) => (passes ? entry : undefined));
   }
 
-  private corrupt(key: string, full: string, error: unknown): undefined {
+  private unservable(key: string, full: string, stored: string, error: unknown): undefined {
+    // Not deleted: another instance may hold the key this one lacks; the next write replaces it.
+    if (error instanceof UnreadableEntry) return this.core.unreadable(key, error.message);
+    if (isSealed(stored)) return this.core.unreadable(key, "encryption is not configured here");
     this.core.config.logger.warn(`corrupt entry at ${key} deleted: ${asError(error).message}`);
     this.core.unlinkQuietly(full);
     return undefined;
   }
 
-  /** How many of the keys (each given in both key spaces) exist in Redis, or in L1 when there is none. */
+  /**
+   * How many of the keys (each given in both key spaces) exist in Redis, or in L1 when there is none.
+   * The head of each value tells an entry from a delete's tombstone.
+   */
   async countExisting(pairs: readonly string[][]): Promise<number> {
-    const { l1, l2 } = this.core;
+    const { l1, l2, coherence } = this.core;
     const now = Date.now();
     const inL1 = pairs.filter((pair) => pair.some((full) => l1?.get(full, now))).length;
     if (!l2 || pairs.length === 0) return inL1;
+    const fulls = pairs.flat();
     const replies = await this.core.tolerate(() =>
       l2.pipeline(
-        pairs.map((pair) => ["EXISTS", ...pair]),
+        fulls.map((full) => ["GETRANGE", full, 0, 63]),
         "EXISTS",
       ),
     );
-    return replies ? replies.filter((reply) => typeof reply === "number" && reply > 0).length : inL1;
+    if (!replies) return inL1;
+    const live = new Set(
+      fulls.filter((full, i) => {
+        const head = replies[i];
+        return typeof head === "string" && coherence.live(full, head);
+      }),
+    );
+    return pairs.filter((pair) => pair.some((full) => live.has(full))).length;
   }
 
   /**

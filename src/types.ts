@@ -1,5 +1,7 @@
+import type { EncryptionOptions } from "./encryption.js";
 import type { StandardSchemaV1 } from "./standard-schema.js";
-import type { Transport } from "./transports/types.js";
+import type { TelemetryFactory } from "./telemetry.js";
+import type { Topology, Transport } from "./transports/types.js";
 
 /** Milliseconds as a number, or a string such as `"250ms"`, `"30s"`, `"5m"`, `"1h"`, `"1d"`. */
 export type Duration = number | string;
@@ -22,7 +24,26 @@ export type CacheEvent =
   | { type: "miss"; key: string }
   | { type: "load"; key: string; durationMs: number }
   | { type: "error"; key?: string; operation: string; error: Error }
-  | { type: "breaker"; state: BreakerState };
+  | { type: "breaker"; state: BreakerState }
+  /**
+   * An invalidation (or a `set`, replayed as a delete of its key) Redis could not take: kept, applied
+   * to this instance's reads, and replayed when Redis answers again. `pending`: how many are kept.
+   */
+  | { type: "deferred"; operation: DeferredOperation; pending: number }
+  /** Deferred invalidations written to Redis; `purged` when they had overflowed into a namespace purge. */
+  | { type: "replayed"; count: number; purged: boolean };
+
+/** The calls whose Redis work can be deferred while Redis is unreachable. */
+export type DeferredOperation = "delete" | "set" | "invalidateTags" | "deletePattern";
+
+/** What `invalidateTags` resolves to. */
+export interface InvalidationResult {
+  /**
+   * Redis could not be reached: the invalidation holds on this instance at once and reaches Redis
+   * (and so other instances) when it answers again; see the `deferred` event.
+   */
+  deferred: boolean;
+}
 
 export type BreakerState = "closed" | "open" | "half-open";
 
@@ -36,6 +57,15 @@ export interface L1Options {
   ttl?: Duration;
   /** How often, at most, an instance checks Redis for invalidations made elsewhere (default 1 s). */
   syncMs?: number;
+}
+
+/** What an invalidation covered: passed to `onInvalidate`, and what a route's `invalidates` returns. */
+export interface Invalidation {
+  /** Cache keys, as given to `cache.get`/`cache.set` (or returned by a route's `key`). */
+  keys?: readonly string[];
+  tags?: readonly string[];
+  /** Globs over cache keys, as `cache.deletePattern` takes them. */
+  patterns?: readonly string[];
 }
 
 /** Options of {@link createCache}; each has an environment default (see README). */
@@ -63,7 +93,7 @@ export interface CacheOptions {
   jitter?: number;
   /** In-process LRU settings, or `false` to disable L1. */
   l1?: L1Options | false;
-  /** Deadline of each L2 operation in ms (default 500). */
+  /** Deadline in ms of one call's Redis work, all it awaits together; of each batch for flush and deletePattern (default 500). */
   timeoutMs?: number;
   /** Swallow cache errors and fall back to L1/loader (default `CACHE_FAIL_SILENTLY`, else true). */
   failSilently?: boolean;
@@ -73,6 +103,13 @@ export interface CacheOptions {
   logger?: Logger;
   /** Called for every hit, miss, load, error and breaker change. Must not throw. */
   onEvent?: (event: CacheEvent) => void;
+  /**
+   * Called with the keys, tags and patterns of every invalidation (`delete`, `invalidateTags`,
+   * `deletePattern`, and so every unsafe request through a route), in the background via
+   * `waitUntil`: where a CDN in front is told to drop the same tags (`vercelCdn()`,
+   * `cloudflareCdn()`). Its failure is logged, never thrown into the request.
+   */
+  onInvalidate?: (invalidation: Invalidation) => unknown;
   /**
    * Background-work scheduler. Default: inside a Vercel request, its `waitUntil` (what `@vercel/functions`
    * exports); otherwise background work is awaited. Per-call `waitUntil` options win.
@@ -85,6 +122,30 @@ export interface CacheOptions {
    * its cache warm (default 1; 0 keeps the current version only).
    */
   keepVersions?: number;
+  /**
+   * Use Redis while `next build` prerenders pages (default `CACHE_REDIS_DURING_BUILD`, else false:
+   * during a build, where Next.js sets `NEXT_PHASE=phase-production-build`, the cache is L1 only).
+   */
+  redisDuringBuild?: boolean;
+  /**
+   * Encrypts every value before it goes to Redis (AES-256-GCM, a fresh IV per write, the Redis key
+   * as associated data); times and tags stay readable. Default: `CACHE_ENCRYPTION_KEY`, with
+   * `CACHE_ENCRYPTION_KEYS_PREVIOUS` for rotation; off when neither is set. L1 holds plaintext.
+   */
+  encryption?: EncryptionOptions;
+  /**
+   * Traces and metrics: `otel()` from `tiercache/otel` (OpenTelemetry, an optional peer). Default
+   * none, and then nothing is recorded and no tracing package is loaded.
+   */
+  telemetry?: TelemetryFactory;
+  /**
+   * Push this instance's hit, miss, load and error counts to Redis for `tiercache stats` /
+   * `report()` (aggregated over every instance): in the background, at most once per `analyticsMs`.
+   * Default false.
+   */
+  analytics?: boolean;
+  /** Least time between two analytics pushes of one instance, ms (default 60,000). */
+  analyticsMs?: number;
 }
 
 /** A schema checked on read (zod, valibot, arktype… anything implementing Standard Schema). */
@@ -125,6 +186,12 @@ export interface LoaderContext {
 
 export interface GetOrSetOptions<T = unknown> extends SetOptions, GetOptions<T> {
   /**
+   * Stale windows (ms) carried by the value itself: when given for a value they win over
+   * `staleWhileRevalidate` / `staleIfError`, both when it is written and when it is later found
+   * stale. `route()` uses it for the `stale-while-revalidate` / `stale-if-error` of each response.
+   */
+  staleWindows?: (value: T) => { staleWhileRevalidate?: number; staleIfError?: number } | undefined;
+  /**
    * A short Redis lease (`SET NX PX`) so that cold instances missing the same key run the loader
    * about once: the others poll Redis for the value until the lease ends (`true`: 2 s), then load
    * themselves rather than fail.
@@ -157,6 +224,8 @@ export interface HealthReport {
   l1: { entries: number; bytes: number; maxEntries: number; maxBytes: number } | null;
   breaker: BreakerState;
   error?: string;
+  /** Cluster or Sentinel: the nodes, which of them are reachable, the current primary. */
+  topology?: Topology;
 }
 
 export interface ConnectResult {

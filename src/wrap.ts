@@ -1,3 +1,4 @@
+import { checkTags, describe, invalidArgument } from "./input.js";
 import { escapeGlob } from "./keys.js";
 import type { GetOrSetOptions, LoaderContext } from "./types.js";
 
@@ -67,8 +68,13 @@ function resolveList<A extends unknown[], R>(
   escapeValue?: (s: string) => string,
 ): string[] {
   if (!spec) return [];
-  const list = typeof spec === "function" ? spec(args, result) : spec;
+  const list = checkList(typeof spec === "function" ? spec(args, result) : spec);
   return list.map((item) => fillTemplate(item, args, escapeValue));
+}
+
+function checkList(list: unknown): readonly string[] {
+  if (!Array.isArray(list)) throw invalidArgument(`invalidating: expected an array, got ${describe(list)}`);
+  return list;
 }
 
 /** See {@link Cache.wrap}. */
@@ -78,11 +84,13 @@ export function wrap<A extends unknown[], R>(
   options: WrapOptions<A, R>,
 ): (...args: A) => Promise<R> {
   const { key, tags, ...rest } = options;
+  // A static list is checked once, here; a computed one on every call (a hit included).
+  if (typeof tags !== "function") checkTags(tags, "wrap: tags");
   // async: a bad template or tags callback rejects, like every other failure of the wrapped call.
   return async (...args: A) =>
     cache.getOrSet(keyOf(key, args), () => fn(...args), {
       ...rest,
-      tags: typeof tags === "function" ? tags(...args) : tags,
+      tags: typeof tags === "function" ? checkTags(tags(...args), "wrap: tags") : tags,
     });
 }
 
@@ -92,6 +100,10 @@ export function invalidating<A extends unknown[], R>(
   fn: (...args: A) => R | Promise<R>,
   options: InvalidatingOptions<A, R>,
 ): (...args: A) => Promise<R> {
+  // Static lists are checked here: once `fn` has run, a bad list would leave its change uninvalidated.
+  for (const spec of [options.keys, options.tags, options.patterns]) {
+    if (spec !== undefined && typeof spec !== "function") checkList(spec);
+  }
   return async (...args: A) => {
     const result = await fn(...args);
     const keys = resolveList(options.keys, args, result);

@@ -1,14 +1,27 @@
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { MIN_TOKEN_LENGTH, tokenProblem } from "./auth.js";
 import { redactUrl } from "./redis-pool.js";
 import { startBridge } from "./server.js";
 
-const USAGE = `usage: tiercache bridge [--port 8079] [--host 127.0.0.1] [--redis redis://127.0.0.1:6379] (--token <token> | --insecure)
+const USAGE = `usage: tiercache bridge [--port 8079] [--host 127.0.0.1] [--redis redis://127.0.0.1:6379]
+                        (--token-file <path> | --token <token> | --insecure) [options]
 
-  --token     clients send it as 'Authorization: Bearer <token>' (env BRIDGE_TOKEN, UPSTASH_REDIS_REST_TOKEN)
-  --redis     the Redis behind the bridge (env REDIS_URL; default redis://127.0.0.1:6379)
-  --port      0 picks a free port (default 8079)
-  --host      interface to listen on (default 127.0.0.1)
-  --insecure  accept requests without a token`;
+  --token-file    read the token from a file (surrounding whitespace is ignored)
+  --token         the token on the command line (other local users can read argv: prefer
+                  --token-file or the TIERCACHE_BRIDGE_TOKEN environment variable)
+                  without either: env TIERCACHE_BRIDGE_TOKEN, BRIDGE_TOKEN, UPSTASH_REDIS_REST_TOKEN
+                  clients send it as 'Authorization: Bearer <token>'; ${MIN_TOKEN_LENGTH}+ visible ASCII characters
+  --insecure      accept requests without a token
+  --redis         the Redis behind the bridge (env REDIS_URL; default redis://127.0.0.1:6379)
+  --port          0 picks a free port (default 8079)
+  --host          interface to listen on (default 127.0.0.1; others are warned about)
+  --allow-host    also answer requests for this Host name (repeatable; '*': any)
+  --allow-origin  let this browser origin call the bridge, e.g. http://localhost:3000 (repeatable; '*': any)
+  --allow-admin   let server administration through (CONFIG, ACL, SHUTDOWN, DEBUG, CLIENT KILL…)`;
+
+/** Environment variables holding the token, in order of precedence. */
+const TOKEN_VARIABLES = ["TIERCACHE_BRIDGE_TOKEN", "BRIDGE_TOKEN", "UPSTASH_REDIS_REST_TOKEN"];
 
 /**
  * `tiercache bridge`: serves the Upstash REST protocol until SIGINT/SIGTERM, then shuts down
@@ -26,11 +39,16 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const token = values.token || process.env.BRIDGE_TOKEN || process.env.UPSTASH_REDIS_REST_TOKEN || undefined;
-  if (!token && !values.insecure) {
+  const found = findToken(values);
+  if ("error" in found) {
+    console.error(`tiercache bridge: ${found.error}`);
+    return 2;
+  }
+  const { token } = found;
+  if (token === undefined && !values.insecure) {
     console.error(
-      "tiercache bridge: refusing to start without a token: pass --token <token> (or set BRIDGE_TOKEN or " +
-        "UPSTASH_REDIS_REST_TOKEN), or --insecure to accept requests from anyone who can reach the port",
+      "tiercache bridge: refusing to start without a token: pass --token <token> or --token-file <path> " +
+        `(or set ${TOKEN_VARIABLES.join(", ")}), or --insecure to accept requests from anyone who can reach the port`,
     );
     return 2;
   }
@@ -50,7 +68,16 @@ export async function main(args: string[]): Promise<number> {
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   try {
-    const bridge = await startBridge({ redisUrl, token, insecure: values.insecure, host: values.host, port });
+    const bridge = await startBridge({
+      redisUrl,
+      token,
+      insecure: values.insecure,
+      host: values.host,
+      port,
+      allowedHosts: values["allow-host"],
+      allowedOrigins: values["allow-origin"],
+      allowAdmin: values["allow-admin"],
+    });
     const mode = token ? "" : " (insecure: no token required)";
     console.log(`tiercache bridge: ${bridge.url} → ${redactUrl(redisUrl)}${mode}`);
     await signalled;
@@ -65,6 +92,39 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
+/**
+ * The token from --token, --token-file or the environment (in that order; both flags at once is
+ * an error), checked against the token policy. Messages name where the token came from, never it.
+ */
+function findToken(values: {
+  token?: string;
+  "token-file"?: string;
+}): { token?: string } | { error: string } {
+  if (values.token !== undefined && values["token-file"] !== undefined)
+    return { error: "pass either --token or --token-file, not both" };
+  let token: string | undefined;
+  let source: string;
+  if (values["token-file"] !== undefined) {
+    source = `token in ${values["token-file"]}`;
+    try {
+      token = readFileSync(values["token-file"], "utf8").trim();
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? "unreadable";
+      return { error: `cannot read --token-file ${values["token-file"]} (${code})` };
+    }
+  } else if (values.token !== undefined) {
+    source = "--token";
+    token = values.token;
+  } else {
+    const name = TOKEN_VARIABLES.find((variable) => process.env[variable]);
+    if (name === undefined) return {};
+    source = name;
+    token = process.env[name];
+  }
+  const problem = tokenProblem(token ?? "", MIN_TOKEN_LENGTH);
+  return problem ? { error: `the ${source} ${problem}` } : { token };
+}
+
 function parse(args: string[]) {
   return parseArgs({
     args,
@@ -73,8 +133,12 @@ function parse(args: string[]) {
       port: { type: "string", default: "8079" },
       host: { type: "string", default: "127.0.0.1" },
       token: { type: "string" },
+      "token-file": { type: "string" },
       redis: { type: "string" },
       insecure: { type: "boolean", default: false },
+      "allow-host": { type: "string", multiple: true },
+      "allow-origin": { type: "string", multiple: true },
+      "allow-admin": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });

@@ -1,3 +1,4 @@
+import { assertNotAdmin } from "./admin.js";
 import { HttpError } from "./http-error.js";
 
 /** One Redis command as the bridge sends it: the name first, then its arguments. */
@@ -49,7 +50,15 @@ const CONNECTION_STATE = new Set([
   "READONLY",
   "READWRITE",
 ]);
-const CONNECTION_STATE_CLIENT = new Set(["REPLY", "TRACKING", "CACHING", "NO-EVICT", "NO-TOUCH", "SETNAME"]);
+const CONNECTION_STATE_CLIENT = new Set([
+  "REPLY",
+  "TRACKING",
+  "CACHING",
+  "NO-EVICT",
+  "NO-TOUCH",
+  "SETNAME",
+  "SETINFO",
+]);
 
 /**
  * Turns a decoded JSON body into a command. Upstash clients send strings, numbers and booleans;
@@ -77,19 +86,28 @@ export function commandName(command: Command): string {
   return String(command[0]).toUpperCase();
 }
 
-/** Throws a 400 for commands no REST request may send (they need a stream or shared state). */
-export function assertAllowed(command: Command): void {
+/**
+ * Throws a 400 for commands no REST request may send (they need a stream or would change a
+ * shared connection), and, unless `allowAdmin`, for server administration (see `assertNotAdmin`).
+ */
+export function assertAllowed(command: Command, allowAdmin: boolean): void {
   const name = commandName(command);
   const refusal = REFUSED.get(name);
   if (refusal) throw new HttpError(400, `${name} ${refusal}`);
   const sub = command.length > 1 ? String(command[1]).toUpperCase() : "";
-  if (CONNECTION_STATE.has(name) || (name === "CLIENT" && CONNECTION_STATE_CLIENT.has(sub))) {
-    const shown = name === "CLIENT" ? `CLIENT ${sub}` : name;
+  const connectionState =
+    CONNECTION_STATE.has(name) ||
+    (name === "CLIENT" && CONNECTION_STATE_CLIENT.has(sub)) ||
+    // SCRIPT DEBUG puts the connection into the Lua debugger.
+    (name === "SCRIPT" && sub === "DEBUG");
+  if (connectionState) {
+    const shown = name === "CLIENT" || name === "SCRIPT" ? `${name} ${sub}` : name;
     throw new HttpError(
       400,
       `${shown} is not supported: it would change a Redis connection the bridge shares between clients`,
     );
   }
+  if (!allowAdmin) assertNotAdmin(name, command);
 }
 
 /** True when the command may block its connection (see `BLOCKING`, plus `XREAD`/`XREADGROUP … BLOCK`). */

@@ -9,23 +9,33 @@ import {
   SocketTimeoutError,
 } from "redis";
 import { parseJson, readBody } from "./body.js";
-import { assertAllowed, type Command, parseCommand, parseCommandList } from "./commands.js";
+import { assertAllowed, type Command, commandName, parseCommand, parseCommandList } from "./commands.js";
 import { toItem, toJson } from "./encode.js";
 import { runCommand, runPipeline, runTransaction } from "./execute.js";
 import { HttpError } from "./http-error.js";
 import type { BridgeLogger } from "./logger.js";
 import type { RedisPool } from "./redis-pool.js";
 import { streamSubscription } from "./subscribe.js";
+import type { SyncTokens } from "./sync-token.js";
 
 export interface HandlerContext {
   pool: RedisPool;
+  /** Refuses foreign Hosts and browser origins; true when it answered (a CORS preflight) itself. */
+  checkExposure(req: IncomingMessage, res: ServerResponse): boolean;
   /** Throws a 401 `HttpError` unless the `Authorization` header carries the token. */
   authorize(header: string | undefined): void;
   maxBodyBytes: number;
   /** Whether a lower-case name is a Redis command, to tell the GET path form from an unknown path. */
   isCommand(name: string): boolean;
+  /** Whether an upper-case command name may write (anything Redis does not flag read-only). */
+  mayWrite(name: string): boolean;
+  /** Let server administration through (see `assertNotAdmin`). */
+  allowAdmin: boolean;
+  syncTokens: SyncTokens;
   logger: BridgeLogger;
 }
+
+const SYNC_TOKEN = "upstash-sync-token";
 
 /** The HTTP handler speaking the Upstash REST protocol; every failure is a JSON `{"error": …}`. */
 export function createHandler(context: HandlerContext): (req: IncomingMessage, res: ServerResponse) => void {
@@ -35,7 +45,12 @@ export function createHandler(context: HandlerContext): (req: IncomingMessage, r
 }
 
 async function handle(context: HandlerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  // Every answer carries a sync token, refusals included; only an authorized client's counts.
+  res.setHeader(SYNC_TOKEN, context.syncTokens.observe(undefined));
+  if (context.checkExposure(req, res)) return;
   context.authorize(req.headers.authorization);
+  const sent = req.headers[SYNC_TOKEN];
+  res.setHeader(SYNC_TOKEN, context.syncTokens.observe(Array.isArray(sent) ? sent[0] : sent));
   const rawPath = req.url ?? "/";
   const query = rawPath.indexOf("?");
   const path = query === -1 ? rawPath : rawPath.slice(0, query);
@@ -64,17 +79,19 @@ async function serveJson(context: HandlerContext, path: string, body: unknown, r
   const { res, base64, clientGone } = reply;
   if (path === "/") {
     const command = parseCommand(body);
-    assertAllowed(command);
-    return sendJson(res, 200, {
-      result: toJson(await runCommand(context.pool, command, clientGone), base64),
-    });
+    assertAllowed(command, context.allowAdmin);
+    const result = await tracked(context, res, [command], () =>
+      runCommand(context.pool, command, clientGone),
+    );
+    return sendJson(res, 200, { result: toJson(result, base64) });
   }
   const commands = parseCommandList(body);
-  for (const command of commands) assertAllowed(command);
-  const replies =
+  for (const command of commands) assertAllowed(command, context.allowAdmin);
+  const replies = await tracked(context, res, commands, () =>
     path === "/pipeline"
-      ? await runPipeline(context.pool, commands, clientGone)
-      : await runTransaction(context.pool, commands);
+      ? runPipeline(context.pool, commands, clientGone)
+      : runTransaction(context.pool, commands),
+  );
   sendJson(
     res,
     200,
@@ -105,8 +122,27 @@ async function servePath(context: HandlerContext, req: IncomingMessage, segments
     const body = await readBody(req, context.maxBodyBytes);
     if (body.length > 0) command.push(body);
   }
-  assertAllowed(command);
-  sendJson(res, 200, { result: toJson(await runCommand(context.pool, command, clientGone), base64) });
+  assertAllowed(command, context.allowAdmin);
+  const result = await tracked(context, res, [command], () => runCommand(context.pool, command, clientGone));
+  sendJson(res, 200, { result: toJson(result, base64) });
+}
+
+/**
+ * Runs `run`; if any of `commands` may write, the answer (success or not: a script can fail
+ * after writing, a lost connection leaves it unknown) carries a new sync token.
+ */
+async function tracked<T>(
+  context: HandlerContext,
+  res: ServerResponse,
+  commands: Command[],
+  run: () => Promise<T>,
+): Promise<T> {
+  if (!commands.some((command) => context.mayWrite(commandName(command)))) return run();
+  try {
+    return await run();
+  } finally {
+    res.setHeader(SYNC_TOKEN, context.syncTokens.advance());
+  }
 }
 
 function decodeSegments(path: string): string[] {

@@ -4,8 +4,8 @@
  *
  * ```ts
  * import { startBridge } from "tiercache/bridge";
- * const bridge = await startBridge({ redisUrl: "redis://127.0.0.1:6379", token: "dev-token" });
- * // UPSTASH_REDIS_REST_URL=bridge.url UPSTASH_REDIS_REST_TOKEN=dev-token
+ * const bridge = await startBridge({ redisUrl: "redis://127.0.0.1:6379", token: "dev-token-0123456789" });
+ * // UPSTASH_REDIS_REST_URL=bridge.url UPSTASH_REDIS_REST_TOKEN=dev-token-0123456789
  * await bridge.close();
  * ```
  *

@@ -26,3 +26,15 @@ export function ifNoneMatch(header: string, etag: string): boolean {
 function opaque(tag: string): string {
   return tag.startsWith("W/") ? tag.slice(2) : tag;
 }
+
+/**
+ * Whether a conditional GET/HEAD may be answered 304 from the stored response (RFC 9110 §13.2.2):
+ * `If-None-Match` when present, else `If-Modified-Since` against its `Last-Modified`.
+ */
+export function notModified(req: Request, etag: string, lastModified: string | undefined): boolean {
+  const tags = req.headers.get("if-none-match");
+  if (tags !== null) return ifNoneMatch(tags, etag);
+  const since = Date.parse(req.headers.get("if-modified-since") ?? "");
+  const modified = Date.parse(lastModified ?? "");
+  return !Number.isNaN(since) && !Number.isNaN(modified) && modified <= since;
+}

@@ -1,3 +1,4 @@
+import { redact } from "../redact.js";
 import type { HealthReport } from "../types.js";
 
 /** What {@link healthHandler} needs of a cache. */
@@ -29,13 +30,8 @@ function publicReport(report: HealthReport): HealthReport {
     const { version: redisVersion, usedMemory, connectedClients, uptimeSeconds } = redis;
     shown.redis = { version: redisVersion, usedMemory, connectedClients, uptimeSeconds };
   }
-  if (error !== undefined) shown.error = maskCredentials(error);
+  if (error !== undefined) shown.error = redact(error);
   return shown;
-}
-
-/** `redis://user:secret@host` → `redis://***@host`, `Bearer abc` → `Bearer ***`. */
-function maskCredentials(text: string): string {
-  return text.replace(/\/\/[^/\s@]*@/g, "//***@").replace(/(bearer\s+)\S+/gi, "$1***");
 }
 
 function json(body: unknown, status: number): Response {

@@ -1,8 +1,23 @@
 import { toMs } from "../duration.js";
-import type { Duration, GetOrSetOptions, LoaderContext, SetOptions, WaitUntil } from "../types.js";
+import { CacheError } from "../errors.js";
+import { checkTags } from "../input.js";
+import type {
+  Duration,
+  GetOrSetOptions,
+  Invalidation,
+  LoaderContext,
+  SetOptions,
+  WaitUntil,
+} from "../types.js";
 import { cacheControl } from "./cache-control.js";
-import { normalizeVary, requestKey } from "./cache-key.js";
-import { ifNoneMatch } from "./etag.js";
+import {
+  forwardedHostTrustedByDefault,
+  normalizeVary,
+  type RequestKeyParts,
+  requestKey,
+} from "./cache-key.js";
+import { type CdnOptions, cdnDirectives, cdnHeaders } from "./cdn.js";
+import { notModified } from "./etag.js";
 import {
   capture,
   isPassthrough,
@@ -12,6 +27,7 @@ import {
   type StorePolicy,
   toResponse,
 } from "./stored-response.js";
+import { VaryMemory, varySuffix } from "./vary.js";
 import { waitUntilFrom } from "./wait-until.js";
 
 /** What {@link route} needs of a cache; the `Cache` from `createCache` has it all. */
@@ -35,34 +51,54 @@ export type RouteHandler<R extends Request = Request, A extends unknown[] = unkn
   ...rest: A
 ) => Response | Promise<Response>;
 
-/** What a successful non-GET request through a route invalidates, beyond the route's own entry and tags. */
-export interface Invalidation {
-  /** Cache keys, as given to `cache.get`/`cache.set` (or returned by a route's `key`). */
-  keys?: readonly string[];
-  tags?: readonly string[];
-  /** Globs over cache keys, as `cache.deletePattern` takes them. */
-  patterns?: readonly string[];
-}
+export type { Invalidation } from "../types.js";
 
 /** Options of {@link route}. */
 export interface RouteOptions<R extends Request = Request> {
-  /** Freshness of cached responses (default: the cache's `ttl`). Giving it lets `x-cache` say STALE exactly. */
+  /**
+   * Freshness of cached responses. Default: the response's own, as a shared cache reads it
+   * (`s-maxage`, else `max-age`, else `Expires` − `Date`, less its `Age`), else the cache's `ttl`.
+   */
   ttl?: Duration;
-  /** How long after freshness a response is still served while one request refreshes it (default: the cache's). */
+  /**
+   * How long after freshness a response is still served while one request refreshes it. Default: the
+   * response's `stale-while-revalidate` directive, else the cache's. (`stale-if-error` is read from
+   * the response too.)
+   */
   staleWhileRevalidate?: Duration;
+  /**
+   * Lets the CDN in front cache what the route caches: responses served from the entry carry
+   * `CDN-Cache-Control` (RFC 9213; Vercel and Cloudflare honour it) and the route's tags as
+   * `Cache-Tag` and `Vercel-Cache-Tag`, so `invalidateTags` can purge them there too (see
+   * `onInvalidate` and the `vercelCdn()` / `cloudflareCdn()` adapters).
+   */
+  cdn?: CdnOptions;
   /**
    * Tags of the cached responses, for `cache.invalidateTags`. A successful non-GET request through
    * the route invalidates the tags it maps to, e.g. `(req) => [`user:${id(req)}`]`.
    */
   tags?: readonly string[] | ((req: R) => readonly string[]);
-  /** Request headers whose values split the cache (e.g. `accept-language`); also added to the response's `Vary`. */
+  /**
+   * Request headers whose values split the cache up front (e.g. `accept-language`); also added to the
+   * response's `Vary`. A response's own `Vary` splits it as well (learnt per URL); `Vary: *` is not stored.
+   */
   vary?: readonly string[];
   /**
-   * The cache key of a request, given the default one (host, path, sorted query, `vary` values);
-   * return `null` not to cache this request. Requests with `Authorization` or `Cookie` are only
-   * cached when this is given: it says how they are keyed, e.g. `(req, key) => `${key}|${userId(req)}``.
+   * The cache key of a request, given the default one (host, path, sorted query, `vary` values) and
+   * its parts; return `null` not to cache this request. Requests with `Authorization` or `Cookie` are
+   * only cached when this is given: it says how they are keyed, e.g. `(req, key) => `${key}|${userId(req)}``.
+   * To share entries across hosts, leave the host out: `(req, key, { path }) => `route:${path}``.
    */
-  key?: (req: R, defaultKey: string) => string | null | undefined | Promise<string | null | undefined>;
+  key?: (
+    req: R,
+    defaultKey: string,
+    parts: RequestKeyParts,
+  ) => string | null | undefined | Promise<string | null | undefined>;
+  /**
+   * Key on `X-Forwarded-Host` (when present) instead of `Host`. Only for a proxy in front that sets
+   * it and drops what clients send. Default: true on Vercel (`VERCEL` is set), else false.
+   */
+  trustForwardedHost?: boolean;
   /**
    * Statuses that are cached. Default: RFC 9110's heuristically cacheable ones, which are the
    * handler's deterministic answers — 200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501 — and
@@ -81,8 +117,9 @@ const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 /**
  * Caches a Web-standard handler's GET and HEAD responses (status, headers, body bytes) in `cache`.
  *
- * - Key: host + path + sorted query + the `vary` headers' values, method-independent, so HEAD is
- *   answered from the GET's entry (a HEAD miss runs the handler and stores nothing).
+ * - Key: host (the `Host` header, or `X-Forwarded-Host` with `trustForwardedHost`) + path + sorted
+ *   query + the `vary` headers' values, method-independent, so HEAD is answered from the GET's entry
+ *   (a HEAD miss runs the handler and stores nothing).
  * - Every response carries `x-cache: HIT|MISS|STALE|BYPASS`; cached ones carry `age` and an `ETag`
  *   (the handler's, else a weak one from SHA-256 of the body), and `If-None-Match` gets a 304.
  * - Request `Cache-Control: no-cache` skips the read and refreshes the entry; `no-store` bypasses.
@@ -109,8 +146,19 @@ export function route<R extends Request, A extends unknown[]>(
   };
 }
 
+/** The internal tag every entry of a URL that varies carries, so an unsafe request drops all its variants. */
+const urlTag = (urlKey: string) => `~url:${urlKey}`;
+
 class CachedRoute<R extends Request, A extends unknown[]> {
   private readonly policy: StorePolicy;
+  private readonly trustForwardedHost: boolean;
+  private readonly cdn: string | undefined;
+  private readonly varies = new VaryMemory();
+  /** Stale windows travel with the stored response: the ones it was stored with decide when it is found stale. */
+  private readonly staleWindows = (value: unknown) =>
+    isStoredResponse(value)
+      ? { staleWhileRevalidate: value.staleWhileRevalidateMs, staleIfError: value.staleIfErrorMs }
+      : undefined;
 
   constructor(
     private readonly cache: RouteCache,
@@ -122,27 +170,41 @@ class CachedRoute<R extends Request, A extends unknown[]> {
       throw new TypeError(`tiercache: route maxBodyBytes must be a whole number ≥ 0, got ${maxBodyBytes}`);
     }
     // Bad durations fail here, when the route is defined, not on its first request.
-    if (options.staleWhileRevalidate !== undefined)
-      toMs(options.staleWhileRevalidate, "staleWhileRevalidate");
     this.policy = {
       statuses: new Set(options.statuses ?? DEFAULT_STATUSES),
       vary: normalizeVary(options.vary),
       maxBodyBytes,
       freshMs: options.ttl === undefined ? undefined : toMs(options.ttl, "ttl"),
+      staleWhileRevalidateMs:
+        options.staleWhileRevalidate === undefined
+          ? undefined
+          : toMs(options.staleWhileRevalidate, "staleWhileRevalidate"),
     };
+    this.trustForwardedHost = options.trustForwardedHost ?? forwardedHostTrustedByDefault();
+    this.cdn = options.cdn ? cdnDirectives(options.cdn) : undefined;
+    if (typeof options.tags !== "function") checkTags(options.tags, "route: tags");
+    if (options.invalidates && typeof options.invalidates !== "function") {
+      checkTags(options.invalidates.tags, "route: invalidates.tags");
+    }
   }
 
   async read(req: R, rest: A): Promise<Response> {
     const directives = cacheControl(req.headers.get("cache-control"));
-    const key = directives.has("no-store") ? null : await this.keyOf(req, true);
+    // A range is a part of a representation: passed through whole to the handler, never stored.
+    const bypass = directives.has("no-store") || req.headers.has("range");
+    const key = bypass ? null : await this.keyOf(req, true);
     if (key === null) return withXCache(await this.handler(req, ...rest), "BYPASS");
-    if (req.method === "HEAD") return this.head(req, rest, key);
+    const learnt = this.varies.get(key);
+    const variant = learnt ? key + varySuffix(req, learnt) : key;
+    if (req.method === "HEAD") return this.head(req, rest, key, variant);
     const waitUntil = waitUntilFrom(rest);
-    if (directives.has("no-cache")) return this.refresh(req, rest, key, waitUntil);
-    return this.lookup(req, rest, key, waitUntil);
+    if (directives.has("no-cache")) return this.refresh(req, rest, key, variant, waitUntil);
+    return this.lookup(req, rest, key, variant, waitUntil);
   }
 
   async mutate(req: R, rest: A): Promise<Response> {
+    // Computed first: a tags function that fails must fail before the handler changes anything.
+    const ownTags = this.tagsOf(req);
     const res = await this.handler(req, ...rest);
     if (res.status < 200 || res.status > 299) return res;
     const own = await this.keyOf(req, false);
@@ -151,19 +213,42 @@ class CachedRoute<R extends Request, A extends unknown[]> {
         ? await this.options.invalidates(req)
         : this.options.invalidates;
     const keys = [...(own === null ? [] : [own]), ...(extra?.keys ?? [])];
-    const tags = [...this.tagsOf(req), ...(extra?.tags ?? [])];
+    // Bad input is thrown, but only once everything valid was invalidated.
+    let badInput: unknown;
+    let extraTags: readonly string[] = [];
+    try {
+      extraTags = checkTags(extra?.tags, "route: invalidates.tags");
+    } catch (error) {
+      badInput = error;
+    }
+    // Variants of the URL live under other keys: they carry its tag.
+    const tags = [...(own === null ? [] : [urlTag(own)]), ...ownTags, ...extraTags];
     // Settled, not raced: each is tried even if another fails, and a failure (already reported by
     // the cache) does not cost the handler's response.
-    await Promise.allSettled([
+    const settled = await Promise.allSettled([
       keys.length > 0 ? this.cache.delete(...keys) : undefined,
       tags.length > 0 ? this.cache.invalidateTags(tags) : undefined,
       ...(extra?.patterns ?? []).map((pattern) => this.cache.deletePattern(pattern)),
     ]);
+    for (const result of settled) {
+      if (result.status === "rejected" && isInvalidArgument(result.reason)) badInput ??= result.reason;
+    }
+    if (badInput !== undefined) throw badInput;
     return res;
   }
 
-  /** L1 → L2 → handler through `getOrSet`, which gives single-flight and stale-while-revalidate. */
-  private async lookup(req: R, rest: A, key: string, waitUntil: WaitUntil | undefined): Promise<Response> {
+  /**
+   * L1 → L2 → handler through `getOrSet`, which gives single-flight and stale-while-revalidate.
+   * `urlKey` is the URL's own key; `key` is where this request's variant lives (the same until the
+   * URL is known to vary).
+   */
+  private async lookup(
+    req: R,
+    rest: A,
+    urlKey: string,
+    key: string,
+    waitUntil: WaitUntil | undefined,
+  ): Promise<Response> {
     // What this request's own loader did, if the cache ran it (a hit, or another request's flight, does not).
     const run: { loaded: boolean; produced?: StoredResponse | Passthrough; failure?: { error: unknown } } = {
       loaded: false,
@@ -177,16 +262,21 @@ class CachedRoute<R extends Request, A extends unknown[]> {
         run.failure = { error };
         throw error;
       }
-      const produced = await capture(res, this.policy);
+      const produced = await capture(res, this.policy, req);
       if (isPassthrough(produced)) context.skipCache();
+      else this.adopt(produced, req, urlKey, key, context, waitUntil);
       run.produced = produced;
       return produced;
     };
+    // Outside the try: a tags function that fails is the caller's error, not a cache failure.
+    const options = { ...this.writeOptions(req, urlKey, key), waitUntil };
     let value: unknown;
     try {
-      value = await this.cache.getOrSet(key, loader, { ...this.writeOptions(req), waitUntil });
-    } catch {
+      value = await this.cache.getOrSet(key, loader, options);
+    } catch (error) {
       if (run.failure) throw run.failure.error;
+      // So is a bad key from the route's `key` option.
+      if (isInvalidArgument(error)) throw error;
       // The cache failed (failSilently off, or a bug): serve what the handler made, or run it now.
       run.produced ??= { passthrough: await this.handler(req, ...rest) };
       value = run.produced;
@@ -196,6 +286,9 @@ class CachedRoute<R extends Request, A extends unknown[]> {
       return isPassthrough(own) ? withXCache(own.passthrough, "BYPASS") : this.serve(req, own, "MISS");
     }
     if (isStoredResponse(value)) {
+      const variant = this.variantKey(req, urlKey, value);
+      // Another variant of this URL (found under its own key, or shared by a concurrent request's flight).
+      if (variant !== undefined && variant !== key) return this.lookup(req, rest, urlKey, variant, waitUntil);
       // Our loader ran yet another value came back: it is the stale one, refreshing in the background.
       const stale = run.loaded || (value.freshUntil !== undefined && Date.now() >= value.freshUntil);
       return this.serve(req, value, stale ? "STALE" : "HIT");
@@ -203,16 +296,60 @@ class CachedRoute<R extends Request, A extends unknown[]> {
     // A concurrent request's uncacheable response (its body is that request's), or a foreign value
     // at this key: answer from the handler.
     if (isPassthrough(value)) return withXCache(await this.handler(req, ...rest), "BYPASS");
-    return this.refresh(req, rest, key, waitUntil);
+    return this.refresh(req, rest, urlKey, key, waitUntil);
+  }
+
+  /**
+   * Freshness and placement of a response the handler just made: its own lifetime when the route
+   * gives none, and, when it varies, a copy under its variant's key and the vary list learnt.
+   */
+  private adopt(
+    stored: StoredResponse,
+    req: R,
+    urlKey: string,
+    key: string,
+    context: LoaderContext,
+    waitUntil: WaitUntil | undefined,
+  ): void {
+    if (this.options.ttl === undefined && stored.freshUntil !== undefined) {
+      context.setTtl(Math.max(1, stored.freshUntil - Date.now()));
+    }
+    if (!stored.vary) {
+      this.varies.remember(urlKey, []);
+      return;
+    }
+    this.varies.remember(urlKey, stored.vary.names);
+    const variant = urlKey + stored.vary.suffix;
+    if (variant === key) return;
+    // Stored under the URL's key too (getOrSet does that), where instances that have not learnt
+    // the list find it; the copy is where they look once they have.
+    const options = this.writeOptionsFor(stored, this.tagsOfKey(urlKey, req));
+    void this.cache
+      .runInBackground(() => this.cache.set(variant, stored, options), waitUntil)
+      .catch(() => {});
+  }
+
+  /** Where a request's variant of a stored response lives, when the response varies (and learns it). */
+  private variantKey(req: R, urlKey: string, stored: StoredResponse): string | undefined {
+    if (!stored.vary) return undefined;
+    this.varies.remember(urlKey, stored.vary.names);
+    return urlKey + varySuffix(req, stored.vary.names);
   }
 
   /** Skips the read, runs the handler and replaces the entry (request `Cache-Control: no-cache`). */
-  private async refresh(req: R, rest: A, key: string, waitUntil: WaitUntil | undefined): Promise<Response> {
-    const captured = await capture(await this.handler(req, ...rest), this.policy);
+  private async refresh(
+    req: R,
+    rest: A,
+    urlKey: string,
+    key: string,
+    waitUntil: WaitUntil | undefined,
+  ): Promise<Response> {
+    const captured = await capture(await this.handler(req, ...rest), this.policy, req);
     if (isPassthrough(captured)) return withXCache(captured.passthrough, "BYPASS");
-    const options = this.writeOptions(req);
+    const target = captured.vary ? urlKey + captured.vary.suffix : key;
+    const options = this.writeOptionsFor(captured, this.tagsOfKey(urlKey, req));
     try {
-      await this.cache.runInBackground(() => this.cache.set(key, captured, options), waitUntil);
+      await this.cache.runInBackground(() => this.cache.set(target, captured, options), waitUntil);
     } catch {
       // Only a throwing waitUntil gets here; the response does not depend on the write.
     }
@@ -220,31 +357,33 @@ class CachedRoute<R extends Request, A extends unknown[]> {
   }
 
   /** HEAD is served from the GET's entry; on a miss the handler answers and nothing is stored. */
-  private async head(req: R, rest: A, key: string): Promise<Response> {
-    let value: unknown;
-    try {
-      value = await this.cache.get(key);
-    } catch {
-      value = undefined;
+  private async head(req: R, rest: A, urlKey: string, key: string): Promise<Response> {
+    let value = await this.cache.get(key).catch(unlessInvalidArgument);
+    if (isStoredResponse(value)) {
+      const variant = this.variantKey(req, urlKey, value);
+      if (variant !== undefined && variant !== key)
+        value = await this.cache.get(variant).catch(unlessInvalidArgument);
     }
     if (isStoredResponse(value)) return this.serve(req, value, "HIT");
     return withXCache(await this.handler(req, ...rest), "MISS");
   }
 
   private serve(req: R, stored: StoredResponse, xCache: "HIT" | "MISS" | "STALE"): Response {
-    const condition = req.headers.get("if-none-match");
+    const lastModified = stored.headers.find(([name]) => name === "last-modified")?.[1];
     return toResponse(stored, {
       xCache,
       head: req.method === "HEAD",
-      notModified: condition !== null && ifNoneMatch(condition, stored.etag),
+      notModified: notModified(req, stored.etag, lastModified),
       now: Date.now(),
+      extraHeaders: cdnHeaders(this.cdn, this.tagsOf(req)),
     });
   }
 
   /** The request's cache key; null when it must not be cached. */
   private async keyOf(req: R, reading: boolean): Promise<string | null> {
-    const key = requestKey(req, this.policy.vary);
-    if (this.options.key) return (await this.options.key(req, key)) || null;
+    const parts = requestKey(req, this.policy.vary, this.trustForwardedHost);
+    const key = `route:${parts.host}${parts.path}`;
+    if (this.options.key) return (await this.options.key(req, key, parts)) || null;
     // Without a `key` option the response may depend on who asks: never share it.
     if (reading && (req.headers.has("authorization") || req.headers.has("cookie"))) return null;
     return key;
@@ -252,14 +391,36 @@ class CachedRoute<R extends Request, A extends unknown[]> {
 
   private tagsOf(req: R): readonly string[] {
     const { tags } = this.options;
-    return typeof tags === "function" ? tags(req) : (tags ?? []);
+    return typeof tags === "function" ? checkTags(tags(req), "route: tags") : (tags ?? []);
   }
 
-  private writeOptions(req: R): SetOptions {
+  /** The route's tags for the request, plus the URL's own once it is known to vary. */
+  private tagsOfKey(urlKey: string, req: R): readonly string[] {
+    const tags = this.tagsOf(req);
+    return this.varies.get(urlKey) ? [...tags, urlTag(urlKey)] : tags;
+  }
+
+  private writeOptions(
+    req: R,
+    urlKey: string,
+    key: string,
+  ): SetOptions & Pick<GetOrSetOptions<unknown>, "staleWindows"> {
+    const tags = this.tagsOf(req);
     return {
       ttl: this.options.ttl,
       staleWhileRevalidate: this.options.staleWhileRevalidate,
-      tags: this.tagsOf(req),
+      tags: key === urlKey ? tags : [...tags, urlTag(urlKey)],
+      staleWindows: this.staleWindows,
+    };
+  }
+
+  /** Options of a write outside getOrSet: the stored response's own lifetime and windows. */
+  private writeOptionsFor(stored: StoredResponse, tags: readonly string[]): SetOptions {
+    return {
+      ttl: stored.freshUntil !== undefined ? Math.max(1, stored.freshUntil - Date.now()) : this.options.ttl,
+      staleWhileRevalidate: stored.staleWhileRevalidateMs,
+      staleIfError: stored.staleIfErrorMs,
+      tags,
     };
   }
 }
@@ -279,4 +440,14 @@ function withXCache(res: Response, value: "BYPASS" | "MISS"): Response {
   } catch {
     return res;
   }
+}
+
+function isInvalidArgument(error: unknown): boolean {
+  return error instanceof CacheError && error.code === "INVALID_ARGUMENT";
+}
+
+/** A cache failure reads as a miss; bad input is the caller's error and is thrown. */
+function unlessInvalidArgument(error: unknown): undefined {
+  if (isInvalidArgument(error)) throw error;
+  return undefined;
 }

@@ -1,5 +1,18 @@
+import { redact, redactError } from "../redact.js";
 import { abortable, abortError } from "./abort.js";
+import {
+  BACKOFF_CAP_MS,
+  loadRedis,
+  NO_COMMAND_TIMEOUT,
+  type RedisModule,
+  reconnectStrategy,
+  toArgs,
+  toReply,
+} from "./node-redis-shared.js";
+import { type ClusterOptions, type SentinelOptions, TopologyTransport } from "./node-redis-topology.js";
 import type { RedisArg, RedisReply, Transport } from "./types.js";
+
+export type { ClusterOptions, NodeAddress, SentinelOptions } from "./node-redis-topology.js";
 
 /**
  * The part of a node-redis client this transport uses. Any `createClient()` result of `redis` 5 or 6
@@ -45,15 +58,18 @@ export interface NodeRedisOptions {
    * hangs or its reply stream breaks — and `close()` leaves it open.
    */
   client?: NodeRedisClient;
+  /**
+   * A Redis Cluster instead of one node: commands are routed by slot, multi-key commands split per
+   * slot, flushes and pattern deletes walk every primary. `password`, `username`, `tls` and
+   * `connectTimeoutMs` given here or at the top level apply to every node.
+   */
+  cluster?: ClusterOptions;
+  /** A primary found and followed through Sentinel; top-level `password`, `tls`… apply to its nodes. */
+  sentinel?: SentinelOptions;
 }
 
-type RedisModule = typeof import("redis");
 type ConnectionLimits = Required<Pick<NodeRedisOptions, "socketTimeoutMs" | "connectTimeoutMs">>;
 
-/** Reconnect backoff: 50 ms doubling, capped so a restarted Redis is found within about a second. */
-const BACKOFF_CAP_MS = 1000;
-/** Attempts before the background reconnect loop stops; the next command then starts a new client. */
-const MAX_RECONNECT_ATTEMPTS = 10;
 /**
  * After a failed attempt node-redis retries within the backoff cap; a client that has not by then is
  * stuck (garbage during the handshake leaves it waiting forever) and is replaced.
@@ -61,12 +77,6 @@ const MAX_RECONNECT_ATTEMPTS = 10;
 const STALLED_MS = BACKOFF_CAP_MS + 500;
 /** How long `close()` lets in-flight commands finish before cutting the socket. */
 const CLOSE_GRACE_MS = 1000;
-/**
- * node-redis 6 gives every command its own 5 s `AbortSignal.timeout` unless told otherwise (0 = none).
- * It only covers the wait to be written, yet cuts throughput ~6× at 100 concurrent GETs.
- */
-const NO_COMMAND_TIMEOUT = { timeout: 0 } as const;
-
 const now = () => performance.now();
 const ignore = () => {};
 
@@ -76,6 +86,26 @@ const ignore = () => {};
  * short bounded backoff while commands fail fast instead of queueing.
  */
 export function nodeRedis(options: NodeRedisOptions = {}): Transport {
+  if (options.cluster && options.sentinel)
+    throw new Error("nodeRedis: give `cluster` or `sentinel`, not both");
+  if (options.cluster || options.sentinel) {
+    if (options.url !== undefined || options.host !== undefined || options.client !== undefined)
+      throw new Error(
+        "nodeRedis: `cluster`/`sentinel` take their nodes from there, not from `url`, `host` or `client`",
+      );
+    const shared = {
+      password: options.password,
+      username: options.username,
+      tls: options.tls,
+      connectTimeoutMs: options.connectTimeoutMs,
+    };
+    const defined = <T extends object>(value: T) =>
+      Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+    if (options.cluster)
+      return new TopologyTransport({ cluster: { ...defined(shared), ...options.cluster } });
+    const sentinel = options.sentinel as SentinelOptions;
+    return new TopologyTransport({ sentinel: { ...defined({ ...shared, db: options.db }), ...sentinel } });
+  }
   return new NodeRedisTransport(options);
 }
 
@@ -83,7 +113,7 @@ class NodeRedisTransport implements Transport {
   readonly kind = "node-redis";
   private readonly settings: ClientSettings | undefined;
   private readonly limits: ConnectionLimits;
-  private readonly redact: (thrown: unknown) => Error;
+  private readonly secrets: string[];
   private redis: Promise<RedisModule> | undefined;
   private connection: Connection | undefined;
   private closed = false;
@@ -94,7 +124,7 @@ class NodeRedisTransport implements Transport {
       socketTimeoutMs: options.socketTimeoutMs ?? 5000,
       connectTimeoutMs: options.connectTimeoutMs ?? 2000,
     };
-    this.redact = redactor(this.settings?.password);
+    this.secrets = this.settings?.password ? [this.settings.password] : [];
   }
 
   async send(command: readonly RedisArg[], signal?: AbortSignal): Promise<RedisReply> {
@@ -103,7 +133,7 @@ class NodeRedisTransport implements Transport {
       connection = await this.connect(signal);
       return toReply(await abortable(connection.command(toArgs(command)), signal));
     } catch (thrown) {
-      const error = this.redact(connection?.explain(thrown) ?? thrown);
+      const error = this.scrub(connection?.explain(thrown) ?? thrown);
       if (this.redis && thrown instanceof (await this.redis).ErrorReply) error.name = "ReplyError";
       throw error;
     }
@@ -127,23 +157,34 @@ class NodeRedisTransport implements Transport {
       );
       return replies.map((settled) => {
         if (settled.status === "rejected") {
-          if (settled.reason instanceof ErrorReply) return this.redact(settled.reason);
+          if (settled.reason instanceof ErrorReply) return this.scrub(settled.reason);
           throw settled.reason;
         }
         try {
           return toReply(settled.value);
         } catch (nested) {
-          return this.redact(nested);
+          return this.scrub(nested);
         }
       });
     } catch (thrown) {
-      throw this.redact(connection?.explain(thrown) ?? thrown);
+      throw this.scrub(connection?.explain(thrown) ?? thrown);
     }
   }
 
   /** `redis` takes ~150–250 ms to load: done before the first deadline starts, not inside it. */
   async warmup(): Promise<void> {
     await this.module();
+  }
+
+  redact(text: string): string {
+    return redact(text, this.secrets);
+  }
+
+  /** Anything thrown as an `Error` whose message and stack never contain the password. */
+  private scrub(thrown: unknown): Error {
+    return redactError(thrown instanceof Error ? thrown : new Error(String(thrown)), (text) =>
+      this.redact(text),
+    );
   }
 
   async close(): Promise<void> {
@@ -154,9 +195,7 @@ class NodeRedisTransport implements Transport {
   }
 
   private module(): Promise<RedisModule> {
-    // Imported on first use: `redis` costs ~250 ms to load, which an import of tiercache (or a
-    // `next build` that only imports route modules) should not pay.
-    this.redis ??= import("redis").catch((error) => {
+    this.redis ??= loadRedis().catch((error) => {
       this.redis = undefined;
       throw error;
     });
@@ -187,10 +226,7 @@ class NodeRedisTransport implements Transport {
         port: settings.port,
         ...(settings.tls ? { tls: true as const } : {}),
         connectTimeout: this.limits.connectTimeoutMs,
-        reconnectStrategy: (retries) =>
-          retries >= MAX_RECONNECT_ATTEMPTS
-            ? false
-            : Math.min(50 * 2 ** retries, BACKOFF_CAP_MS) + Math.floor(Math.random() * 100),
+        reconnectStrategy,
       },
       username: settings.username,
       password: settings.password,
@@ -396,39 +432,4 @@ function integerIn(value: string | number, min: number, max: number, what: strin
   if (!Number.isInteger(n) || n < min || n > max)
     throw new Error(`nodeRedis: ${what} must be an integer ${min}–${max}`);
   return n;
-}
-
-/** Turns anything thrown into an `Error` whose message and stack never contain `secret`. */
-function redactor(secret: string | undefined): (thrown: unknown) => Error {
-  const secrets = secret ? [...new Set([secret, encodeURIComponent(secret)])] : [];
-  return (thrown) => {
-    const error = thrown instanceof Error ? thrown : new Error(String(thrown));
-    const text = `${error.message}\n${error.stack ?? ""}`;
-    if (!secrets.some((s) => text.includes(s))) return error;
-    const clean = new Error(secrets.reduce((message, s) => message.replaceAll(s, "***"), error.message));
-    clean.name = error.name;
-    return clean;
-  };
-}
-
-function toArgs(command: readonly RedisArg[]): string[] {
-  return command.map(String);
-}
-
-/**
- * Normalizes a node-redis reply. Our own clients speak RESP2 (strings, numbers, nulls, arrays);
- * a client brought by the caller may map types differently (RESP3 maps and sets, Buffers).
- */
-function toReply(value: unknown): RedisReply {
-  if (value === null || typeof value === "string" || typeof value === "number") return value;
-  if (Array.isArray(value)) return value.map(toReply);
-  // An error nested in an array (e.g. a script's table holding redis.error_reply) fails the command.
-  if (value instanceof Error) throw value;
-  if (value instanceof Uint8Array) return Buffer.from(value).toString("utf8");
-  if (typeof value === "bigint") return Number(value);
-  if (typeof value === "boolean") return value ? 1 : 0;
-  if (value instanceof Map) return [...value].flatMap(([k, v]) => [toReply(k), toReply(v)]);
-  if (value instanceof Set) return [...value].map(toReply);
-  if (typeof value === "object") return Object.entries(value).flatMap(([k, v]) => [k, toReply(v)]);
-  return String(value);
 }

@@ -12,6 +12,13 @@ export interface Transport {
   /** `"upstash"` or `"node-redis"`, reported by `health()`. */
   readonly kind: string;
   /**
+   * The transport spreads keys over Redis Cluster hash slots: tiercache then gives the keys that
+   * one command touches together a shared hash tag (see the README's key layout).
+   */
+  readonly slotted?: boolean;
+  /** The nodes behind a cluster or Sentinel transport, for `health()`. */
+  topology?(): Topology;
+  /**
    * Sends one command. Rejects with the Redis error message for an error reply, with a
    * transport error when the server cannot be reached, and promptly when `signal` aborts.
    */
@@ -29,6 +36,11 @@ export interface Transport {
    * charged to the first operation's deadline. Called once, before the first command.
    */
   warmup?(): Promise<void>;
+  /**
+   * Removes this transport's secrets (token, password) from a text, for error messages built
+   * outside the transport. Errors the transport throws itself are scrubbed already.
+   */
+  redact?(text: string): string;
 }
 
 /**
@@ -43,4 +55,13 @@ export function replyError(message: string): Error {
 
 export function isReplyError(error: unknown): boolean {
   return error instanceof Error && error.name === "ReplyError";
+}
+
+/** Which nodes a cluster or Sentinel transport talks to, as `health()` reports them. */
+export interface Topology {
+  mode: "cluster" | "sentinel";
+  /** Sentinel: the current primary's `host:port` (null while none is known). */
+  primary?: string | null;
+  /** `reachable`: its connection is ready (false: down or reconnecting; null: not connected to). */
+  nodes: { address: string; role: "primary" | "replica"; reachable: boolean | null }[];
 }

@@ -1,5 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isolatedRedisUrl } from "../support/redis-db.js";
@@ -15,18 +18,22 @@ interface Run {
 
 const running = new Set<ChildProcess>();
 let redisUrl: string;
+let scratch: string;
 
 beforeAll(async () => {
   redisUrl = await isolatedRedisUrl();
+  scratch = mkdtempSync(join(tmpdir(), "tiercache-bridge-cli-"));
 });
 
 afterAll(() => {
   for (const child of running) if (child.exitCode === null) child.kill("SIGKILL");
+  rmSync(scratch, { recursive: true, force: true });
 });
 
 /** Runs `tiercache bridge …` from source, with no token in its environment unless given. */
 function bridgeCli(args: string[], env: Record<string, string> = {}): Run {
-  const { BRIDGE_TOKEN, UPSTASH_REDIS_REST_TOKEN, REDIS_URL, ...inherited } = process.env;
+  const { TIERCACHE_BRIDGE_TOKEN, BRIDGE_TOKEN, UPSTASH_REDIS_REST_TOKEN, REDIS_URL, ...inherited } =
+    process.env;
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "bridge", ...args], {
     cwd: ROOT,
     env: { ...inherited, ...env },
@@ -123,5 +130,93 @@ describe("tiercache bridge (CLI)", () => {
     const run = bridgeCli(["--port", "http", "--token", TOKEN]);
     expect(await run.exited).toBe(2);
     expect(run.output()).toMatch(/--port must be a port number/);
+  });
+
+  it("refuses tokens under 16 characters and blank ones, from argv, the environment or a file, never printing them", async () => {
+    const short = "shortTok1234567"; // 15 characters
+    const file = join(scratch, "short-token");
+    writeFileSync(file, `${short}\n`);
+    const blankFile = join(scratch, "blank-token");
+    writeFileSync(blankFile, "  \n");
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [["--token", "a"], {}, /the --token is shorter than 16 characters/],
+      [["--token", short], {}, /the --token is shorter than 16 characters/],
+      [["--token", "   "], {}, /the --token is blank/],
+      [["--token", `${TOKEN} with spaces`], {}, /the --token must be visible ASCII/],
+      [[], { TIERCACHE_BRIDGE_TOKEN: short }, /the TIERCACHE_BRIDGE_TOKEN is shorter than 16 characters/],
+      [["--token-file", file], {}, /the token in .*short-token is shorter than 16 characters/],
+      [["--token-file", blankFile], {}, /the token in .*blank-token is blank/],
+      [["--token-file", join(scratch, "missing")], {}, /cannot read --token-file .*missing \(ENOENT\)/],
+      [["--token", TOKEN, "--token-file", file], {}, /either --token or --token-file, not both/],
+    ];
+    // One at a time: each is a Node process, and the machine is shared.
+    for (const [args, env, message] of cases) {
+      const run = bridgeCli(["--port", "0", "--redis", redisUrl, ...args], env);
+      expect(await run.exited, args.join(" ")).toBe(2);
+      expect(run.output(), args.join(" ")).toMatch(message);
+      expect(run.output()).not.toContain(short);
+      expect(run.output()).not.toContain("tiercache bridge: http");
+    }
+  }, 60_000);
+
+  it("takes the token from TIERCACHE_BRIDGE_TOKEN, ahead of BRIDGE_TOKEN", async () => {
+    const run = bridgeCli(["--port", "0", "--redis", redisUrl], {
+      TIERCACHE_BRIDGE_TOKEN: TOKEN,
+      BRIDGE_TOKEN: `other-${TOKEN}`,
+    });
+    const url = await announcedUrl(run);
+    expect(await ping(url, TOKEN)).toEqual({ status: 200, body: { result: "PONG" } });
+    expect((await ping(url, `other-${TOKEN}`)).status).toBe(401);
+    run.child.kill("SIGTERM");
+    expect(await run.exited).toBe(0);
+    expect(run.output()).not.toContain(TOKEN);
+  });
+
+  it("takes the token from --token-file, ignoring the trailing newline, and keeps it out of argv", async () => {
+    const file = join(scratch, "token");
+    writeFileSync(file, `${TOKEN}\n`, { mode: 0o600 });
+    const run = bridgeCli(["--port", "0", "--redis", redisUrl, "--token-file", file]);
+    const url = await announcedUrl(run);
+    expect(await ping(url, TOKEN)).toEqual({ status: 200, body: { result: "PONG" } });
+    expect((await ping(url)).status).toBe(401);
+    expect(run.child.spawnargs.join(" ")).not.toContain(TOKEN);
+    run.child.kill("SIGTERM");
+    expect(await run.exited).toBe(0);
+    expect(run.output()).not.toContain(TOKEN);
+  });
+
+  it("refuses admin commands unless --allow-admin, and browser origins unless --allow-origin", async () => {
+    const strict = bridgeCli(["--port", "0", "--token", TOKEN, "--redis", redisUrl]);
+    const lax = bridgeCli([
+      "--port",
+      "0",
+      "--token",
+      TOKEN,
+      "--redis",
+      redisUrl,
+      "--allow-admin",
+      "--allow-origin",
+      "http://localhost:3000",
+    ]);
+    const [strictUrl, laxUrl] = await Promise.all([announcedUrl(strict), announcedUrl(lax)]);
+    const configGet = (url: string) =>
+      fetch(url, {
+        method: "POST",
+        body: '["CONFIG","GET","databases"]',
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+    expect((await configGet(strictUrl)).status).toBe(400);
+    expect(await (await configGet(laxUrl)).json()).toEqual({ result: ["databases", expect.any(String)] });
+    const preflight = (url: string) =>
+      fetch(url, {
+        method: "OPTIONS",
+        headers: { origin: "http://localhost:3000", "access-control-request-method": "POST" },
+      });
+    expect((await preflight(strictUrl)).status).toBe(403);
+    expect((await preflight(laxUrl)).status).toBe(204);
+    strict.child.kill("SIGTERM");
+    lax.child.kill("SIGTERM");
+    expect(await strict.exited).toBe(0);
+    expect(await lax.exited).toBe(0);
   });
 });

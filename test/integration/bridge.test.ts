@@ -1,7 +1,9 @@
 import { randomUUID } from "node:crypto";
+import { request } from "node:http";
 import { Redis, type RedisConfigNodejs } from "@upstash/redis";
 import { createClient, RESP_TYPES } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isLoopbackHost } from "../../src/bridge/exposure.js";
 import { type Bridge, type BridgeLogger, startBridge } from "../../src/bridge/index.js";
 import { isolatedRedisUrl } from "../support/redis-db.js";
 import { startRedisServer } from "../support/redis-server.js";
@@ -48,6 +50,44 @@ async function call(
 }
 
 const key = (name: string) => `${name}:${randomUUID()}`;
+
+interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/**
+ * A request through node:http with exactly the headers given (Host included), and a chunked
+ * body when `chunks` is given.
+ */
+function raw(
+  target: Bridge,
+  path: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string; chunks?: string[] } = {},
+): Promise<RawResponse> {
+  const { port } = target;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: "127.0.0.1", port, path, method: init.method ?? "POST", headers: init.headers },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          body += chunk;
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
+    req.on("error", reject);
+    if (init.chunks) {
+      for (const chunk of init.chunks) req.write(chunk);
+      req.end();
+    } else {
+      req.end(init.body);
+    }
+  });
+}
 
 /** Redis connections currently open on this file's database (other files use other databases). */
 async function connectedClients(): Promise<number> {
@@ -603,5 +643,389 @@ describe("lifecycle", () => {
     expect((await blocked).status).toBe(503);
     expect(await stream.text()).toMatch(/^data: subscribe,c:.*,1\n\n$/);
     await expect(fetch(`${own.url}/`, { method: "POST", body: '["PING"]' })).rejects.toThrow();
+  });
+});
+
+describe("server administration is refused unless allowAdmin", () => {
+  const password = `pw-${randomUUID()}`;
+  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let guarded: Bridge;
+  let admin: ReturnType<typeof createClient>;
+
+  beforeAll(async () => {
+    server = await startRedisServer();
+    const setup = createClient({ url: server.url });
+    await setup.connect();
+    await setup.configSet("requirepass", password);
+    setup.destroy();
+    const url = `redis://:${password}@127.0.0.1:${server.port}`;
+    admin = createClient({ url });
+    await admin.connect();
+    guarded = await startBridge({ redisUrl: url, token: TOKEN, logger });
+  });
+
+  afterAll(async () => {
+    await guarded?.close();
+    admin?.destroy();
+    await server?.stop();
+  });
+
+  it("refuses CONFIG GET requirepass on /, /pipeline, /multi-exec and the path form, without the password", async () => {
+    const command = ["CONFIG", "GET", "requirepass"];
+    const answers = [
+      await call("/", { body: JSON.stringify(command) }, guarded),
+      await call("/pipeline", { body: JSON.stringify([["PING"], command]) }, guarded),
+      await call("/multi-exec", { body: JSON.stringify([["PING"], command]) }, guarded),
+      await call("/config/get/requirepass", { method: "GET" }, guarded),
+      await call("/CONFIG/GET/requirepass", { method: "POST" }, guarded),
+    ];
+    for (const answer of answers) {
+      expect(answer).toEqual({
+        status: 400,
+        body: { error: expect.stringMatching(/^ERR CONFIG is server administration.*--allow-admin/) },
+      });
+      expect(JSON.stringify(answer)).not.toContain(password);
+    }
+  });
+
+  it("refuses the other administration commands and executes none of them", async () => {
+    const before = await admin.configGet("maxmemory-policy");
+    const refused: string[][] = [
+      ["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
+      ["config", "resetstat"],
+      ["ACL", "LIST"],
+      ["ACL", "SETUSER", "intruder", "on", ">secret", "+@all", "~*"],
+      ["ACL", "WHOAMI"],
+      ["CLIENT", "PAUSE", "10"],
+      ["CLIENT", "KILL", "TYPE", "normal"],
+      ["CLIENT", "LIST"],
+      ["CLIENT", "UNBLOCK", "1"],
+      ["CLIENT"],
+      ["SHUTDOWN", "ABORT"],
+      ["DEBUG", "SLEEP", "0"],
+      ["SAVE"],
+      ["BGSAVE"],
+      ["BGREWRITEAOF"],
+      ["REPLICAOF", "NO", "ONE"],
+      ["SLAVEOF", "NO", "ONE"],
+      ["MODULE", "LIST"],
+      ["FAILOVER", "ABORT"],
+      ["SLOWLOG", "GET"],
+      ["LATENCY", "LATEST"],
+      ["MEMORY", "STATS"],
+      ["MEMORY", "DOCTOR"],
+      ["MIGRATE", "127.0.0.1", "1", "k", "0", "100"],
+      ["ROLE"],
+      ["LASTSAVE"],
+      ["CLUSTER", "RESET"],
+    ];
+    for (const command of refused) {
+      const answer = await call("/", { body: JSON.stringify(command) }, guarded);
+      expect(answer, command.join(" ")).toEqual({
+        status: 400,
+        body: { error: expect.stringMatching(/^ERR .* is server administration/) },
+      });
+      expect((await call("/pipeline", { body: JSON.stringify([command]) }, guarded)).status).toBe(400);
+    }
+    expect(await admin.configGet("maxmemory-policy")).toEqual(before);
+    expect(await admin.aclUsers()).toEqual(["default"]);
+    expect((await admin.info("persistence")).includes("rdb_bgsave_in_progress:0")).toBe(true);
+  });
+
+  it("keeps what Upstash allows: FLUSHDB, FLUSHALL, INFO, DBSIZE, MEMORY USAGE, CLIENT ID, SCRIPT", async () => {
+    await admin.set("doomed", "x");
+    const allowed: [unknown[], unknown][] = [
+      [["MEMORY", "USAGE", "doomed"], expect.any(Number)],
+      [["CLIENT", "ID"], expect.any(Number)],
+      [["CLIENT", "GETNAME"], null],
+      [["DBSIZE"], 1],
+      [["INFO", "keyspace"], expect.stringContaining("db0:keys=1")],
+      [["SCRIPT", "LOAD", "return 1"], expect.stringMatching(/^[0-9a-f]{40}$/)],
+      [["FLUSHDB"], "OK"],
+      [["FLUSHALL"], "OK"],
+    ];
+    for (const [command, result] of allowed) {
+      expect(await call("/", { body: JSON.stringify(command) }, guarded), String(command)).toEqual({
+        status: 200,
+        body: { result },
+      });
+    }
+    expect(await admin.exists("doomed")).toBe(0);
+  });
+
+  it("lets everything through with allowAdmin", async () => {
+    const open = await startBridge({
+      redisUrl: `redis://:${password}@127.0.0.1:${server.port}`,
+      token: TOKEN,
+      allowAdmin: true,
+      logger,
+    });
+    try {
+      expect(await call("/", { body: '["CONFIG","GET","requirepass"]' }, open)).toEqual({
+        status: 200,
+        body: { result: ["requirepass", password] },
+      });
+      expect(await call("/pipeline", { body: '[["ACL","WHOAMI"],["CLIENT","ID"]]' }, open)).toEqual({
+        status: 200,
+        body: [{ result: "default" }, { result: expect.any(Number) }],
+      });
+      // Still refused: it would break the connection the bridge shares.
+      expect((await call("/", { body: '["MONITOR"]' }, open)).status).toBe(400);
+    } finally {
+      await open.close();
+    }
+  });
+});
+
+describe("browsers and foreign Hosts (DNS rebinding) are refused", () => {
+  let open: Bridge;
+  beforeAll(async () => {
+    open = await startBridge({ redisUrl, insecure: true, logger });
+  });
+  afterAll(async () => {
+    await open?.close();
+  });
+
+  it("refuses a cross-origin text/plain POST and a GET /set/… from a page, executing neither", async () => {
+    const [posted, got, noCors] = [key("csrf-post"), key("csrf-get"), key("csrf-img")];
+    const post = await raw(open, "/", {
+      headers: { origin: "http://evil.example", "content-type": "text/plain" },
+      body: JSON.stringify(["SET", posted, "pwned"]),
+    });
+    expect(post.status).toBe(403);
+    expect(JSON.parse(post.body)).toEqual({
+      error: expect.stringMatching(/cross-origin.*evil\.example.*--allow-origin/),
+    });
+    const get = await raw(open, `/set/${encodeURIComponent(got)}/pwned`, {
+      method: "GET",
+      headers: { origin: "http://evil.example" },
+    });
+    expect(get.status).toBe(403);
+    // <img src=…>: a no-cors GET carries no Origin, but Sec-Fetch-Site.
+    const img = await raw(open, `/set/${encodeURIComponent(noCors)}/pwned`, {
+      method: "GET",
+      headers: { "sec-fetch-site": "cross-site", "sec-fetch-mode": "no-cors" },
+    });
+    expect(img.status).toBe(403);
+    expect(await tcp.exists([posted, got, noCors])).toBe(0);
+  });
+
+  it("refuses a foreign Host with 421 and answers loopback names and the bind address", async () => {
+    const foreign = await raw(open, "/", {
+      headers: { host: `evil.example:${open.port}` },
+      body: JSON.stringify(["SET", key("rebound"), "x"]),
+    });
+    expect(foreign.status).toBe(421);
+    expect(JSON.parse(foreign.body)).toEqual({
+      error: expect.stringMatching(/Host 'evil\.example:\d+'.*--allow-host/),
+    });
+    for (const host of [
+      `127.0.0.1:${open.port}`,
+      `localhost:${open.port}`,
+      `[::1]:${open.port}`,
+      "localhost",
+    ]) {
+      const answer = await raw(open, "/", { headers: { host }, body: '["PING"]' });
+      expect({ host, status: answer.status }).toEqual({ host, status: 200 });
+    }
+  });
+
+  it("still serves @upstash/redis, which sends no Origin", async () => {
+    const redis = new Redis({ url: open.url, token: "unused-in-insecure-mode", enableTelemetry: false });
+    const k = key("server-side");
+    expect(await redis.set(k, "ok")).toBe("OK");
+    expect(await redis.get(k)).toBe("ok");
+  });
+
+  it("answers allowed origins and hosts, with CORS", async () => {
+    const allowing = await startBridge({
+      redisUrl,
+      token: TOKEN,
+      allowedOrigins: ["http://localhost:3000"],
+      allowedHosts: ["bridge.test"],
+      logger,
+    });
+    try {
+      const preflight = await raw(allowing, "/", {
+        method: "OPTIONS",
+        headers: {
+          origin: "http://localhost:3000",
+          "access-control-request-method": "POST",
+          "access-control-request-headers": "authorization, content-type, upstash-sync-token",
+        },
+      });
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers["access-control-allow-origin"]).toBe("http://localhost:3000");
+      expect(preflight.headers["access-control-allow-headers"]).toMatch(/authorization/);
+      const ping = await raw(allowing, "/", {
+        headers: {
+          origin: "http://localhost:3000",
+          authorization: `Bearer ${TOKEN}`,
+          host: "bridge.test:80",
+        },
+        body: '["PING"]',
+      });
+      expect(ping.status).toBe(200);
+      expect(ping.headers["access-control-allow-origin"]).toBe("http://localhost:3000");
+      expect(ping.headers["access-control-expose-headers"]).toBe("upstash-sync-token");
+      const other = await raw(allowing, "/", {
+        headers: { origin: "http://localhost:4000", authorization: `Bearer ${TOKEN}` },
+        body: '["PING"]',
+      });
+      expect(other.status).toBe(403);
+    } finally {
+      await allowing.close();
+    }
+  });
+
+  it("warns when binding an address other machines can reach", async () => {
+    const warnings: string[] = [];
+    const warnOnly: BridgeLogger = { info: () => {}, warn: (m) => warnings.push(m), error: () => {} };
+    // TEST-NET-1 is never assigned locally, so the bind fails and nothing is ever exposed.
+    await expect(
+      startBridge({ redisUrl, insecure: true, host: "192.0.2.1", logger: warnOnly }),
+    ).rejects.toThrow(/EADDRNOTAVAIL/);
+    expect(warnings).toEqual([
+      expect.stringMatching(/binding 192\.0\.2\.1, which other machines can reach.*no token/),
+    ]);
+    const quiet = await startBridge({ redisUrl, token: TOKEN, host: "127.0.0.1", logger: warnOnly });
+    await quiet.close();
+    expect(warnings).toHaveLength(1);
+    expect(
+      [..."127.0.0.1 127.1.2.3 localhost ::1 [::1]:80 ::ffff:127.0.0.1".split(" ")].map(isLoopbackHost),
+    ).toEqual([true, true, true, true, true, true]);
+    expect(["0.0.0.0", "::", "192.168.1.2", "example.com"].map(isLoopbackHost)).toEqual([
+      false,
+      false,
+      false,
+      false,
+    ]);
+  });
+});
+
+describe("read-your-writes sync token", () => {
+  it("is on every response, changes with each write, and is never older than the client's", async () => {
+    const redis = client();
+    const k = key("ryw");
+    expect(redis.readYourWritesSyncToken).toBe("");
+    await redis.set(k, "1");
+    const first = redis.readYourWritesSyncToken!;
+    expect(first).toMatch(/^\d+$/);
+    expect(await redis.get(k)).toBe(1);
+    expect(redis.readYourWritesSyncToken).toBe(first);
+    await redis.set(k, "2");
+    const second = redis.readYourWritesSyncToken!;
+    expect(BigInt(second)).toBeGreaterThan(BigInt(first));
+    const pipeline = redis.pipeline();
+    pipeline.incr(k);
+    pipeline.get(k);
+    await pipeline.exec();
+    const third = redis.readYourWritesSyncToken!;
+    expect(BigInt(third)).toBeGreaterThan(BigInt(second));
+    const tx = redis.multi();
+    tx.incr(k);
+    await tx.exec();
+    expect(BigInt(redis.readYourWritesSyncToken!)).toBeGreaterThan(BigInt(third));
+
+    // A token from the future (another bridge, a restart) is answered with one at least as new.
+    const ahead = String(BigInt(redis.readYourWritesSyncToken!) + 1_000_000n);
+    redis.readYourWritesSyncToken = ahead;
+    expect(await redis.get(k)).toBe(4);
+    expect(BigInt(redis.readYourWritesSyncToken!)).toBeGreaterThanOrEqual(BigInt(ahead));
+
+    for (const [path, init] of [
+      ["/", { body: '["PING"]' }],
+      ["/", { body: "{bad" }],
+      ["/no-such-thing", { method: "GET" }],
+    ] as const) {
+      const res = await fetch(bridge.url + path, {
+        method: "method" in init ? init.method : "POST",
+        body: "body" in init ? init.body : undefined,
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      expect(res.headers.get("upstash-sync-token"), path).toMatch(/^\d+$/);
+    }
+    const unauthorized = await fetch(`${bridge.url}/`, { method: "POST", body: '["PING"]' });
+    expect(unauthorized.status).toBe(401);
+    expect(unauthorized.headers.get("upstash-sync-token")).toMatch(/^\d+$/);
+  });
+});
+
+describe("Pub/Sub messages with line breaks", () => {
+  it("arrive whole at the @upstash/redis subscriber, on subscribe and psubscribe", async () => {
+    const redis = client();
+    const channel = key("multiline");
+    const subscriber = redis.subscribe([channel]);
+    const patterns = redis.psubscribe([`${channel}*`]);
+    const messages: unknown[] = [];
+    const pmessages: unknown[] = [];
+    subscriber.on("message", (m) => messages.push(m.message));
+    patterns.on("pmessage", (m) => pmessages.push(m.message));
+    try {
+      // JSON sentinels: the client JSON-parses pmessages strictly.
+      await eventually(async () => (await redis.publish(channel, { ready: true })) === 2);
+      await eventually(async () => messages.length > 0 && pmessages.length > 0);
+      // Sentinels of earlier rounds may still be on their way.
+      const received = (list: unknown[]) => list.filter((m) => JSON.stringify(m) !== '{"ready":true}');
+      const text = "line one\nline two, with a comma\r\nline three";
+      await redis.publish(channel, text);
+      await tcp.publish(channel, '{\n  "pretty": ["json",\n 1]\n}');
+      await redis.publish(channel, { after: true });
+      await eventually(async () => received(messages).length === 3 && received(pmessages).length === 3);
+      expect(received(messages)).toEqual([text, { pretty: ["json", 1] }, { after: true }]);
+      expect(received(pmessages)).toEqual([text, { pretty: ["json", 1] }, { after: true }]);
+    } finally {
+      await subscriber.unsubscribe();
+      await patterns.unsubscribe();
+    }
+  });
+
+  it("puts every event on one data: line of the raw stream", async () => {
+    const channel = key("raw-multiline");
+    const controller = new AbortController();
+    const stream = await fetch(`${bridge.url}/subscribe/${channel}`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+      signal: controller.signal,
+    });
+    const reader = stream.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    const readUntil = async (done: (t: string) => boolean) => {
+      while (!done(text)) text += decoder.decode((await reader.read()).value, { stream: true });
+    };
+    try {
+      await readUntil((t) => t.includes("\n\n"));
+      await tcp.publish(channel, "a\nb");
+      await readUntil((t) => t.split("\n\n").length > 2);
+      expect(text).toBe(`data: subscribe,${channel},1\n\ndata: message,${channel},"a\\nb"\n\n`);
+    } finally {
+      controller.abort();
+    }
+  });
+});
+
+describe("request body cap", () => {
+  it("answers a chunked body over the cap with the same 413 JSON error as one with Content-Length", async () => {
+    const k = key("chunked-too-big");
+    const body = JSON.stringify(["SET", k, "x".repeat(1100 * 1024)]);
+    const headers = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
+    const sized = await raw(bridge, "/", { headers, body });
+    const chunks = body.match(/[\s\S]{1,16384}/g)!;
+    const chunked = await raw(bridge, "/", {
+      headers: { ...headers, "transfer-encoding": "chunked" },
+      chunks,
+    });
+    const chunkedPath = await raw(bridge, `/set/${encodeURIComponent(k)}`, {
+      headers: { ...headers, "transfer-encoding": "chunked" },
+      chunks,
+    });
+    const expected = { status: 413, body: { error: "request body exceeds 1048576 bytes" } };
+    for (const answer of [sized, chunked, chunkedPath]) {
+      expect({ status: answer.status, body: JSON.parse(answer.body) }).toEqual(expected);
+      expect(answer.headers["content-type"]).toBe("application/json");
+    }
+    expect(chunked.headers["transfer-encoding"]).toBeUndefined();
+    expect(await tcp.exists(k)).toBe(0);
+    expect(await call("/", { body: '["PING"]' })).toEqual({ status: 200, body: { result: "PONG" } });
   });
 });

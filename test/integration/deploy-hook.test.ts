@@ -75,7 +75,7 @@ describe("deployHook", () => {
     expect(response.headers.get("content-type")).toBe("application/json");
     expect(await response.json()).toEqual({ scope: "stale-versions", removed: 2, versions: ["v0"] });
     expect(await raw.keys("tc:default:v0:*")).toEqual([]);
-    expect(await raw.exists(["tc:default:v1:page", "tc:default:v2:page", "session:1"])).toBe(3);
+    expect(await raw.exists(["tc:default:v1:k:page", "tc:default:v2:k:page", "session:1"])).toBe(3);
   });
 
   it("flushes the scope it was created with; the scheme name is case-insensitive", async () => {

@@ -1,11 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBridge } from "../../src/bridge/server.js";
 import { CacheError, createCache } from "../../src/index.js";
+import { slotOf } from "../../src/slots.js";
 import { nodeRedis } from "../../src/transports/node-redis.js";
 import type { Transport } from "../../src/transports/types.js";
 import { upstash } from "../../src/transports/upstash.js";
 import type { CacheOptions } from "../../src/types.js";
 import { type FaultProxy, hangingListener, start as startProxy } from "../support/fault-proxy.js";
+import { type RedisClusterHandle, startRedisCluster } from "../support/redis-cluster.js";
 import { freePort, type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
 
 const TIMEOUT = 150;
@@ -203,5 +205,113 @@ describe("Redis faults, failSilently off", () => {
     } finally {
       await hanging.close();
     }
+  });
+});
+
+describe("Redis Cluster faults: a fault proxy in front of every primary", () => {
+  let cluster: RedisClusterHandle;
+  let proxies: FaultProxy[] = [];
+  /** The primary behind each proxy, in the same order. */
+  let primaryPorts: number[] = [];
+  let nodeAddressMap: Record<string, { host: string; port: number }> = {};
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+    const ports = await cluster.primaries();
+    primaryPorts = ports;
+    proxies = await Promise.all(ports.map((targetPort) => startProxy({ targetPort })));
+    nodeAddressMap = Object.fromEntries(
+      ports.map((port, i) => [
+        `127.0.0.1:${port}`,
+        { host: "127.0.0.1", port: (proxies[i] as FaultProxy).port },
+      ]),
+    );
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(proxies.map((proxy) => proxy.close()));
+    await cluster?.stop();
+  });
+
+  /** A cluster transport that reaches every primary through its proxy, connected while they pass. */
+  const connectedThroughProxies = async () => {
+    for (const proxy of proxies) proxy.setMode("pass");
+    const transport = nodeRedis({
+      cluster: { rootNodes: proxies.map((proxy) => `127.0.0.1:${proxy.port}`), nodeAddressMap },
+    });
+    await transport.send(["PING"]);
+    // Every primary's client is up: one key per slot range reaches each.
+    await transport.pipeline(Array.from({ length: 30 }, (_, i) => ["GET", `warm:${i}`]));
+    return transport;
+  };
+
+  for (const fault of ["blackhole", "delay", "reset"] as const) {
+    it(`${fault} on every primary: nothing throws and every call returns within the deadline`, async () => {
+      const transport = await connectedThroughProxies();
+      for (const proxy of proxies) {
+        if (fault === "delay") proxy.setMode("delay", TIMEOUT * 4);
+        else proxy.setMode(fault);
+      }
+      await exerciseFailOpen(transport);
+    });
+  }
+
+  it("one primary refusing connections: a batch of concurrent reads still serves the others' keys", async () => {
+    const transport = await connectedThroughProxies();
+    // A generous deadline: this is about which keys are served, not how fast (a loaded machine).
+    const cache = createCache({
+      redis: transport,
+      env: {},
+      timeoutMs: 2000,
+      l1: false,
+      logger: silentLogger,
+      breaker: { failureThreshold: 1000, resetMs: 60_000 },
+    });
+    const keys = Array.from({ length: 30 }, (_, i) => `batch-down:${i}`);
+    await cache.setMany(keys.map((key) => ({ key, value: key })));
+    // Which keys the primary behind proxy 0 owns, from the cluster's own slot map.
+    const down = primaryPorts[0] as number;
+    const fulls = await Promise.all(keys.map((key) => cache.keys.entry(key)));
+    const onDown = new Set<string>();
+    const ranges = (await transport.send(["CLUSTER", "SLOTS"])) as [number, number, [string, number]][];
+    for (const [i, full] of fulls.entries()) {
+      const slot = slotOf(full);
+      const owner = ranges.find(([from, to]) => slot >= from && slot <= to)?.[2][1];
+      if (owner === down) onDown.add(keys[i] as string);
+    }
+    expect(onDown.size).toBeGreaterThan(0);
+    expect(onDown.size).toBeLessThan(keys.length);
+    (proxies[0] as FaultProxy).setMode("reset");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const { value: values, ms } = await timed(() => Promise.all(keys.map((key) => cache.get(key))));
+    expect(ms).toBeLessThan(2000);
+    // In the same tick: every key of the two healthy primaries, none of the refusing one's.
+    expect(keys.filter((key, i) => values[i] === key)).toEqual(keys.filter((key) => !onDown.has(key)));
+    expect(values.filter((value) => value !== undefined && !keys.includes(value as string))).toEqual([]);
+    await cache.close();
+  });
+
+  it("one primary hanging: calls still keep the deadline, and keys on the others still round-trip", async () => {
+    const transport = await connectedThroughProxies();
+    const cache = createCache({
+      redis: transport,
+      env: {},
+      timeoutMs: TIMEOUT,
+      l1: false,
+      logger: silentLogger,
+      breaker: { failureThreshold: 1000, resetMs: 60_000 },
+    });
+    (proxies[0] as FaultProxy).setMode("blackhole");
+    const keys = Array.from({ length: 30 }, (_, i) => `one-down:${i}`);
+    const written = await Promise.all(keys.map((key) => timed(() => cache.set(key, key))));
+    for (const { ms } of written) expect(ms).toBeLessThan(TIMEOUT + MARGIN);
+    // One read at a time (a batch waits for its slowest node): the keys on healthy primaries are hits.
+    let hits = 0;
+    for (const key of keys) {
+      const { value, ms } = await timed(() => cache.get(key));
+      expect(ms).toBeLessThan(TIMEOUT + MARGIN);
+      if (value === key) hits++;
+    }
+    expect(hits).toBeGreaterThan(10);
+    expect(hits).toBeLessThan(keys.length);
+    await cache.close();
   });
 });

@@ -78,3 +78,84 @@ describe("route on real Redis (node-redis)", () => {
     );
   });
 });
+
+describe("route HTTP semantics across instances on real Redis (node-redis)", () => {
+  let redisUrl: string;
+  const transports: Transport[] = [];
+
+  function instance() {
+    const transport = nodeRedis({ url: redisUrl });
+    transports.push(transport);
+    return createCache({
+      redis: transport,
+      env: {},
+      prefix: "routes2",
+      logger: { warn: () => {} },
+      l1: { syncMs: 50 },
+    });
+  }
+
+  beforeAll(async () => {
+    redisUrl = await isolatedRedisUrl();
+  });
+  afterAll(async () => {
+    await Promise.all(transports.map((t) => t.close()));
+  });
+
+  const lang = (l: string, init: RequestInit = {}) =>
+    new Request("https://app.test/greeting", { ...init, headers: { "accept-language": l } });
+
+  it("a fresh instance learns a URL's Vary from Redis and finds each variant; a POST elsewhere drops them all", async () => {
+    let version = 1;
+    const handler = vi.fn(async (req: Request) => {
+      if (req.method === "POST") {
+        version++;
+        return new Response(null, { status: 204 });
+      }
+      return new Response(`${req.headers.get("accept-language")} v${version}`, {
+        headers: { vary: "Accept-Language", "cache-control": "s-maxage=60" },
+      });
+    });
+    const a = route(instance(), handler);
+    await (await a(lang("en"))).text();
+    await (await a(lang("fr"))).text();
+    expect(handler).toHaveBeenCalledTimes(2);
+
+    const b = route(instance(), handler);
+    for (const l of ["fr", "en", "fr"]) {
+      const res = await b(lang(l));
+      expect([res.headers.get("x-cache"), await res.text()]).toEqual(["HIT", `${l} v1`]);
+    }
+    expect(handler).toHaveBeenCalledTimes(2);
+
+    await a(lang("en", { method: "POST" }));
+    for (const l of ["en", "fr"]) {
+      await vi.waitFor(
+        async () => {
+          expect(await (await b(lang(l))).text()).toBe(`${l} v2`);
+        },
+        { timeout: 5000, interval: 50 },
+      );
+    }
+  });
+
+  it("the response's s-maxage and stale-while-revalidate set the Redis TTL", async () => {
+    const raw = createClient({ url: redisUrl });
+    await raw.connect();
+    try {
+      const serve = route(
+        instance(),
+        async () =>
+          new Response("x", { headers: { "cache-control": "s-maxage=30, stale-while-revalidate=90" } }),
+      );
+      await (await serve(new Request("https://app.test/ttl"))).text();
+      const [key] = await raw.keys("routes2:tc:*route:app.test/ttl");
+      expect(key).toBeDefined();
+      const pttl = await raw.pTTL(key as string);
+      expect(pttl).toBeGreaterThan(110_000);
+      expect(pttl).toBeLessThanOrEqual(120_000);
+    } finally {
+      raw.destroy();
+    }
+  });
+});

@@ -57,6 +57,27 @@ const fixtures: Fixture[] = [
       };
     },
   },
+  {
+    // A user's own @upstash/redis client, through its requester. One attempt, as with ours: its
+    // default of 5 retries with backoff would stretch every fault test by seconds.
+    kind: "upstash-client",
+    async serve(redisUrl) {
+      const bridge = await startBridge({ redisUrl, token: TOKEN, port: 0, logger: quiet });
+      return {
+        port: bridge.port,
+        transport: (viaPort = bridge.port) =>
+          upstash({
+            client: new Redis({
+              url: `http://127.0.0.1:${viaPort}`,
+              token: TOKEN,
+              retry: { retries: 0 },
+              enableTelemetry: false,
+            }),
+          }),
+        close: () => bridge.close(),
+      };
+    },
+  },
 ];
 
 /** How long `work` took to settle, and how. */

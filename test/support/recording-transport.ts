@@ -1,8 +1,9 @@
 import type { Transport } from "../../src/transports/types.js";
 
 /**
- * A unit-test transport that answers every read with a miss and records the keys SET, so a test can
- * see which writes reached "Redis" and when. Never the only proof of a Redis behaviour.
+ * A unit-test transport that answers every read with a miss and records the keys written (SET, or a
+ * loader's conditional write-back, EVAL with one key), so a test can see which writes reached
+ * "Redis" and when. Never the only proof of a Redis behaviour.
  */
 export function recordingTransport(): { transport: Transport; written: string[] } {
   const written: string[] = [];
@@ -10,7 +11,8 @@ export function recordingTransport(): { transport: Transport; written: string[] 
     kind: "memory",
     send: async (command) => {
       if (command[0] === "SET") written.push(String(command[1]));
-      return command[0] === "SET" ? "OK" : null;
+      if (command[0] === "EVAL") written.push(String(command[3]));
+      return command[0] === "SET" ? "OK" : command[0] === "EVAL" ? 1 : null;
     },
     pipeline: async (commands) => commands.map(() => null),
     close: async () => {},

@@ -12,6 +12,20 @@ const tiercacheSources: Plugin = {
       "tiercache/upstash": "src/transports/upstash.ts",
     };
     b.onResolve({ filter: /^tiercache(\/upstash)?$/ }, (args) => ({ path: `${root}${entries[args.path]}` }));
+    tcpAsOnWorkerd.setup(b);
+  },
+};
+
+/**
+ * For bundling the sources for workerd: the core's TCP loader as the package's `#tcp` import resolves
+ * under the `workerd` condition (scripts/build.mjs, package.json), i.e. the stub without node-redis.
+ */
+export const tcpAsOnWorkerd: Plugin = {
+  name: "tcp-as-on-workerd",
+  setup(b) {
+    b.onResolve({ filter: /^\.\/tcp\.js$/ }, (args) =>
+      args.importer.endsWith("from-env.ts") ? { path: `${root}src/transports/tcp-edge.ts` } : undefined,
+    );
   },
 };
 

@@ -95,3 +95,93 @@ describe("durations", () => {
     expect(() => toMs(input as never)).toThrow(/use milliseconds/);
   });
 });
+
+/** The CacheError `resolveConfig` throws for `env`, or a failure when it does not throw one. */
+function configError(env: Record<string, string>): CacheError {
+  try {
+    resolveConfig({ env });
+  } catch (error) {
+    if (error instanceof CacheError) return error;
+    throw error;
+  }
+  throw new Error(`no error for ${Object.keys(env).join(", ")}`);
+}
+
+describe("environment: what node-redis or an HTTP header could not take fails at createCache", () => {
+  it.each([
+    ["a port out of range", "redis://cache.internal:99999"],
+    ["port 0", "redis://cache.internal:0"],
+    ["a database that is not a number", "redis://cache.internal:6379/notanumber"],
+    ["no host", "redis://"],
+    ["a character no host has", "redis://cache^internal:6379"],
+    ["malformed percent-encoding in the password", "redis://user:zzsecret%zz@cache.internal:6379"],
+    ["a line break in the password", "redis://user:zzsecret%0D%0A@cache.internal:6379"],
+    ["a query string", "redis://cache.internal:6379/0?password=zzsecret"],
+  ])("REDIS_URL with %s is a CONFIG error naming the variable, not the value", (_what, url) => {
+    const error = configError({ REDIS_URL: url });
+    expect(error.code).toBe("CONFIG");
+    expect(error.message).toContain("REDIS_URL");
+    expect(error.message).not.toContain("cache.internal");
+    expect(error.message).not.toContain("zzsecret");
+  });
+
+  it.each([
+    "redis://127.0.0.1:6379",
+    "rediss://default:s3cret@cache.internal:6380/2",
+    "redis://[::1]:6379/0",
+    "redis://cache.internal",
+    "redis://:p%40ss@cache.internal/",
+  ])("accepts %s", (url) => {
+    expect(resolveConfig({ env: { REDIS_URL: url } }).transportKind).toBe("node-redis");
+  });
+
+  it.each([
+    ["UPSTASH_REDIS_REST_TOKEN", "UPSTASH_REDIS_REST_URL"],
+    ["KV_REST_API_TOKEN", "KV_REST_API_URL"],
+  ])("%s with CR/LF, NUL, spaces or non-ASCII is a CONFIG error that never echoes it", (name, urlName) => {
+    for (const token of ["AXsecret\r\nX-Evil: 1", "AXsecret\0", "AX secret", "AXsecré", "AXsecret\t"]) {
+      const error = configError({ [urlName]: "https://eu1.upstash.io", [name]: token });
+      expect(error.code).toBe("CONFIG");
+      expect(error.message).toContain(name);
+      expect(error.message).not.toContain("secret");
+    }
+    expect(
+      resolveConfig({ env: { [urlName]: "https://eu1.upstash.io", [name]: "AX_a-b=c+/9" } }).transportKind,
+    ).toBe("upstash");
+  });
+
+  it("REDIS_PASSWORD with CR, LF or NUL is a CONFIG error that never echoes it", () => {
+    for (const password of ["hunter2\r\nFLUSHALL", "hunter2\n", "hunter2\0"]) {
+      const error = configError({ REDIS_HOST: "127.0.0.1", REDIS_PASSWORD: password });
+      expect(error.message).toContain("REDIS_PASSWORD");
+      expect(error.message).not.toContain("hunter2");
+    }
+    expect(resolveConfig({ env: { REDIS_HOST: "127.0.0.1", REDIS_PASSWORD: "p a$s" } }).transportKind).toBe(
+      "node-redis",
+    );
+  });
+});
+
+describe("next build", () => {
+  const building = { NEXT_PHASE: "phase-production-build", REDIS_URL: "redis://127.0.0.1:1" };
+
+  it("is L1 only while Next.js builds, whatever configures Redis", () => {
+    expect(resolveConfig({ env: building }).transport).toBeNull();
+    const given = { kind: "memory", send: async () => null, pipeline: async () => [], close: async () => {} };
+    expect(resolveConfig({ env: building, redis: given }).transport).toBeNull();
+    expect(resolveConfig({ env: { ...building, NEXT_PHASE: "phase-production-server" } }).transportKind).toBe(
+      "node-redis",
+    );
+  });
+
+  it("uses Redis during the build when asked to, by env or option", () => {
+    expect(resolveConfig({ env: { ...building, CACHE_REDIS_DURING_BUILD: "true" } }).transportKind).toBe(
+      "node-redis",
+    );
+    expect(resolveConfig({ env: building, redisDuringBuild: true }).transportKind).toBe("node-redis");
+    expect(
+      resolveConfig({ env: { ...building, CACHE_REDIS_DURING_BUILD: "true" }, redisDuringBuild: false })
+        .transport,
+    ).toBeNull();
+  });
+});

@@ -39,4 +39,31 @@ describe("route() under Hono", () => {
     expect(await second.json()).toEqual(await first.json());
     expect(renders).toBe(1);
   });
+
+  it("takes freshness from a Hono handler's own Cache-Control (c.header) when the route gives no ttl", async () => {
+    const cache = createCache({ redis: false, env: {}, logger: { warn: () => {} } });
+    let renders = 0;
+    const api = new Hono();
+    api.get("/news", (c) => {
+      c.header("cache-control", "public, s-maxage=1");
+      c.header("vary", "Accept-Language");
+      return c.text(`${c.req.header("accept-language")} ${++renders}`);
+    });
+    const app = new Hono();
+    app.mount(
+      "/",
+      cache.route((req: Request) => api.fetch(req), { cdn: { ttl: "10s" } }),
+    );
+    const ask = async (lang: string) => {
+      const res = await app.fetch(
+        new Request("https://h.test/news", { headers: { "accept-language": lang } }),
+      );
+      return [res.headers.get("x-cache"), await res.text(), res.headers.get("cdn-cache-control")];
+    };
+    expect(await ask("en")).toEqual(["MISS", "en 1", "max-age=10"]);
+    expect(await ask("de")).toEqual(["MISS", "de 2", "max-age=10"]);
+    expect(await ask("en")).toEqual(["HIT", "en 1", "max-age=10"]);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    expect(await ask("en")).toEqual(["MISS", "en 3", "max-age=10"]);
+  });
 });

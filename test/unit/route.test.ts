@@ -150,6 +150,104 @@ describe("route: hits and misses", () => {
   });
 });
 
+describe("route: keys on the host the client asked for", () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  // Under `next start`, req.url is built from the server's own address, whatever the client asked.
+  const behindNextStart = (port: number, headers: Record<string, string>) =>
+    get(`http://localhost:${port}/page?b=2&a=1`, headers);
+
+  it("keys on Host, not on req.url's host: two ports share, two tenants do not", async () => {
+    const handler = counting((req) => new Response(`for ${req.headers.get("host")}`));
+    const serve = cached(handler);
+    await serve(behindNextStart(3000, { host: "shop.example" }));
+    const otherInstance = await serve(behindNextStart(3001, { host: "shop.example" }));
+    expect(otherInstance.headers.get("x-cache")).toBe("HIT");
+    const otherTenant = await serve(behindNextStart(3000, { host: "blog.example" }));
+    expect(otherTenant.headers.get("x-cache")).toBe("MISS");
+    expect(await otherTenant.text()).toBe("for blog.example");
+    const sameHostOtherCase = await serve(behindNextStart(3000, { host: "SHOP.example" }));
+    expect(sameHostOtherCase.headers.get("x-cache")).toBe("HIT");
+    expect(handler).toHaveBeenCalledTimes(2);
+  });
+
+  it("ignores X-Forwarded-Host unless trusted: any client can send one", async () => {
+    const handler = counting((_req, run) => new Response(`run ${run}`));
+    const serve = cached(handler);
+    await serve(behindNextStart(3000, { host: "shop.example", "x-forwarded-host": "evil.example" }));
+    const spoofed = await serve(
+      behindNextStart(3000, { host: "shop.example", "x-forwarded-host": "x.example" }),
+    );
+    expect(spoofed.headers.get("x-cache")).toBe("HIT");
+  });
+
+  it("keys on the first X-Forwarded-Host when trustForwardedHost is set", async () => {
+    const keys: string[] = [];
+    const handler = counting((_req, run) => new Response(`run ${run}`));
+    const serve = cached(handler, {
+      trustForwardedHost: true,
+      key: (_req, key) => {
+        keys.push(key);
+        return key;
+      },
+    });
+    await serve(
+      behindNextStart(3000, { host: "internal:8080", "x-forwarded-host": "a.example, proxy.local" }),
+    );
+    const other = await serve(
+      behindNextStart(3000, { host: "internal:8080", "x-forwarded-host": "b.example" }),
+    );
+    expect(other.headers.get("x-cache")).toBe("MISS");
+    await serve(behindNextStart(3000, { host: "internal:8080" }));
+    expect(keys).toEqual([
+      "route:a.example/page?a=1&b=2",
+      "route:b.example/page?a=1&b=2",
+      "route:internal:8080/page?a=1&b=2",
+    ]);
+  });
+
+  it("trusts X-Forwarded-Host by default on Vercel, whose edge sets it", async () => {
+    vi.stubEnv("VERCEL", "1");
+    const handler = counting((_req, run) => new Response(`run ${run}`));
+    const serve = cached(handler);
+    await serve(behindNextStart(3000, { host: "fn.internal", "x-forwarded-host": "a.example" }));
+    const other = await serve(
+      behindNextStart(3000, { host: "fn.internal", "x-forwarded-host": "b.example" }),
+    );
+    expect(other.headers.get("x-cache")).toBe("MISS");
+    expect(handler).toHaveBeenCalledTimes(2);
+  });
+
+  it("falls back to req.url's host when there is no Host header", async () => {
+    const keys: string[] = [];
+    const key = (_req: Request, k: string) => {
+      keys.push(k);
+      return k;
+    };
+    const serve = cached(
+      counting(() => new Response("x")),
+      { key },
+    );
+    await serve(get("https://a.test/x"));
+    expect(keys).toEqual(["route:a.test/x"]);
+  });
+
+  it("lets `key` leave the host out, from the parts it is given", async () => {
+    const handler = counting((_req, run) => new Response(`run ${run}`));
+    const serve = cached(handler, {
+      key: (_req, _key, { path }) => `route:${path}`,
+      vary: ["accept-language"],
+    });
+    await serve(behindNextStart(3000, { host: "a.example", "accept-language": "de" }));
+    const otherHost = await serve(behindNextStart(3000, { host: "b.example", "accept-language": "de" }));
+    expect(otherHost.headers.get("x-cache")).toBe("HIT");
+    const otherLanguage = await serve(behindNextStart(3000, { host: "b.example", "accept-language": "fr" }));
+    expect(otherLanguage.headers.get("x-cache")).toBe("MISS");
+  });
+});
+
 describe("route: what is never cached", () => {
   it("passes a response with Set-Cookie through uncached, cookie intact", async () => {
     const handler = counting(() => new Response("hi", { headers: { "set-cookie": "session=abc" } }));
@@ -234,11 +332,12 @@ describe("route: what is never cached", () => {
     expect((await only200(get("https://a.test/404"))).headers.get("x-cache")).toBe("BYPASS");
   });
 
-  it("does not store a response that varies on a header the route does not key on", async () => {
-    const handler = counting(() => new Response("x", { headers: { vary: "Accept-Language" } }));
+  it("does not store a response that varies on everything (Vary: *)", async () => {
+    const handler = counting(() => new Response("x", { headers: { vary: "Accept-Language, *" } }));
     const serve = cached(handler);
     await serve(get("https://a.test/vary"));
     expect((await serve(get("https://a.test/vary"))).headers.get("x-cache")).toBe("BYPASS");
+    expect(handler).toHaveBeenCalledTimes(2);
   });
 
   it("passes a body over the cap through whole and uncached (streamed, no content-length)", async () => {

@@ -20,8 +20,8 @@ describe("version precedence", () => {
     const sha = createCache({ redis: false, env: { VERCEL_GIT_COMMIT_SHA: SHA } });
     const none = createCache({ redis: false, env: {} });
     expect([both.version, sha.version, none.version]).toEqual(["v7", "01234567", "1"]);
-    expect(await sha.keys.entry("k")).toBe("tc:default:01234567:k");
-    expect(await sha.keys.entry("k", false)).toBe("tc:default:~:k");
+    expect(await sha.keys.entry("k")).toBe("tc:default:01234567:k:k");
+    expect(await sha.keys.entry("k", false)).toBe("tc:default:~:k:k");
     expect(await sha.keys.counter("hits")).not.toContain("01234567");
     // An explicit option wins over the environment.
     expect(createCache({ redis: false, env: { REDIS_CACHE_VERSION: "v7" }, version: "v8" }).version).toBe(
@@ -31,7 +31,7 @@ describe("version precedence", () => {
 
   it("REDIS_ENV prefixes every key; a bad version or keepVersions is a CacheError at createCache", async () => {
     const preview = createCache({ redis: false, env: { REDIS_ENV: "preview", REDIS_CACHE_VERSION: "v1" } });
-    expect(await preview.keys.entry("k")).toBe("preview:tc:default:v1:k");
+    expect(await preview.keys.entry("k")).toBe("preview:tc:default:v1:k:k");
     expect(() => createCache({ redis: false, env: { REDIS_CACHE_VERSION: "a:b" } })).toThrow(CacheError);
     expect(() => createCache({ redis: false, env: {}, keepVersions: -1 })).toThrow(/keepVersions/);
     expect(() => createCache({ redis: false, env: {}, keepVersions: 1.5 })).toThrow(/keepVersions/);

@@ -4,14 +4,14 @@ import type { Transport } from "../../src/transports/types.js";
 
 const vercelSlot = Symbol.for("@vercel/request-context");
 
-/** A transport whose SETs only complete when the test says so, to see who waits for them. */
+/** A transport whose writes (SET, a write-back's EVAL) only complete when the test says so, to see who waits for them. */
 function slowWrites() {
   const pending: (() => void)[] = [];
   const transport: Transport = {
     kind: "memory",
     send: (command) =>
-      command[0] === "SET"
-        ? new Promise((resolve) => pending.push(() => resolve("OK")))
+      command[0] === "SET" || command[0] === "EVAL"
+        ? new Promise((resolve) => pending.push(() => resolve(command[0] === "SET" ? "OK" : 1)))
         : Promise.resolve(null),
     pipeline: async (commands) => commands.map(() => null),
     close: async () => {},

@@ -1,0 +1,334 @@
+import { redact, redactError } from "../redact.js";
+import { abortable, abortError } from "./abort.js";
+import {
+  backoff,
+  loadRedis,
+  NO_COMMAND_TIMEOUT,
+  type RedisModule,
+  toArgs,
+  toReply,
+} from "./node-redis-shared.js";
+import type { RedisArg, RedisReply, Topology, Transport } from "./types.js";
+
+/** A node as `host:port` or `{ host, port }`. */
+export type NodeAddress = string | { host: string; port: number };
+
+/** What cluster and Sentinel nodes share: credentials, TLS and the same time limits as one node. */
+interface NodeOptions {
+  password?: string;
+  username?: string;
+  tls?: boolean;
+  /** Limit for one connection attempt to a node, TCP/TLS plus handshake. Default 2000. */
+  connectTimeoutMs?: number;
+}
+
+/** `nodeRedis({ cluster })`: a Redis Cluster (or a cluster-mode managed service). */
+export interface ClusterOptions extends NodeOptions {
+  /** Some nodes of the cluster (any role); the rest is discovered from them. */
+  rootNodes: NodeAddress[];
+  /**
+   * Where to reach a node the cluster announces as `host:port`, when that address is not reachable
+   * from here as it is (NAT, Docker, an SSH tunnel, a proxy): node-redis's `nodeAddressMap`.
+   */
+  nodeAddressMap?: Record<string, { host: string; port: number }>;
+}
+
+/** `nodeRedis({ sentinel })`: a primary with replicas, found and followed through Sentinel. */
+export interface SentinelOptions extends NodeOptions {
+  /** The monitored primary's name (`sentinel monitor <name> …`). */
+  name: string;
+  /** Some of the Sentinels. */
+  sentinelRootNodes: NodeAddress[];
+  /** Password of the Sentinels themselves (`requirepass` in their config), if they have one. */
+  sentinelPassword?: string;
+  /** Database number on the primary, default 0. */
+  db?: number;
+}
+
+/** After this long reconnecting to a node, the cluster's slot map is asked for again (a failover?). */
+const TOPOLOGY_REFRESH_MS = 500;
+
+/** Normalizes and checks node addresses; errors name the option, never a credential. */
+export function parseNodes(
+  nodes: readonly NodeAddress[] | undefined,
+  what: string,
+): { host: string; port: number }[] {
+  if (!Array.isArray(nodes) || nodes.length === 0)
+    throw new Error(`nodeRedis: ${what} needs at least one node`);
+  return nodes.map((node) => {
+    if (typeof node === "object" && node !== null) return checkedNode(node.host, String(node.port), what);
+    const match =
+      typeof node === "string" ? /^(\[[0-9a-fA-F:]+\]|[^\s:/[\]]+):(\d{1,5})$/.exec(node.trim()) : null;
+    if (!match) throw new Error(`nodeRedis: ${what} must be host:port entries`);
+    return checkedNode((match[1] as string).replace(/^\[(.*)\]$/, "$1"), match[2] as string, what);
+  });
+}
+
+function checkedNode(host: unknown, port: string, what: string): { host: string; port: number } {
+  const n = Number(port);
+  if (typeof host !== "string" || host === "" || !Number.isInteger(n) || n < 1 || n > 65535)
+    throw new Error(`nodeRedis: ${what} has a node that is not host:port (port 1–65535)`);
+  return { host, port: n };
+}
+
+/**
+ * The key a command is routed by on a cluster: keyless commands (SCAN, DBSIZE, FLUSHDB, INFO, PING)
+ * have none and are fanned out or sent anywhere by node-redis's command policies.
+ */
+function routingKey(args: readonly string[]): string | undefined {
+  const name = args[0]?.toUpperCase();
+  if (name === "EVAL" || name === "EVALSHA" || name === "EVAL_RO" || name === "EVALSHA_RO")
+    return Number(args[2]) > 0 ? args[3] : undefined;
+  if (name === "SCAN" || name === "DBSIZE" || name === "FLUSHDB" || name === "INFO" || name === "PING")
+    return undefined;
+  return args[1];
+}
+
+/** The client calls the transport needs from a node-redis cluster or Sentinel client. */
+interface TopologyClient {
+  connect(): Promise<unknown>;
+  send(args: string[]): Promise<unknown>;
+  topology(): Topology;
+  close(): Promise<unknown>;
+  destroy(): unknown;
+}
+
+/**
+ * A transport over a cluster or Sentinel client of node-redis: one client per transport, created
+ * with the first command and replaced when it cannot connect. node-redis routes each command: on a
+ * cluster, by slot (multi-key commands split per slot, keyless ones fanned out to every primary and
+ * their replies combined; SCAN walks every primary behind one cursor), under Sentinel to the current
+ * primary. Node clients do not queue while disconnected, so calls fail fast and fall back.
+ */
+export class TopologyTransport implements Transport {
+  readonly kind = "node-redis";
+  readonly slotted: boolean;
+  private readonly secrets: string[];
+  private redis: Promise<RedisModule> | undefined;
+  private client: TopologyClient | undefined;
+  private connecting: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(private readonly config: { cluster: ClusterOptions } | { sentinel: SentinelOptions }) {
+    const options = "cluster" in config ? config.cluster : config.sentinel;
+    this.slotted = "cluster" in config;
+    if ("cluster" in config) parseNodes(config.cluster.rootNodes, "cluster.rootNodes");
+    else {
+      parseNodes(config.sentinel.sentinelRootNodes, "sentinel.sentinelRootNodes");
+      if (typeof config.sentinel.name !== "string" || config.sentinel.name === "")
+        throw new Error("nodeRedis: sentinel.name must name the monitored primary");
+    }
+    const sentinelPassword = "sentinel" in config ? config.sentinel.sentinelPassword : undefined;
+    this.secrets = [options.password, sentinelPassword].filter((s): s is string => !!s);
+  }
+
+  async send(command: readonly RedisArg[], signal?: AbortSignal): Promise<RedisReply> {
+    try {
+      const client = await this.connect(signal);
+      return toReply(await abortable(client.send(toArgs(command)), signal));
+    } catch (thrown) {
+      throw await this.failure(thrown);
+    }
+  }
+
+  async pipeline(
+    commands: readonly (readonly RedisArg[])[],
+    signal?: AbortSignal,
+  ): Promise<(RedisReply | Error)[]> {
+    if (commands.length === 0) return [];
+    try {
+      const { ErrorReply } = await this.module();
+      const client = await this.connect(signal);
+      // Issued in one tick: each node's client writes its share in one go, one round trip per node.
+      const replies = await abortable(
+        Promise.allSettled(commands.map((command) => client.send(toArgs(command)))),
+        signal,
+      );
+      return replies.map((settled) => {
+        if (settled.status === "rejected") {
+          if (settled.reason instanceof ErrorReply) return this.scrub(settled.reason);
+          throw settled.reason;
+        }
+        try {
+          return toReply(settled.value);
+        } catch (nested) {
+          return this.scrub(nested);
+        }
+      });
+    } catch (thrown) {
+      throw await this.failure(thrown);
+    }
+  }
+
+  async warmup(): Promise<void> {
+    await this.module();
+  }
+
+  redact(text: string): string {
+    return redact(text, this.secrets);
+  }
+
+  /** The nodes as the client sees them now; empty before the first command connected. */
+  topology(): Topology {
+    return this.client?.topology() ?? { mode: this.slotted ? "cluster" : "sentinel", nodes: [] };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const client = this.client;
+    this.client = undefined;
+    if (!client) return;
+    await Promise.race([
+      client.close().catch(() => {}),
+      new Promise((resolve) => setTimeout(resolve, 1000).unref()),
+    ]);
+    client.destroy();
+  }
+
+  private scrub(thrown: unknown): Error {
+    return redactError(thrown instanceof Error ? thrown : new Error(String(thrown)), (text) =>
+      this.redact(text),
+    );
+  }
+
+  private async failure(thrown: unknown): Promise<Error> {
+    const error = this.scrub(thrown);
+    const redis = await this.redis?.catch(() => undefined);
+    if (redis && thrown instanceof redis.ErrorReply) error.name = "ReplyError";
+    return error;
+  }
+
+  private module(): Promise<RedisModule> {
+    this.redis ??= loadRedis().catch((error) => {
+      this.redis = undefined;
+      throw error;
+    });
+    return this.redis;
+  }
+
+  /** The client once it has connected (discovered the slots, or found the primary). */
+  private async connect(signal: AbortSignal | undefined): Promise<TopologyClient> {
+    if (signal?.aborted) throw abortError(signal);
+    const redis = await this.module();
+    if (this.closed) throw new Error("nodeRedis: the transport is closed");
+    if (!this.client) {
+      const client = this.create(redis);
+      this.client = client;
+      this.connecting = client.connect().then(
+        () => {
+          this.connecting = undefined;
+        },
+        (error: unknown) => {
+          // No node answered: the next command starts over with a new client.
+          if (this.client === client) this.client = undefined;
+          this.connecting = undefined;
+          client.destroy();
+          throw error;
+        },
+      );
+      this.connecting.catch(() => {});
+    }
+    const client = this.client;
+    if (this.connecting) await abortable(this.connecting, signal);
+    return client;
+  }
+
+  private create(redis: RedisModule): TopologyClient {
+    const options = "cluster" in this.config ? this.config.cluster : this.config.sentinel;
+    const socket = {
+      connectTimeout: options.connectTimeoutMs ?? 2000,
+      reconnectStrategy: backoff,
+      ...(options.tls ? { tls: true as const } : {}),
+    };
+    const nodeOptions = {
+      socket,
+      username: options.username,
+      password: options.password,
+      // RESP2: plain strings, numbers, nulls and arrays, and no maintenance-notification handshake.
+      RESP: 2 as const,
+      disableOfflineQueue: true,
+      clientInfoTag: "tiercache",
+    };
+    // An 'error' event without a listener would crash the process; failures reach callers as rejections.
+    const ignore = () => {};
+    if ("cluster" in this.config) {
+      const cluster = redis.createCluster({
+        rootNodes: parseNodes(this.config.cluster.rootNodes, "cluster.rootNodes").map((node) => ({
+          socket: node,
+        })),
+        defaults: nodeOptions,
+        RESP: 2,
+        commandOptions: NO_COMMAND_TIMEOUT,
+        topologyRefreshOnReconnectionAttemptStrategy: TOPOLOGY_REFRESH_MS,
+        ...(this.config.cluster.nodeAddressMap ? { nodeAddressMap: this.config.cluster.nodeAddressMap } : {}),
+      });
+      cluster.on("error", ignore);
+      return {
+        connect: () => cluster.connect(),
+        send: (args) => cluster.sendCommand(routingKey(args), false, args, NO_COMMAND_TIMEOUT),
+        // The primaries: replicas take no commands here, so node-redis holds no connection to them.
+        topology: () => ({
+          mode: "cluster",
+          nodes: cluster.masters.map(describePrimary),
+        }),
+        close: () => cluster.close(),
+        destroy: () => cluster.destroy(),
+      };
+    }
+    const config = this.config.sentinel;
+    const { RESP: _resp, ...withoutResp } = nodeOptions; // set once, for the whole Sentinel client
+    const sentinel = redis.createSentinel({
+      name: config.name,
+      sentinelRootNodes: parseNodes(config.sentinelRootNodes, "sentinel.sentinelRootNodes"),
+      nodeClientOptions: { ...withoutResp, database: config.db ?? 0 },
+      sentinelClientOptions: { socket, password: config.sentinelPassword },
+      masterPoolSize: 1,
+      replicaPoolSize: 0,
+      RESP: 2,
+      commandOptions: NO_COMMAND_TIMEOUT,
+    });
+    sentinel.on("error", ignore);
+    return {
+      connect: () => sentinel.connect(),
+      send: (args) => sentinel.sendCommand(false, args, NO_COMMAND_TIMEOUT),
+      topology: () => {
+        const primary = sentinel.getMasterNode();
+        return {
+          mode: "sentinel",
+          primary: primary ? `${primary.host}:${primary.port}` : null,
+          nodes: [
+            ...(primary
+              ? [
+                  {
+                    address: `${primary.host}:${primary.port}`,
+                    role: "primary" as const,
+                    reachable: sentinel.isReady,
+                  },
+                ]
+              : []),
+            ...[...sentinel.getReplicaNodes().keys()].map((node) => ({
+              address: `${node.host}:${node.port}`,
+              role: "replica" as const,
+              reachable: null,
+            })),
+          ],
+        };
+      },
+      close: () => sentinel.close(),
+      destroy: () => sentinel.destroy(),
+    };
+  }
+}
+
+/** A cluster primary as health() reports it; reachable means its client is connected and ready. */
+function describePrimary(node: {
+  host: string;
+  port: number;
+  client?: { isReady: boolean };
+}): Topology["nodes"][number] {
+  return {
+    address: `${node.host}:${node.port}`,
+    role: "primary",
+    reachable: node.client ? node.client.isReady : null,
+  };
+}
