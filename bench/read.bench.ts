@@ -23,7 +23,7 @@ const ROUNDS = {
   roundMs: Number(process.env.BENCH_ROUND_MS ?? 150),
 };
 const part = (name: string) => !PART || PART.split(",").includes(name);
-const TOKEN = "bench-token";
+const TOKEN = "bench-token-0123456789"; // the bridge takes 16 characters or more
 const N = 100;
 const HOUR = 3_600_000;
 const quiet = { warn: () => {} };
