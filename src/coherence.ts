@@ -226,6 +226,22 @@ export class Coherence {
   }
 
   /**
+   * For a batch of reads (read-path.ts): when a check is due, the epoch joins this tick's MGET ahead
+   * of the values that follow, so a move drops L1 and the tag marks before those values are checked.
+   * A failed epoch read is tolerated as in {@link read}: the values' readers see the batch's failure.
+   */
+  joinEpochCheck(now: number): void {
+    const { l2, keys } = this.host;
+    if (!l2 || !this.state.claimEpochCheck(now)) return;
+    l2.enqueue(keys.epoch, { reply: (epoch) => this.applyEpoch(epoch), fail: () => {} });
+  }
+
+  /** Whether an invalidation waiting for Redis may hide entries: reads then take the general path. */
+  get deferring(): boolean {
+    return this.pending.size > 0;
+  }
+
+  /**
    * Whether what Redis holds at `full` (the head of it is enough) is an entry this instance may
    * serve: not a tombstone, not hidden by an invalidation still waiting for Redis.
    */
@@ -427,7 +443,8 @@ export class Coherence {
     return ["SET", this.host.keys.epoch, token, "GET"];
   }
 
-  private screen(full: string, stored: string | null | undefined): string | null | undefined {
+  /** What a read may serve of `stored` (tombstones and pending deletes hidden); Redis answered. */
+  screen(full: string, stored: string | null | undefined): string | null | undefined {
     if (stored === undefined) return undefined;
     this.contacted();
     return stored === null || this.live(full, stored) ? stored : null;

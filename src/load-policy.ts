@@ -4,7 +4,7 @@ import { toMs } from "./duration.js";
 import type { Entry } from "./entry.js";
 import { asError, CacheError } from "./errors.js";
 import { bounded, loaderTimeoutMs } from "./loader-timeout.js";
-import type { Found, ReadPath } from "./read-path.js";
+import { BatchedRead, type Found, type ReadPath } from "./read-path.js";
 import { validate } from "./schema.js";
 import type { OperationSpan } from "./telemetry.js";
 import type { Budget } from "./tiers/budget.js";
@@ -16,14 +16,32 @@ import type { PreparedWrite, WritePath } from "./write-path.js";
 type Loader<T> = (context: LoaderContext) => T | Promise<T>;
 
 /**
+ * A flight key's slot in the single-flight registry; `flight` is emptied when it lands. It holds
+ * the count of invalidations (coherence.ts) its flight began at; `replaced` once a later flight of
+ * the same key (begun after an invalidation) took its place in the registry.
+ */
+interface Running {
+  flight: Promise<unknown> | undefined;
+  invalidations: number;
+  replaced: boolean;
+}
+
+/** Empty slots kept before a sweep: bounds the registry at the running flights plus this. */
+const SWEEP_LANDED = 1024;
+
+const loadedValue = <T>(loaded: { value: T }): T => loaded.value;
+
+/**
  * The load policy of `getOrSet`: what happens when the read path has no fresh entry. One loader
  * run per key per instance at a time (single-flight); a stale entry served while one background
  * refresh runs (`staleWhileRevalidate`) or when the loader fails (`staleIfError`); an optional
  * Redis lease so cold instances do not all load the same key.
  */
 export class LoadPolicy {
-  /** Flights by key, with the count of invalidations (coherence.ts) they began at. */
-  private readonly inflight = new Map<string, { promise: Promise<unknown>; invalidations: number }>();
+  /** Single-flight: each flight key's slot, holding its running flight (empty ones kept, see `landed`). */
+  private readonly inflight = new Map<string, Running>();
+  /** Empty slots still in `inflight`. */
+  private landedKept = 0;
   private readonly schemaIds = new WeakMap<Schema<unknown>, number>();
   private lastSchemaId = 0;
   private readonly refreshing = new Set<string>();
@@ -40,33 +58,66 @@ export class LoadPolicy {
     private readonly write: WritePath,
   ) {}
 
-  async getOrLoad<T>(
+  getOrLoad<T>(
     key: string,
     fullKey: string | Promise<string>,
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
     span?: OperationSpan,
   ): Promise<T> {
-    checkWriteOptions(options);
-    const full = typeof fullKey === "string" ? fullKey : await fullKey;
+    try {
+      checkWriteOptions(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (typeof fullKey !== "string")
+      return fullKey.then((full) => this.getOrLoadAt(key, full, loader, options, span));
+    return this.getOrLoadAt(key, fullKey, loader, options, span);
+  }
+
+  private getOrLoadAt<T>(
+    key: string,
+    full: string,
+    loader: Loader<T>,
+    options: GetOrSetOptions<T>,
+    span: OperationSpan | undefined,
+  ): Promise<T> {
     if (!this.core.config.enabled) {
       span?.hit("miss");
-      return (await this.load(key, full, loader, options, undefined, undefined, undefined, span)).value;
+      return this.load(key, full, loader, options, undefined, undefined, undefined, span).then(loadedValue);
     }
     // Callers share a flight only when they would get the same value: same key, same schema.
     const flightKey = options.schema ? `${full}\u0000${this.schemaId(options.schema)}` : full;
-    const { coherence } = this.core;
-    const running = this.inflight.get(flightKey);
+    const { invalidations } = this.core.coherence;
+    const known = this.inflight.get(flightKey);
     // A flight begun before an invalidation may bring back what it invalidated: a caller arriving
     // after it starts a flight of its own (the earlier one still answers its own callers).
-    if (running && running.invalidations === coherence.invalidations) {
+    if (known?.flight && known.invalidations === invalidations) {
       span?.set("tiercache.coalesced", true);
-      return running.promise as Promise<T>;
+      return known.flight as Promise<T>;
     }
-    const flight: Promise<T> = this.resolve(key, full, loader, options, span).finally(() => {
-      if (this.inflight.get(flightKey)?.promise === flight) this.inflight.delete(flightKey);
-    });
-    this.inflight.set(flightKey, { promise: flight, invalidations: coherence.invalidations });
+    // The key's slot is reused from flight to flight: nothing per flight stays reachable from it.
+    let slot: Running;
+    if (known && !known.flight) {
+      slot = known;
+      this.landedKept--;
+    } else {
+      if (known) known.replaced = true;
+      slot = { flight: undefined, invalidations, replaced: false };
+      this.inflight.set(flightKey, slot);
+    }
+    slot.invalidations = invalidations;
+    if (!span && this.read.batchable(full, options)) {
+      // The common case, an L2 hit, settles in the batch's loop: one promise for the caller.
+      const read = new Flight(this.read, this, slot, key, full, loader, options);
+      slot.flight = read.promise;
+      this.read.readBatched(read, options.waitUntil);
+      return read.promise;
+    }
+    const flight = this.resolve(key, full, loader, options, span);
+    slot.flight = flight;
+    const over = () => this.landed(slot);
+    flight.then(over, over);
     return flight;
   }
 
@@ -78,6 +129,18 @@ export class LoadPolicy {
         `getOrSet("${key}"): warmStart needs a schema, since the previous version's values may have another shape (pass a schema, or warmStart: false)`,
       );
     }
+  }
+
+  /**
+   * A flight is over: the next caller of its key starts a new one. Its slot stays, empty, until
+   * enough have landed to sweep them at once: V8 shrinks a Map as it empties and grows it again as it
+   * fills, and at 100 flights a tick that rehashing cost about 0.5 µs per read (measured).
+   */
+  landed(slot: Running): void {
+    slot.flight = undefined;
+    if (slot.replaced || ++this.landedKept < SWEEP_LANDED) return;
+    for (const [flightKey, entry] of this.inflight) if (!entry.flight) this.inflight.delete(flightKey);
+    this.landedKept = 0;
   }
 
   private schemaId(schema: Schema<unknown>): number {
@@ -103,6 +166,20 @@ export class LoadPolicy {
     // One timeoutMs for all the Redis work this call awaits: read, lease, write-back.
     const budget = core.l2?.budget();
     const found = await this.read.lookup(key, full, options.schema, options.waitUntil, budget, warm);
+    return this.afterLookup(key, full, loader, options, found, budget, span);
+  }
+
+  /** What `getOrSet` answers once the read path has looked: a warm start, a hit, a stale value, or a load. */
+  async afterLookup<T>(
+    key: string,
+    full: string,
+    loader: Loader<T>,
+    options: GetOrSetOptions<T>,
+    found: Found | undefined,
+    budget: Budget | undefined,
+    span: OperationSpan | undefined,
+  ): Promise<T> {
+    const { core } = this;
     const now = Date.now();
     if (found?.warm) {
       span?.hit("stale");
@@ -162,9 +239,11 @@ export class LoadPolicy {
   }
 
   private serveStale(key: string, found: Found): void {
-    this.core.counts.stale++;
-    this.core.emit({ type: "stale", key, tier: found.tier });
-    this.core.debug(`Cache STALE (${found.tier}) ${key}`);
+    const { core } = this;
+    core.counts.stale++;
+    // Built only when someone listens, as hits and misses (core.ts).
+    if (core.config.onEvent) core.emit({ type: "stale", key, tier: found.tier });
+    core.config.logger.debug?.(`Cache STALE (${found.tier}) ${key}`);
   }
 
   /** A miss (or a stale entry past its window): the lease when asked for, the loader, `staleIfError`. */
@@ -457,4 +536,59 @@ export class LoadPolicy {
 
 function leaseMsOf(lease: true | Duration): number {
   return Math.ceil(lease === true ? 2000 : toMs(lease, "lease"));
+}
+
+/**
+ * A `getOrSet` flight that starts as a batched read: a fresh L2 entry resolves it from the batch's
+ * loop; anything else continues as {@link LoadPolicy.afterLookup} (stale, miss, load) within the
+ * call's budget, charged with the read.
+ */
+class Flight<T> extends BatchedRead<T> {
+  constructor(
+    path: ReadPath,
+    private readonly policy: LoadPolicy,
+    private readonly slot: Running,
+    key: string,
+    full: string,
+    private readonly loader: Loader<T>,
+    private readonly options: GetOrSetOptions<T>,
+  ) {
+    super(path, key, full);
+  }
+
+  protected hit(value: unknown, entry: Entry): void {
+    this.policy.landed(this.slot);
+    try {
+      this.policy.refreshAheadIfDue(this.key, this.full, this.loader, this.options, entry);
+    } catch (error) {
+      this.reject(error); // an invalid refreshAhead, as on the general path
+      return;
+    }
+    this.resolve(value as T);
+  }
+
+  protected settle(found: Promise<Found | undefined>): void {
+    found
+      .then((result) =>
+        this.policy.afterLookup(
+          this.key,
+          this.full,
+          this.loader,
+          this.options,
+          result,
+          this.budget(),
+          undefined,
+        ),
+      )
+      .then(
+        (value) => {
+          this.policy.landed(this.slot);
+          this.resolve(value);
+        },
+        (error: unknown) => {
+          this.policy.landed(this.slot);
+          this.reject(error);
+        },
+      );
+  }
 }
