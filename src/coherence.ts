@@ -4,6 +4,7 @@ import { scanAndUnlink } from "./flush.js";
 import { formatMark, Invalidations, parseMark, type TagMark } from "./invalidation.js";
 import { globToRegExp, type KeySpace } from "./keys.js";
 import { PendingInvalidations } from "./pending.js";
+import { type LoadTicket, Supersession } from "./supersession.js";
 import type { Budget } from "./tiers/budget.js";
 import type { L1 } from "./tiers/l1.js";
 import type { L2 } from "./tiers/l2.js";
@@ -37,14 +38,6 @@ export interface CoherenceHost {
   detach(work: Promise<unknown>): void;
 }
 
-/** A getOrSet load in flight, and whether an invalidation of its key came in while it ran. */
-export interface LoadTicket {
-  readonly full: string;
-  readonly startedAt: number;
-  readonly generation: number;
-  superseded: boolean;
-}
-
 /**
  * Invalidation that reaches every instance without pub/sub. Invalidations write a new random epoch
  * token to Redis (`SET … GET`, so a token can never come back after Redis loses its data); reads
@@ -54,19 +47,10 @@ export interface LoadTicket {
  * tombstones so that a loader that started before them cannot write its value back (tombstone.ts);
  * invalidations Redis could not take are kept and replayed (pending.ts).
  */
-/** Local invalidations remembered for {@link Coherence.admits}, at most, and for how long (reads land within their deadline). */
-const MAX_NOTED_INVALIDATIONS = 10_000;
-const NOTE_INVALIDATIONS_MS = 10_000;
-
 export class Coherence {
   private readonly state: Invalidations;
   private readonly pending = new PendingInvalidations();
-  private readonly loads = new Map<string, Set<LoadTicket>>();
-  /** Moves whenever L1 is dropped wholesale: a load that straddles it must not fill L1. */
-  private generation = 0;
-  private invalidationCount = 0;
-  private readonly invalidatedAt = new Map<string, number>();
-  private everythingInvalidatedAt = 0;
+  private readonly local = new Supersession();
   private replaying = false;
   private replayAfter = 0;
 
@@ -79,7 +63,7 @@ export class Coherence {
     const { l1, l2, keys } = this.host;
     const mark: TagMark = { at: Date.now(), soft };
     const wanted = new Set(tags);
-    this.invalidationCount++;
+    this.local.counted();
     for (const tag of tags) this.state.rememberOwn(tag, mark);
     l1?.deleteWhere((_key, entry) => {
       if (!carriesTag(entry, wanted)) return false;
@@ -115,7 +99,7 @@ export class Coherence {
     const at = Date.now();
     let local = 0;
     for (const full of fulls) if (l1?.delete(full)) local++;
-    this.supersede((full) => fulls.includes(full), fulls);
+    this.local.supersede((full) => fulls.includes(full), fulls);
     if (!l2 || fulls.length === 0) return local;
     const token = randomToken();
     const replies = await this.attempt(
@@ -139,7 +123,7 @@ export class Coherence {
     const at = Date.now();
     const matcher = globToRegExp(pattern);
     const local = l1?.deleteWhere((key) => matcher.test(key)) ?? 0;
-    this.supersede((full) => matcher.test(full));
+    this.local.supersede((full) => matcher.test(full));
     if (!l2) return local;
     const removed = await this.attempt(
       async () => {
@@ -171,7 +155,7 @@ export class Coherence {
   ): Promise<void> {
     const l2 = this.host.l2;
     // Noted at the new entries' own time: reading them back from Redis must still fill L1.
-    this.supersede((full) => fulls.includes(full), fulls, writtenAt);
+    this.local.supersede((full) => fulls.includes(full), fulls, writtenAt);
     if (!l2 || commands.length === 0) return;
     const at = Date.now();
     const replies = await this.attempt(
@@ -297,24 +281,12 @@ export class Coherence {
    * must not join it.
    */
   get invalidations(): number {
-    return this.invalidationCount;
+    return this.local.invalidations;
   }
 
   /** Registers a getOrSet load, so invalidations of its key made while it runs can supersede it. */
   beginLoad(full: string): LoadTicket {
-    const ticket: LoadTicket = {
-      full,
-      startedAt: Date.now(),
-      generation: this.generation,
-      superseded: false,
-    };
-    let tickets = this.loads.get(full);
-    if (!tickets) {
-      tickets = new Set();
-      this.loads.set(full, tickets);
-    }
-    tickets.add(ticket);
-    return ticket;
+    return this.local.begin(full);
   }
 
   /**
@@ -324,10 +296,7 @@ export class Coherence {
    * servable as stale only.
    */
   endLoad(ticket: LoadTicket, entry?: Entry): boolean {
-    const tickets = this.loads.get(ticket.full);
-    tickets?.delete(ticket);
-    if (tickets?.size === 0) this.loads.delete(ticket.full);
-    if (!entry || ticket.superseded || ticket.generation !== this.generation) return false;
+    if (!this.local.end(ticket) || !entry) return false;
     const { gone, staleFrom } = this.state.verdict({ created: ticket.startedAt, tags: entry.tags }, (tag) =>
       this.pending.mark(tag),
     );
@@ -337,7 +306,7 @@ export class Coherence {
 
   /** A flush (or anything else dropping entries wholesale) supersedes every load in flight. */
   supersedeAll(): void {
-    this.supersede(() => true);
+    this.local.supersede(() => true);
   }
 
   /** Records this instance's own epoch bump: `previous` is `SET … GET`'s reply, `token` what it wrote. */
@@ -457,39 +426,11 @@ export class Coherence {
    * after it; its caller may have the old value, L1 must not keep it.
    */
   admits(full: string, entry: Entry): boolean {
-    if (entry.created < this.everythingInvalidatedAt || entry.created < (this.invalidatedAt.get(full) ?? 0))
-      return false;
+    if (!this.local.admits(full, entry.created)) return false;
     if (entry.tags.length === 0) return true;
     const { gone, staleFrom } = this.state.verdict(entry, (tag) => this.pending.mark(tag));
     if (staleFrom !== undefined) entry.fresh = Math.min(entry.fresh, staleFrom);
     return !gone;
-  }
-
-  /** Remembers when keys (or, without a list, all keys) were invalidated here, for {@link admits}. */
-  private noteInvalidated(fulls: readonly string[] | undefined, at: number): void {
-    const now = Date.now();
-    if (fulls && this.invalidatedAt.size + fulls.length > MAX_NOTED_INVALIDATIONS) {
-      // A read lands within its deadline: older notes are of no use. Still past the cap, treat it as
-      // an invalidation of everything (errs towards not filling L1).
-      for (const [full, at] of this.invalidatedAt) {
-        if (now - at > NOTE_INVALIDATIONS_MS) this.invalidatedAt.delete(full);
-      }
-      if (this.invalidatedAt.size + fulls.length > MAX_NOTED_INVALIDATIONS) fulls = undefined;
-    }
-    if (!fulls) {
-      this.everythingInvalidatedAt = now;
-      this.invalidatedAt.clear();
-      return;
-    }
-    for (const full of fulls) this.invalidatedAt.set(full, at);
-  }
-
-  private supersede(matches: (full: string) => boolean, fulls?: readonly string[], at = Date.now()): void {
-    this.invalidationCount++;
-    this.noteInvalidated(fulls, at);
-    for (const [full, tickets] of this.loads) {
-      if (matches(full)) for (const ticket of tickets) ticket.superseded = true;
-    }
   }
 
   private applyEpoch(epoch: string | null): void {
@@ -500,8 +441,7 @@ export class Coherence {
   }
 
   private dropL1(): void {
-    this.generation++;
-    this.invalidationCount++;
+    this.local.dropped();
     this.host.l1?.clear();
   }
 }
