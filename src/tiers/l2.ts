@@ -11,6 +11,7 @@ import {
 } from "../transports/types.js";
 import type { Breaker } from "./breaker.js";
 import { Budget } from "./budget.js";
+import { withDeadline } from "./deadline.js";
 
 /** Keys per MGET; larger batches are split and pipelined so one reply never gets huge. */
 const MGET_CHUNK = 1000;
@@ -255,11 +256,13 @@ export class L2 {
       const transport = await this.connected();
       // The deadline starts once the transport and its client module are loaded: a cold import is
       // local work, not Redis being slow (connecting is part of the first command, inside it).
-      // AbortSignal.timeout takes whole milliseconds only.
+      // Whole milliseconds, as timers go.
       deadlineMs = Math.ceil(Math.min(this.timeoutMs, budget?.remainingMs ?? this.timeoutMs));
       started = performance.now();
-      signal = AbortSignal.timeout(deadlineMs);
-      const result = await abortable(work(transport, signal), signal);
+      const result = await withDeadline(deadlineMs, (deadline) => {
+        signal = deadline;
+        return work(transport, deadline);
+      });
       this.breaker.success();
       return result;
     } catch (thrown) {
