@@ -1,21 +1,14 @@
 import { carriesTag, type Entry } from "./entry.js";
-import { CacheError } from "./errors.js";
 import { scanAndUnlink } from "./flush.js";
 import { formatMark, Invalidations, parseMark, type TagMark } from "./invalidation.js";
 import { globToRegExp, type KeySpace } from "./keys.js";
 import { PendingInvalidations } from "./pending.js";
+import { allAnswered, writeReplay } from "./replay-writes.js";
 import { type LoadTicket, Supersession } from "./supersession.js";
 import type { Budget } from "./tiers/budget.js";
 import type { L1 } from "./tiers/l1.js";
 import type { L2 } from "./tiers/l2.js";
-import {
-  createdOf,
-  isTombstone,
-  randomToken,
-  TOMBSTONE_MS,
-  tombstone,
-  tombstoneCommand,
-} from "./tombstone.js";
+import { createdOf, isTombstone, randomToken, tombstoneCommand } from "./tombstone.js";
 import type { RedisArg, RedisReply } from "./transports/types.js";
 import type { CacheEvent, DeferredOperation, InvalidationResult, WaitUntil } from "./types.js";
 
@@ -45,7 +38,8 @@ export interface CoherenceHost {
  * once per `l1.syncMs`. When it changed, L1 and the known tag marks are dropped. Tags are judged by
  * time: an entry written before its tag's last invalidation is gone (or stale). Deletes leave
  * tombstones so that a loader that started before them cannot write its value back (tombstone.ts);
- * invalidations Redis could not take are kept and replayed (pending.ts).
+ * invalidations Redis could not take are kept and replayed (pending.ts, replay-writes.ts). What
+ * this instance's own invalidations overtake (loads, reads on their way) is supersession.ts's.
  */
 export class Coherence {
   private readonly state: Invalidations;
@@ -330,36 +324,18 @@ export class Coherence {
   }
 
   /**
-   * Writes every deferred invalidation in one round trip (pattern deletes and an overflow purge
-   * scan): key deletes as tombstones and tag marks dated now (at least as much as was asked), then
-   * one epoch bump so every instance drops its L1. Kept for the next contact if it fails.
+   * Writes every deferred invalidation (replay-writes.ts), ending with one epoch bump so every
+   * instance drops its L1; this instance then knows its tag marks as written. Kept for the next
+   * contact if it fails.
    */
   private async replay(): Promise<boolean> {
     const { l2, keys } = this.host;
     if (!l2) return true;
     const snapshot = this.pending.snapshot();
     const now = Date.now();
+    const token = randomToken();
     const done = await (async () => {
-      if (snapshot.purgeBefore !== undefined) await this.purge(l2);
-      for (const pattern of snapshot.patterns.keys()) {
-        const matcher = globToRegExp(pattern);
-        await scanAndUnlink(l2, { pattern, matches: (key) => matcher.test(key) }, false, undefined);
-      }
-      const commands: RedisArg[][] = [...snapshot.keys.keys()].map((full) => [
-        "SET",
-        full,
-        tombstone(now),
-        "PX",
-        TOMBSTONE_MS,
-      ]);
-      const tags = [...snapshot.tags].flatMap(([tag, mark]) => [
-        keys.tag(tag),
-        formatMark({ ...mark, at: now }),
-      ]);
-      if (tags.length > 0) commands.push(["MSET", ...tags]);
-      const token = randomToken();
-      commands.push(this.bump(token));
-      const replies = allAnswered(await l2.pipeline(commands, "replay"));
+      const replies = await writeReplay(l2, keys, snapshot, now, this.bump(token));
       for (const [tag, mark] of snapshot.tags) this.state.rememberOwn(tag, { ...mark, at: now });
       this.ownBump(replies[replies.length - 1], token);
       return true;
@@ -370,23 +346,6 @@ export class Coherence {
     this.host.emit({ type: "replayed", count, purged: snapshot.purgeBefore !== undefined });
     this.host.debug(`replayed ${count} deferred invalidations`);
     return true;
-  }
-
-  /** After an overflow: deletes every entry of this namespace's current version and unversioned space. */
-  private async purge(l2: L2): Promise<void> {
-    const { keys } = this.host;
-    // Counters share the unversioned space today; they are data, not cache, and are kept.
-    const counters = (await keys.counter("x")).slice(0, -1);
-    for (const versioned of [true, false]) {
-      const pattern = keys.pattern("*", versioned);
-      const matcher = globToRegExp(pattern);
-      await scanAndUnlink(
-        l2,
-        { pattern, matches: (key) => matcher.test(key) && !key.startsWith(counters) },
-        false,
-        undefined,
-      );
-    }
   }
 
   /** Runs an invalidation's Redis work; when it fails, keeps the invalidation pending and says so. */
@@ -444,11 +403,4 @@ export class Coherence {
     this.local.dropped();
     this.host.l1?.clear();
   }
-}
-
-/** A pipeline's replies, or a CacheError when one of its commands failed: the invalidation did not fully land. */
-function allAnswered(replies: (RedisReply | Error)[]): (RedisReply | Error)[] {
-  const failed = replies.find((reply) => reply instanceof Error);
-  if (failed) throw new CacheError("UNAVAILABLE", `Redis refused a command: ${failed.message}`);
-  return replies;
 }
