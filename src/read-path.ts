@@ -36,8 +36,11 @@ export abstract class BatchedRead<T> implements BatchRead {
   readonly promise: Promise<T>;
   protected readonly resolve: (value: T | PromiseLike<T>) => void;
   protected readonly reject: (error: unknown) => void;
-  /** When the read joined its batch: what the call's budget was charged by the time the reply came. */
-  private readonly started = Date.now();
+  /**
+   * When the read's batch opened (set as it joins; one clock read per batch): what the call's budget
+   * is charged by the time the reply came.
+   */
+  joinedAt = 0;
   private spent: Budget | undefined;
 
   constructor(
@@ -57,7 +60,7 @@ export abstract class BatchedRead<T> implements BatchRead {
   budget(): Budget | undefined {
     if (this.spent) return this.spent;
     const budget = this.path.core.l2?.budget();
-    budget?.spend(Date.now() - this.started);
+    budget?.spend(Date.now() - this.joinedAt);
     this.spent = budget;
     return budget;
   }
@@ -121,6 +124,8 @@ class FreshRead<T> extends BatchedRead<T | undefined> {
 export class ReadPath {
   /** The last L2 batch this path read in: its epoch check has been considered. */
   private lastBatch = 0;
+  /** When this path first joined that batch. */
+  private lastBatchAt = 0;
 
   /** Who runs an L1 hit's epoch check when the call gave no `waitUntil`: made once, not per hit. */
   private readonly defaultScheduler: () => WaitUntil | undefined;
@@ -213,7 +218,7 @@ export class ReadPath {
    * Reads `read.full` in this tick's MGET (with the epoch when a check is due), for a caller without
    * a schema whose key is not fresh in L1; see {@link BatchedRead}. Only with Redis configured.
    */
-  readBatched(read: BatchRead & { readonly full: string }, waitUntil: WaitUntil | undefined): void {
+  readBatched<T>(read: BatchedRead<T>, waitUntil: WaitUntil | undefined): void {
     const { core } = this;
     const l2 = core.l2 as L2;
     void core.ensureRegistered(true, waitUntil);
@@ -222,10 +227,13 @@ export class ReadPath {
       const now = Date.now();
       core.coherence.joinEpochCheck(now);
       core.analytics?.tick(now, waitUntil);
+      read.joinedAt = now;
       l2.enqueue(read.full, read);
       this.lastBatch = l2.openBatch;
+      this.lastBatchAt = now;
       return;
     }
+    read.joinedAt = this.lastBatchAt;
     l2.enqueue(read.full, read);
   }
 
