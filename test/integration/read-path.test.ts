@@ -149,4 +149,36 @@ describe("batched reads", () => {
     expect(await Promise.all(["a", "b"].map((key) => lenient.getOrSet(key, () => key)))).toEqual(["a", "b"]);
     await Promise.all([strict.close(), lenient.close()]);
   });
+
+  it("a getOrSet hit settled in the batch's loop still starts its refreshAhead refresh", async () => {
+    const cache = cacheOf({ l1: false, ttl: 400, refreshAhead: 0.5 });
+    expect(await cache.getOrSet("r", () => "v1")).toBe("v1");
+    await new Promise((r) => setTimeout(r, 250)); // past half of its freshness
+    let refreshes = 0;
+    const refresh = () => {
+      refreshes++;
+      return "v2";
+    };
+    expect(await cache.getOrSet("r", refresh)).toBe("v1"); // an L2 hit, served at once
+    const until = Date.now() + 1000;
+    while (Date.now() < until && (await admin.get((await cache.keys.entry("r")) as string))?.includes("v1"))
+      await new Promise((r) => setTimeout(r, 10));
+    expect(await cache.getOrSet("r", refresh)).toBe("v2"); // the first was still fresh for ~100 ms
+    expect(refreshes).toBe(1);
+    expect(cache.stats().hits.l2).toBe(2);
+    await cache.close();
+  });
+
+  it("a getOrSet miss found in the batch's loop keeps its loaderTimeout", async () => {
+    const cache = cacheOf({ l1: false, failSilently: false });
+    const started = performance.now();
+    const slow = () => new Promise<string>((r) => setTimeout(() => r("late"), 400));
+    const outcome = await cache.getOrSet("slow", slow, { loaderTimeout: { hard: 50 } }).catch((e) => e);
+    expect(outcome).toBeInstanceOf(CacheError);
+    expect((outcome as CacheError).code).toBe("LOADER_TIMEOUT");
+    expect(performance.now() - started).toBeLessThan(350);
+    await new Promise((r) => setTimeout(r, 450)); // the load goes on, and its value is cached
+    expect(await cache.get("slow")).toBe("late");
+    await cache.close();
+  });
 });
