@@ -3,18 +3,17 @@ import { CacheCore } from "./core.js";
 import { Counters } from "./counters.js";
 import { toMs } from "./duration.js";
 import { CacheError } from "./errors.js";
-import { runFlush } from "./flush.js";
 import { deployHook as deployHandler } from "./http/deploy-hook.js";
 import { healthHandler } from "./http/health.js";
 import { type RouteHandler, type RouteOptions, route } from "./http/route.js";
-import { checkTags } from "./input.js";
 import type { KeySpace } from "./keys.js";
 import { LoadPolicy } from "./load-policy.js";
 import * as operations from "./operations.js";
 import { ReadPath } from "./read-path.js";
+import * as removal from "./removal.js";
 import { buildReport, type CacheReport, type ReportOptions } from "./report.js";
 import { forgetShared, sharedInstance } from "./shared.js";
-import type { OperationSpan } from "./telemetry.js";
+import { type OperationSpan, tracedRoute } from "./telemetry.js";
 import type {
   CacheOptions,
   CacheStats,
@@ -42,7 +41,8 @@ import { WritePath } from "./write-path.js";
  *
  * This class is the facade: it checks arguments and delegates along the data's path — the read
  * path (read-path.ts), the load policy of `getOrSet` (load-policy.ts), the write path
- * (write-path.ts), invalidation (coherence.ts) and operations (operations.ts).
+ * (write-path.ts), removal by key, tag or pattern (removal.ts, over coherence.ts) and operations
+ * (operations.ts).
  */
 export class Cache {
   /** The key layout this cache writes in. */
@@ -211,27 +211,13 @@ export class Cache {
    */
   delete(...keys: string[]): Promise<number> {
     const { telemetry } = this.core;
-    if (!telemetry) return this.deleteKeys(keys);
+    if (!telemetry) return removal.deleteKeys(this.core, keys);
     const attributes = { "tiercache.keys.count": keys.length, ...this.listAttribute("tiercache.keys", keys) };
     return telemetry.span("delete", attributes, async (span) => {
-      const removed = await this.deleteKeys(keys);
+      const removed = await removal.deleteKeys(this.core, keys);
       span.set("tiercache.removed", removed);
       return removed;
     });
-  }
-
-  private async deleteKeys(keys: string[]): Promise<number> {
-    const pairs = await Promise.all(keys.map((key) => this.bothSpaces(key)));
-    // The copy a warm start would serve goes too, or the key would come back from the older version
-    // once the tombstone expires: with warmStart on, the first delete of an instance waits for the
-    // registry (one round trip, once) to know that version.
-    if (this.core.config.warmStart) await this.core.registryKnown();
-    const older = pairs.flatMap(([full]) => this.core.warmSource(full as string) ?? []);
-    const [removed] = await Promise.all([
-      this.core.coherence.deleteKeys([...pairs.flat(), ...older]),
-      this.core.notifyInvalidation({ keys }),
-    ]);
-    return removed;
   }
 
   /**
@@ -243,30 +229,17 @@ export class Cache {
    */
   invalidateTags(tags: readonly string[], options: { soft?: boolean } = {}): Promise<InvalidationResult> {
     const { telemetry } = this.core;
-    if (!telemetry) return this.invalidate(tags, options);
+    if (!telemetry) return removal.invalidateTags(this.core, tags, options.soft === true);
     const attributes = {
       "tiercache.tags.count": Array.isArray(tags) ? tags.length : undefined,
       "tiercache.soft": options.soft === true,
       ...this.listAttribute("tiercache.tags", tags),
     };
     return telemetry.span("invalidateTags", attributes, async (span) => {
-      const result = await this.invalidate(tags, options);
+      const result = await removal.invalidateTags(this.core, tags, options.soft === true);
       span.set("tiercache.deferred", result.deferred);
       return result;
     });
-  }
-
-  private async invalidate(
-    tags: readonly string[],
-    options: { soft?: boolean },
-  ): Promise<InvalidationResult> {
-    const list = checkTags(tags, "invalidateTags: tags");
-    if (list.length === 0) return { deferred: false };
-    const [result] = await Promise.all([
-      this.core.coherence.invalidateTags(list, options.soft === true),
-      this.core.notifyInvalidation({ tags: list }),
-    ]);
-    return result;
   }
 
   /**
@@ -276,26 +249,18 @@ export class Cache {
    */
   deletePattern(glob: string, options: { versioned?: boolean } = {}): Promise<number> {
     const { telemetry } = this.core;
-    if (!telemetry) return this.deleteMatching(glob, options);
+    if (!telemetry) return removal.deletePattern(this.core, glob, options.versioned !== false);
     const attributes = telemetry.traceKeys ? { "tiercache.pattern": String(glob) } : {};
     return telemetry.span("deletePattern", attributes, async (span) => {
-      const removed = await this.deleteMatching(glob, options);
+      const removed = await removal.deletePattern(this.core, glob, options.versioned !== false);
       span.set("tiercache.removed", removed);
       return removed;
     });
   }
 
-  private async deleteMatching(glob: string, options: { versioned?: boolean }): Promise<number> {
-    const [removed] = await Promise.all([
-      this.core.coherence.deletePattern(this.keys.pattern(glob, options.versioned !== false)),
-      this.core.notifyInvalidation({ patterns: [glob] }),
-    ]);
-    return removed;
-  }
-
   /** How many of `keys` exist (in Redis, or in L1 when there is none). */
   async exists(...keys: string[]): Promise<number> {
-    const pairs = await Promise.all(keys.map((key) => this.bothSpaces(key)));
+    const pairs = await Promise.all(keys.map((key) => this.keys.entries(key)));
     return this.read.countExisting(pairs);
   }
 
@@ -397,17 +362,7 @@ export class Cache {
   ): (req: R, ...rest: A) => Promise<Response> {
     const served = route(this, handler, options);
     const { telemetry } = this.core;
-    if (!telemetry) return served;
-    return (req, ...rest) => {
-      const path = telemetry.traceKeys ? { "url.path": new URL(req.url).pathname } : {};
-      return telemetry.span("route", { "http.request.method": req.method, ...path }, async (span) => {
-        const response = await served(req, ...rest);
-        span.set("http.response.status_code", response.status);
-        const xCache = response.headers.get("x-cache");
-        if (xCache) span.set("tiercache.route.result", xCache.toLowerCase());
-        return response;
-      });
-    };
+    return telemetry ? tracedRoute(telemetry, served) : served;
   }
 
   /** A Web handler answering `health()` as JSON: 200 when healthy, 503 otherwise; no keys, no secrets. */
@@ -430,26 +385,16 @@ export class Cache {
    */
   flush(options: FlushOptions = {}): Promise<FlushResult> {
     const { telemetry } = this.core;
-    if (!telemetry) return this.flushScope(options);
+    if (!telemetry) return operations.flush(this.core, options);
     const attributes = {
       "tiercache.flush.scope": options.scope ?? "stale-versions",
       "tiercache.dry_run": options.dryRun === true,
     };
     return telemetry.span("flush", attributes, async (span) => {
-      const result = await this.flushScope(options);
+      const result = await operations.flush(this.core, options);
       span.set("tiercache.removed", result.removed);
       return result;
     });
-  }
-
-  private async flushScope(options: FlushOptions): Promise<FlushResult> {
-    // Registered first so that the current version is dated; a dry run writes nothing.
-    if (!options.dryRun) {
-      await this.core.ensureRegistered(false);
-      // A loader running now must not refill L1 with what the flush removes (stale versions: nothing current).
-      if ((options.scope ?? "stale-versions") !== "stale-versions") this.core.coherence.supersedeAll();
-    }
-    return runFlush(this.core.flushContext(), options);
   }
 
   /**
@@ -467,10 +412,6 @@ export class Cache {
   /** A list of user keys or tags as one span attribute, only with `traceKeys`. */
   private listAttribute(name: string, list: unknown): Record<string, string> {
     return this.core.telemetry?.traceKeys && Array.isArray(list) ? { [name]: list.join(", ") } : {};
-  }
-
-  private bothSpaces(key: string): Promise<string[]> {
-    return Promise.all([this.keys.entry(key, true), this.keys.entry(key, false)]);
   }
 }
 

@@ -91,6 +91,7 @@ const envSchema = z.object({
   REDIS_SENTINEL_MASTER: z.optional(
     z.string().check(z.regex(/^[^\s]+$/, "must be the monitored primary's name")),
   ),
+  REDIS_SENTINEL_PASSWORD: password,
   REDIS_ENABLED: bool,
   CACHE_ENABLED: bool,
   CACHE_FAIL_SILENTLY: bool,

@@ -82,6 +82,11 @@ export class KeySpace {
     return userKey(versioned ? this.versionedSpace : this.unversionedSpace, key);
   }
 
+  /** Both entry keys of `key`, versioned then unversioned: what a delete or `exists` has to reach. */
+  entries(key: string): Promise<[string, string]> {
+    return Promise.all([this.entry(key, true), this.entry(key, false)]);
+  }
+
   /**
    * The same entry key in another version of this namespace, or undefined when `full` is not a
    * versioned entry of this key space (unversioned entries are shared by every version already).

@@ -1,6 +1,7 @@
 import type { CacheCore } from "./core.js";
 import { asError, CacheError } from "./errors.js";
-import type { CacheStats, ConnectResult, HealthReport } from "./types.js";
+import { runFlush } from "./flush.js";
+import type { CacheStats, ConnectResult, FlushOptions, FlushResult, HealthReport } from "./types.js";
 
 /** Operations on the cache as a whole: reachability, health, counts. Never on a request's data path. */
 
@@ -28,6 +29,17 @@ export async function connect(core: CacheCore): Promise<ConnectResult> {
   } catch (error) {
     return { connected: false, ...base, error: asError(error).message };
   }
+}
+
+/** Removes the keys of one flush scope (flush.ts); Redis failures are thrown. */
+export async function flush(core: CacheCore, options: FlushOptions): Promise<FlushResult> {
+  // Registered first so that the current version is dated; a dry run writes nothing.
+  if (!options.dryRun) {
+    await core.ensureRegistered(false);
+    // A loader running now must not refill L1 with what the flush removes (stale versions: nothing current).
+    if ((options.scope ?? "stale-versions") !== "stale-versions") core.coherence.supersedeAll();
+  }
+  return runFlush(core.flushContext(), options);
 }
 
 /** State of both tiers and Redis, safe to expose: no keys, no secrets. */

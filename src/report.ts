@@ -1,7 +1,9 @@
-import { COUNTERS, type Counter, SLOT_MS } from "./analytics.js";
-import { CacheError } from "./errors.js";
+import { pairs, pipelined } from "./report/replies.js";
+import { measure, type NamespaceTally, newGroup, newTally, scanKeys } from "./report/scan.js";
+import { dayAgoSlot, readAnalytics, type Usage } from "./report/usage.js";
 import type { L2 } from "./tiers/l2.js";
-import type { RedisArg, RedisReply } from "./transports/types.js";
+
+export type { Usage } from "./report/usage.js";
 
 /**
  * What the whole database holds, across every environment prefix, namespace and version:
@@ -17,17 +19,6 @@ export interface ReportOptions {
   sampleSize?: number;
   /** Called after each SCAN batch with the number of keys scanned so far. */
   onProgress?(scanned: number): void;
-}
-
-/** Reads, loads and errors summed over every instance that pushed analytics (`analytics: true`). */
-export interface Usage {
-  hits: { l1: number; l2: number };
-  staleServed: number;
-  misses: number;
-  loads: number;
-  errors: number;
-  /** Hits (and stale served) over reads, 0…1; null without reads. */
-  hitRate: number | null;
 }
 
 export interface VersionReport {
@@ -72,143 +63,19 @@ export interface CacheReport {
   environments: EnvironmentReport[];
 }
 
-const SCAN_COUNT = 1000;
-const SEGMENT = /^[A-Za-z0-9_.-]{1,64}$/;
-const HOUR_SLOTS = 6;
-const DAY_SLOTS = 144;
-/** Kept per group while scanning; the memory stage takes a share of each. */
-const RESERVOIR = 32;
-const PIPELINE_CHUNK = 100;
-
-type Kind = "entry" | "unversioned" | "counter" | "tag" | "analytics" | "registry" | "internal";
-
-/** Where a key sits in tiercache's layout, or undefined for a key tiercache did not write. */
-export function classify(
-  key: string,
-): { prefix: string | null; namespace: string; kind: Kind; version?: string; slot?: number } | undefined {
-  let prefix: string | null = null;
-  let rest: string;
-  if (key.startsWith("tc:")) rest = key.slice(3);
-  else {
-    const colon = key.indexOf(":");
-    if (colon < 1 || !key.startsWith("tc:", colon + 1)) return undefined;
-    prefix = key.slice(0, colon);
-    if (!SEGMENT.test(prefix)) return undefined;
-    rest = key.slice(colon + 4);
-  }
-  if (rest === "versions") return { prefix, namespace: "", kind: "registry" };
-  const colon = rest.indexOf(":");
-  const namespace = rest.slice(0, colon);
-  if (colon < 1 || !SEGMENT.test(namespace)) return undefined;
-  const tail = rest.slice(colon + 1);
-  if (tail.startsWith("~t:")) return { prefix, namespace, kind: "tag" };
-  if (tail.startsWith("~a:")) return { prefix, namespace, kind: "analytics", slot: Number(tail.slice(3)) };
-  if (tail.startsWith("~:c:")) return { prefix, namespace, kind: "counter" };
-  if (tail.startsWith("~:")) return { prefix, namespace, kind: "unversioned" };
-  if (tail.startsWith("~")) return { prefix, namespace, kind: "internal" };
-  const version = tail.slice(0, tail.indexOf(":"));
-  if (!SEGMENT.test(version)) return undefined;
-  return { prefix, namespace, kind: "entry", version };
-}
-
-interface Group {
-  keys: number;
-  seen: number;
-  sample: string[];
-  /** Estimated from the measured sample. */
-  bytes?: number;
-}
-
-interface NamespaceTally {
-  versions: Map<string, Group>;
-  unversioned: Group;
-  counters: number;
-  tagMarks: number;
-  internal: number;
-  buckets: string[];
-}
-
-function getOrCreate<K, V>(map: Map<K, V>, key: K, make: () => V): V {
-  let value = map.get(key);
-  if (value === undefined) {
-    value = make();
-    map.set(key, value);
-  }
-  return value;
-}
-
-const newGroup = (): Group => ({ keys: 0, seen: 0, sample: [] });
-
-/** Reservoir sampling (algorithm R): every key of the group equally likely to be measured. */
-function offer(group: Group, key: string): void {
-  group.keys++;
-  group.seen++;
-  if (group.sample.length < RESERVOIR) group.sample.push(key);
-  else {
-    const at = Math.floor(Math.random() * group.seen);
-    if (at < RESERVOIR) group.sample[at] = key;
-  }
-}
-
 /** Builds the report over `l2`; Redis failures are thrown (a report with holes would mislead). */
 export async function buildReport(
   l2: L2,
   options: ReportOptions = {},
   now = Date.now(),
 ): Promise<CacheReport> {
-  const maxKeys = options.maxKeys ?? 1_000_000;
   const sampleSize = options.sampleSize ?? 500;
-  const environments = new Map<string | null, Map<string, NamespaceTally>>();
-  const registries = new Set<string | null>();
-  const tally = (prefix: string | null, namespace: string): NamespaceTally => {
-    const namespaces = getOrCreate(environments, prefix, () => new Map<string, NamespaceTally>());
-    let found = namespaces.get(namespace);
-    if (!found) {
-      found = {
-        versions: new Map(),
-        unversioned: newGroup(),
-        counters: 0,
-        tagMarks: 0,
-        internal: 0,
-        buckets: [],
-      };
-      namespaces.set(namespace, found);
-    }
-    return found;
-  };
-
-  let cursor = "0";
-  let scanned = 0;
-  do {
-    const reply = await l2.send(["SCAN", cursor, "MATCH", "*tc:*", "COUNT", SCAN_COUNT], "stats");
-    if (!Array.isArray(reply) || !Array.isArray(reply[1]))
-      throw new CacheError("UNAVAILABLE", "stats: bad SCAN reply");
-    cursor = String(reply[0]);
-    for (const key of reply[1]) {
-      if (typeof key !== "string") continue;
-      scanned++;
-      const place = classify(key);
-      if (!place) continue;
-      if (place.kind === "registry") {
-        registries.add(place.prefix);
-        continue;
-      }
-      const ns = tally(place.prefix, place.namespace);
-      if (place.kind === "entry") {
-        const version = place.version as string;
-        offer(getOrCreate(ns.versions, version, newGroup), key);
-      } else if (place.kind === "unversioned") offer(ns.unversioned, key);
-      else if (place.kind === "counter") ns.counters++;
-      else if (place.kind === "tag") ns.tagMarks++;
-      else {
-        ns.internal++;
-        const slot = place.slot ?? Number.NaN;
-        if (place.kind === "analytics" && slot > Math.floor(now / SLOT_MS) - DAY_SLOTS) ns.buckets.push(key);
-      }
-    }
-    options.onProgress?.(scanned);
-  } while (cursor !== "0" && scanned < maxKeys);
-  const truncated = cursor !== "0";
+  const { environments, registries, scanned, truncated } = await scanKeys(
+    l2,
+    options.maxKeys ?? 1_000_000,
+    options.onProgress,
+    dayAgoSlot(now),
+  );
 
   const groups = [...environments.values()].flatMap((namespaces) =>
     [...namespaces.values()].flatMap((ns) => [...ns.versions.values(), ns.unversioned]),
@@ -224,7 +91,7 @@ export async function buildReport(
     sampledKeys,
     environments: [...new Set([...environments.keys(), ...registries])].sort(byPrefix).map((prefix) => {
       const namespaces = environments.get(prefix) ?? new Map<string, NamespaceTally>();
-      const registered = registry.get(prefix) ?? new Map<string, { firstSeen: number; flushed: boolean }>();
+      const registered = registry.get(prefix) ?? new Map<string, Registered>();
       const names = new Set([
         ...namespaces.keys(),
         ...[...registered.keys()].map((f) => f.split(":")[0] as string),
@@ -232,7 +99,7 @@ export async function buildReport(
       return {
         prefix,
         namespaces: [...names].sort().map((namespace) => {
-          const ns = namespaces.get(namespace) ?? tally(prefix, namespace);
+          const ns = namespaces.get(namespace) ?? newTally();
           const versionNames = new Set([
             ...ns.versions.keys(),
             ...[...registered.keys()]
@@ -272,47 +139,26 @@ export async function buildReport(
   };
 }
 
-const byPrefix = (a: string | null, b: string | null) => (a === null ? -1 : b === null ? 1 : a < b ? -1 : 1);
-
-/** `MEMORY USAGE` of a share of each group's sample, scaled to its key count; returns keys measured. */
-async function measure(l2: L2, groups: Group[], sampleSize: number): Promise<number> {
-  const withKeys = groups.filter((group) => group.keys > 0);
-  if (sampleSize <= 0 || withKeys.length === 0) return 0;
-  const share = Math.max(1, Math.floor(sampleSize / withKeys.length));
-  const picks = withKeys.flatMap((group) => group.sample.slice(0, share).map((key) => ({ group, key })));
-  const sizes = await pipelined(
-    l2,
-    picks.slice(0, Math.max(sampleSize, withKeys.length)).map(({ key }) => ["MEMORY", "USAGE", key]),
-  );
-  const totals = new Map<Group, { bytes: number; n: number }>();
-  picks.forEach(({ group }, i) => {
-    const size = sizes[i];
-    if (typeof size !== "number") return; // expired since the scan, or not measured
-    const total = totals.get(group) ?? { bytes: 0, n: 0 };
-    total.bytes += size;
-    total.n++;
-    totals.set(group, total);
-  });
-  let measured = 0;
-  for (const [group, { bytes, n }] of totals) {
-    group.bytes = Math.round((bytes / n) * group.keys);
-    measured += n;
-  }
-  return measured;
+/** A version's record in its prefix's registry, by `namespace:version`. */
+interface Registered {
+  firstSeen: number;
+  flushed: boolean;
 }
+
+const byPrefix = (a: string | null, b: string | null) => (a === null ? -1 : b === null ? 1 : a < b ? -1 : 1);
 
 async function readRegistries(
   l2: L2,
   prefixes: Set<string | null>,
-): Promise<Map<string | null, Map<string, { firstSeen: number; flushed: boolean }>>> {
+): Promise<Map<string | null, Map<string, Registered>>> {
   const list = [...prefixes];
   const replies = await pipelined(
     l2,
     list.map((prefix) => ["HGETALL", `${prefix === null ? "" : `${prefix}:`}tc:versions`]),
   );
-  const result = new Map<string | null, Map<string, { firstSeen: number; flushed: boolean }>>();
+  const result = new Map<string | null, Map<string, Registered>>();
   list.forEach((prefix, i) => {
-    const fields = new Map<string, { firstSeen: number; flushed: boolean }>();
+    const fields = new Map<string, Registered>();
     for (const [field, value] of pairs(replies[i])) {
       const firstSeen = Number.parseInt(value, 10);
       if (field.includes(":") && Number.isFinite(firstSeen))
@@ -321,91 +167,4 @@ async function readRegistries(
     result.set(prefix, fields);
   });
   return result;
-}
-
-interface NamespaceUsage {
-  total: { hour: Usage; day: Usage };
-  versions: Map<string, { hour: Usage; day: Usage }>;
-}
-
-async function readAnalytics(
-  l2: L2,
-  environments: Map<string | null, Map<string, NamespaceTally>>,
-  now: number,
-): Promise<Map<NamespaceTally, NamespaceUsage>> {
-  const wanted = [...environments.values()].flatMap((namespaces) =>
-    [...namespaces.values()].flatMap((ns) => ns.buckets.map((key) => ({ ns, key }))),
-  );
-  const replies = await pipelined(
-    l2,
-    wanted.map(({ key }) => ["HGETALL", key]),
-  );
-  const current = Math.floor(now / SLOT_MS);
-  const sums = new Map<
-    NamespaceTally,
-    Map<string, { hour: Record<Counter, number>; day: Record<Counter, number> }>
-  >();
-  wanted.forEach(({ ns, key }, i) => {
-    const slot = Number(key.slice(key.lastIndexOf(":") + 1));
-    const inHour = slot > current - HOUR_SLOTS;
-    const byVersion = getOrCreate(sums, ns, () => new Map());
-    for (const [field, value] of pairs(replies[i])) {
-      const cut = field.lastIndexOf(":");
-      const version = field.slice(0, cut);
-      const counter = field.slice(cut + 1) as Counter;
-      if (!COUNTERS.includes(counter)) continue;
-      const sum = getOrCreate(byVersion, version, () => ({ hour: zero(), day: zero() }));
-      const n = Number(value) || 0;
-      sum.day[counter] += n;
-      if (inHour) sum.hour[counter] += n;
-    }
-  });
-  const result = new Map<NamespaceTally, NamespaceUsage>();
-  for (const [ns, byVersion] of sums) {
-    const hour = zero();
-    const day = zero();
-    const versions = new Map<string, { hour: Usage; day: Usage }>();
-    for (const [version, sum] of byVersion) {
-      versions.set(version, { hour: toUsage(sum.hour), day: toUsage(sum.day) });
-      for (const counter of COUNTERS) {
-        hour[counter] += sum.hour[counter];
-        day[counter] += sum.day[counter];
-      }
-    }
-    result.set(ns, { total: { hour: toUsage(hour), day: toUsage(day) }, versions });
-  }
-  return result;
-}
-
-const zero = (): Record<Counter, number> => ({ l1: 0, l2: 0, stale: 0, miss: 0, load: 0, error: 0 });
-
-function toUsage(sum: Record<Counter, number>): Usage {
-  const served = sum.l1 + sum.l2 + sum.stale;
-  const reads = served + sum.miss;
-  return {
-    hits: { l1: sum.l1, l2: sum.l2 },
-    staleServed: sum.stale,
-    misses: sum.miss,
-    loads: sum.load,
-    errors: sum.error,
-    hitRate: reads === 0 ? null : served / reads,
-  };
-}
-
-/** Field/value pairs of an HGETALL reply (a flat array on both transports). */
-function pairs(reply: RedisReply | Error | undefined): [string, string][] {
-  if (reply instanceof Error) throw new CacheError("UNAVAILABLE", `stats: ${reply.message}`);
-  const out: [string, string][] = [];
-  if (Array.isArray(reply))
-    for (let i = 0; i + 1 < reply.length; i += 2) out.push([String(reply[i]), String(reply[i + 1])]);
-  return out;
-}
-
-/** Commands in pipelines of {@link PIPELINE_CHUNK}, one in flight at a time. */
-async function pipelined(l2: L2, commands: RedisArg[][]): Promise<(RedisReply | Error)[]> {
-  const replies: (RedisReply | Error)[] = [];
-  for (let i = 0; i < commands.length; i += PIPELINE_CHUNK) {
-    replies.push(...(await l2.pipeline(commands.slice(i, i + PIPELINE_CHUNK), "stats")));
-  }
-  return replies;
 }

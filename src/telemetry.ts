@@ -99,7 +99,25 @@ export function timedTransport(transport: Transport, telemetry: Telemetry): Tran
     // What L2 asks of the transport beyond its commands: key layout on a cluster, health, secrets.
     ...(transport.slotted ? { slotted: true } : {}),
     ...(transport.topology ? { topology: () => transport.topology?.() as Topology } : {}),
+    ...(transport.partlyDown ? { partlyDown: () => transport.partlyDown?.() === true } : {}),
     ...(transport.redact ? { redact: (text: string) => transport.redact?.(text) ?? text } : {}),
+  };
+}
+
+/** A route handler in a `route` span: method, status, the `x-cache` result, and the path with `traceKeys`. */
+export function tracedRoute<R extends Request, A extends unknown[]>(
+  telemetry: Telemetry,
+  served: (req: R, ...rest: A) => Promise<Response>,
+): (req: R, ...rest: A) => Promise<Response> {
+  return (req, ...rest) => {
+    const path = telemetry.traceKeys ? { "url.path": new URL(req.url).pathname } : {};
+    return telemetry.span("route", { "http.request.method": req.method, ...path }, async (span) => {
+      const response = await served(req, ...rest);
+      span.set("http.response.status_code", response.status);
+      const xCache = response.headers.get("x-cache");
+      if (xCache) span.set("tiercache.route.result", xCache.toLowerCase());
+      return response;
+    });
   };
 }
 

@@ -35,3 +35,32 @@ export async function commandCache(
   }
   return { cache, health };
 }
+
+/** Progress lines at most this often, so a long scan shows it is alive without flooding CI logs. */
+const PROGRESS_EVERY_MS = 1000;
+
+/**
+ * Runs a command's work on its cache, then closes it: 0 when the work is done, 1 when Redis failed
+ * on the way (the reason on stderr — errors crossing the public API are redacted already).
+ */
+export async function runOn(command: string, cache: Cache, work: () => Promise<void>): Promise<number> {
+  try {
+    await work();
+    return 0;
+  } catch (error) {
+    console.error(`tiercache ${command}: failed: ${asError(error).message}`);
+    return 1;
+  } finally {
+    await cache.close();
+  }
+}
+
+/** An `onProgress` callback that prints `line(count)` on stderr at most once every second. */
+export function progressLines(line: (count: number) => string): (count: number) => void {
+  let reportedAt = performance.now();
+  return (count) => {
+    if (performance.now() - reportedAt < PROGRESS_EVERY_MS) return;
+    reportedAt = performance.now();
+    console.error(`  … ${line(count)}`);
+  };
+}

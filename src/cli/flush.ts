@@ -1,8 +1,7 @@
 import { parseArgs } from "node:util";
 import { wholeNumber } from "../config.js";
-import { asError } from "../errors.js";
 import { isFlushScope } from "../flush.js";
-import { commandCache } from "./command-cache.js";
+import { commandCache, progressLines, runOn } from "./command-cache.js";
 import { commandOptions } from "./command-options.js";
 
 const USAGE = `usage: tiercache flush [--scope <scope>] [--dry-run] [--keep N] [--namespace NAME]
@@ -20,9 +19,6 @@ REDIS_CACHE_VERSION or VERCEL_GIT_COMMIT_SHA).
   --namespace  default "default"
 
 Exit code: 0 done, 1 Redis failed, 2 bad usage or configuration.`;
-
-/** Progress lines at most this often, so a long flush shows it is alive without flooding CI logs. */
-const PROGRESS_EVERY_MS = 1000;
 
 /**
  * `tiercache flush`: a deploy step. Prints what it is about to flush, progress for long flushes, and
@@ -42,28 +38,17 @@ export async function main(args: string[]): Promise<number> {
       `namespace ${namespace}, version ${version}, via ${transport}`,
   );
   const started = performance.now();
-  let reportedAt = started;
-  try {
+  return runOn("flush", cache, async () => {
     const result = await cache.flush({
       scope: options.scope,
       dryRun: options.dryRun,
-      onProgress: (removed) => {
-        if (performance.now() - reportedAt < PROGRESS_EVERY_MS) return;
-        reportedAt = performance.now();
-        console.error(`  … ${removed} keys ${options.dryRun ? "counted" : "removed"}`);
-      },
+      onProgress: progressLines((removed) => `${removed} keys ${options.dryRun ? "counted" : "removed"}`),
     });
     const ms = Math.round(performance.now() - started);
     const versions = result.versions?.length ? ` — versions ${result.versions.join(", ")}` : "";
     const verb = options.dryRun ? "Would flush" : "Flushed";
     console.log(`${verb} ${result.removed} keys (scope ${result.scope}) in ${ms} ms${versions}`);
-    return 0;
-  } catch (error) {
-    console.error(`tiercache flush: failed: ${asError(error).message}`);
-    return 1;
-  } finally {
-    await cache.close();
-  }
+  });
 }
 
 function parse(args: string[]) {

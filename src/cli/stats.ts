@@ -1,7 +1,6 @@
 import { parseArgs } from "node:util";
-import { asError } from "../errors.js";
 import type { CacheReport, Usage } from "../report.js";
-import { commandCache } from "./command-cache.js";
+import { commandCache, progressLines, runOn } from "./command-cache.js";
 import { commandOptions } from "./command-options.js";
 
 const USAGE = `usage: tiercache stats [--json] [--max-keys N] [--sample N]
@@ -18,8 +17,6 @@ errors over the last hour and day. SCAN only, never KEYS; progress on stderr.
 
 Exit code: 0 done, 1 Redis failed, 2 bad usage or configuration.`;
 
-const PROGRESS_EVERY_MS = 1000;
-
 /** `tiercache stats`: never prints a secret — the transport is named by kind only. */
 export async function main(args: string[]): Promise<number> {
   const options = commandOptions("stats", args, parse, USAGE);
@@ -27,25 +24,14 @@ export async function main(args: string[]): Promise<number> {
   const opened = await commandCache("stats", {});
   if (typeof opened === "number") return opened;
   const { cache } = opened;
-  let reportedAt = performance.now();
-  try {
+  return runOn("stats", cache, async () => {
     const report = await cache.report({
       maxKeys: options.maxKeys,
       sampleSize: options.sample,
-      onProgress: (scanned) => {
-        if (performance.now() - reportedAt < PROGRESS_EVERY_MS) return;
-        reportedAt = performance.now();
-        console.error(`  … ${scanned.toLocaleString("en-US")} keys scanned`);
-      },
+      onProgress: progressLines((scanned) => `${scanned.toLocaleString("en-US")} keys scanned`),
     });
     console.log(options.json ? JSON.stringify(report, null, 2) : table(report));
-    return 0;
-  } catch (error) {
-    console.error(`tiercache stats: failed: ${asError(error).message}`);
-    return 1;
-  } finally {
-    await cache.close();
-  }
+  });
 }
 
 function parse(args: string[]) {

@@ -58,3 +58,6 @@ export function forwardedHostTrustedByDefault(): boolean {
 export function normalizeVary(names: readonly string[] = []): string[] {
   return [...new Set(names.map((name) => name.trim().toLowerCase()).filter(Boolean))].sort();
 }
+
+/** The internal tag every entry of a URL that varies carries, so an unsafe request drops all its variants. */
+export const urlTag = (urlKey: string): string => `~url:${urlKey}`;

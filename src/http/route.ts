@@ -1,40 +1,29 @@
-import { fraction } from "../config.js";
-import { toMs } from "../duration.js";
 import { CacheError } from "../errors.js";
 import { checkTags } from "../input.js";
-import { loaderTimeoutMs } from "../loader-timeout.js";
-import type {
-  Duration,
-  GetOrSetOptions,
-  Invalidation,
-  LoaderContext,
-  LoaderTimeout,
-  SetOptions,
-  WaitUntil,
-} from "../types.js";
+import type { GetOrSetOptions, LoaderContext, SetOptions, WaitUntil } from "../types.js";
 import { cacheControl } from "./cache-control.js";
-import {
-  forwardedHostTrustedByDefault,
-  normalizeVary,
-  type RequestKeyParts,
-  requestKey,
-} from "./cache-key.js";
-import { type CdnOptions, cdnDirectives, cdnHeaders } from "./cdn.js";
+import { requestKey, urlTag } from "./cache-key.js";
+import { cdnHeaders } from "./cdn.js";
 import { notModified } from "./etag.js";
+import { isInvalidArgument, unlessInvalidArgument } from "./route-errors.js";
+import { type InvalidatingCache, invalidateAfter } from "./route-invalidation.js";
+import { type RouteOptions, type RouteSettings, routeSettings } from "./route-options.js";
 import {
   capture,
   isPassthrough,
   isStoredResponse,
   type Passthrough,
   type StoredResponse,
-  type StorePolicy,
   toResponse,
 } from "./stored-response.js";
 import { VaryMemory, varySuffix } from "./vary.js";
 import { waitUntilFrom } from "./wait-until.js";
+import { withXCache } from "./x-cache.js";
+
+export type { RouteOptions } from "./route-options.js";
 
 /** What {@link route} needs of a cache; the `Cache` from `createCache` has it all. */
-export interface RouteCache {
+export interface RouteCache extends InvalidatingCache {
   get(key: string): Promise<unknown>;
   getOrSet<T>(
     key: string,
@@ -42,9 +31,6 @@ export interface RouteCache {
     options?: GetOrSetOptions<T>,
   ): Promise<T>;
   set(key: string, value: unknown, options?: SetOptions): Promise<void>;
-  delete(...keys: string[]): Promise<number>;
-  invalidateTags(tags: readonly string[]): Promise<unknown>;
-  deletePattern(glob: string): Promise<number>;
   runInBackground(work: () => Promise<unknown>, waitUntil?: WaitUntil): Promise<void>;
 }
 
@@ -53,77 +39,6 @@ export type RouteHandler<R extends Request = Request, A extends unknown[] = unkn
   req: R,
   ...rest: A
 ) => Response | Promise<Response>;
-
-export type { Invalidation } from "../types.js";
-
-/** Options of {@link route}. */
-export interface RouteOptions<R extends Request = Request> {
-  /**
-   * Freshness of cached responses. Default: the response's own, as a shared cache reads it
-   * (`s-maxage`, else `max-age`, else `Expires` − `Date`, less its `Age`), else the cache's `ttl`.
-   */
-  ttl?: Duration;
-  /**
-   * How long after freshness a response is still served while one request refreshes it. Default: the
-   * response's `stale-while-revalidate` directive, else the cache's. (`stale-if-error` is read from
-   * the response too.)
-   */
-  staleWhileRevalidate?: Duration;
-  /**
-   * How long a request waits for the handler on a miss or a stale entry (see `LoaderTimeout`): past
-   * `soft` a stale response is served (`x-cache: STALE`) while the handler finishes in the background;
-   * past `hard` the request rejects with a CacheError `LOADER_TIMEOUT`. Default: the cache's.
-   */
-  loaderTimeout?: LoaderTimeout;
-  /** See `GetOrSetOptions.refreshAhead`; default: the cache's. */
-  refreshAhead?: number;
-  /**
-   * Lets the CDN in front cache what the route caches: responses served from the entry carry
-   * `CDN-Cache-Control` (RFC 9213; Vercel and Cloudflare honour it) and the route's tags as
-   * `Cache-Tag` and `Vercel-Cache-Tag`, so `invalidateTags` can purge them there too (see
-   * `onInvalidate` and the `vercelCdn()` / `cloudflareCdn()` adapters).
-   */
-  cdn?: CdnOptions;
-  /**
-   * Tags of the cached responses, for `cache.invalidateTags`. A successful non-GET request through
-   * the route invalidates the tags it maps to, e.g. `(req) => [`user:${id(req)}`]`.
-   */
-  tags?: readonly string[] | ((req: R) => readonly string[]);
-  /**
-   * Request headers whose values split the cache up front (e.g. `accept-language`); also added to the
-   * response's `Vary`. A response's own `Vary` splits it as well (learnt per URL); `Vary: *` is not stored.
-   */
-  vary?: readonly string[];
-  /**
-   * The cache key of a request, given the default one (host, path, sorted query, `vary` values) and
-   * its parts; return `null` not to cache this request. Requests with `Authorization` or `Cookie` are
-   * only cached when this is given: it says how they are keyed, e.g. `(req, key) => `${key}|${userId(req)}``.
-   * To share entries across hosts, leave the host out: `(req, key, { path }) => `route:${path}``.
-   */
-  key?: (
-    req: R,
-    defaultKey: string,
-    parts: RequestKeyParts,
-  ) => string | null | undefined | Promise<string | null | undefined>;
-  /**
-   * Key on `X-Forwarded-Host` (when present) instead of `Host`. Only for a proxy in front that sets
-   * it and drops what clients send. Default: true on Vercel (`VERCEL` is set), else false.
-   */
-  trustForwardedHost?: boolean;
-  /**
-   * Statuses that are cached. Default: RFC 9110's heuristically cacheable ones, which are the
-   * handler's deterministic answers — 200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501 — and
-   * not 302/307 (temporary by definition), 206 (a part) or errors that may pass.
-   */
-  statuses?: readonly number[];
-  /** Larger bodies pass through uncached, `x-cache: BYPASS` (default 1 MiB). */
-  maxBodyBytes?: number;
-  /** What a successful (2xx) non-GET request invalidates besides the route's own entry and `tags`. */
-  invalidates?: Invalidation | ((req: R) => Invalidation | Promise<Invalidation>);
-}
-
-const DEFAULT_STATUSES = [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
-const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
 /**
  * Caches a Web-standard handler's GET and HEAD responses (status, headers, body bytes) in `cache`.
@@ -157,13 +72,8 @@ export function route<R extends Request, A extends unknown[]>(
   };
 }
 
-/** The internal tag every entry of a URL that varies carries, so an unsafe request drops all its variants. */
-const urlTag = (urlKey: string) => `~url:${urlKey}`;
-
 class CachedRoute<R extends Request, A extends unknown[]> {
-  private readonly policy: StorePolicy;
-  private readonly trustForwardedHost: boolean;
-  private readonly cdn: string | undefined;
+  private readonly settings: RouteSettings;
   private readonly varies = new VaryMemory();
   /** Stale windows travel with the stored response: the ones it was stored with decide when it is found stale. */
   private readonly staleWindows = (value: unknown) =>
@@ -176,29 +86,7 @@ class CachedRoute<R extends Request, A extends unknown[]> {
     private readonly handler: RouteHandler<R, A>,
     private readonly options: RouteOptions<R>,
   ) {
-    const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-    if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 0) {
-      throw new TypeError(`tiercache: route maxBodyBytes must be a whole number ≥ 0, got ${maxBodyBytes}`);
-    }
-    // Bad durations fail here, when the route is defined, not on its first request.
-    this.policy = {
-      statuses: new Set(options.statuses ?? DEFAULT_STATUSES),
-      vary: normalizeVary(options.vary),
-      maxBodyBytes,
-      freshMs: options.ttl === undefined ? undefined : toMs(options.ttl, "ttl"),
-      staleWhileRevalidateMs:
-        options.staleWhileRevalidate === undefined
-          ? undefined
-          : toMs(options.staleWhileRevalidate, "staleWhileRevalidate"),
-    };
-    this.trustForwardedHost = options.trustForwardedHost ?? forwardedHostTrustedByDefault();
-    this.cdn = options.cdn ? cdnDirectives(options.cdn) : undefined;
-    loaderTimeoutMs(options.loaderTimeout);
-    if (options.refreshAhead !== undefined) fraction("route: refreshAhead", options.refreshAhead);
-    if (typeof options.tags !== "function") checkTags(options.tags, "route: tags");
-    if (options.invalidates && typeof options.invalidates !== "function") {
-      checkTags(options.invalidates.tags, "route: invalidates.tags");
-    }
+    this.settings = routeSettings(options);
   }
 
   async read(req: R, rest: A): Promise<Response> {
@@ -220,33 +108,7 @@ class CachedRoute<R extends Request, A extends unknown[]> {
     const ownTags = this.tagsOf(req);
     const res = await this.handler(req, ...rest);
     if (res.status < 200 || res.status > 299) return res;
-    const own = await this.keyOf(req, false);
-    const extra =
-      typeof this.options.invalidates === "function"
-        ? await this.options.invalidates(req)
-        : this.options.invalidates;
-    const keys = [...(own === null ? [] : [own]), ...(extra?.keys ?? [])];
-    // Bad input is thrown, but only once everything valid was invalidated.
-    let badInput: unknown;
-    let extraTags: readonly string[] = [];
-    try {
-      extraTags = checkTags(extra?.tags, "route: invalidates.tags");
-    } catch (error) {
-      badInput = error;
-    }
-    // Variants of the URL live under other keys: they carry its tag.
-    const tags = [...(own === null ? [] : [urlTag(own)]), ...ownTags, ...extraTags];
-    // Settled, not raced: each is tried even if another fails, and a failure (already reported by
-    // the cache) does not cost the handler's response.
-    const settled = await Promise.allSettled([
-      keys.length > 0 ? this.cache.delete(...keys) : undefined,
-      tags.length > 0 ? this.cache.invalidateTags(tags) : undefined,
-      ...(extra?.patterns ?? []).map((pattern) => this.cache.deletePattern(pattern)),
-    ]);
-    for (const result of settled) {
-      if (result.status === "rejected" && isInvalidArgument(result.reason)) badInput ??= result.reason;
-    }
-    if (badInput !== undefined) throw badInput;
+    await invalidateAfter(this.cache, req, await this.keyOf(req, false), ownTags, this.options.invalidates);
     return res;
   }
 
@@ -275,7 +137,7 @@ class CachedRoute<R extends Request, A extends unknown[]> {
         run.failure = { error };
         throw error;
       }
-      const produced = await capture(res, this.policy, req);
+      const produced = await capture(res, this.settings.policy, req);
       if (isPassthrough(produced)) context.skipCache();
       else this.adopt(produced, req, urlKey, key, context, waitUntil);
       run.produced = produced;
@@ -366,7 +228,7 @@ class CachedRoute<R extends Request, A extends unknown[]> {
     key: string,
     waitUntil: WaitUntil | undefined,
   ): Promise<Response> {
-    const captured = await capture(await this.handler(req, ...rest), this.policy, req);
+    const captured = await capture(await this.handler(req, ...rest), this.settings.policy, req);
     if (isPassthrough(captured)) return withXCache(captured.passthrough, "BYPASS");
     const target = captured.vary ? urlKey + captured.vary.suffix : key;
     const options = this.writeOptionsFor(captured, this.tagsOfKey(urlKey, req));
@@ -397,13 +259,13 @@ class CachedRoute<R extends Request, A extends unknown[]> {
       head: req.method === "HEAD",
       notModified: notModified(req, stored.etag, lastModified),
       now: Date.now(),
-      extraHeaders: cdnHeaders(this.cdn, this.tagsOf(req)),
+      extraHeaders: cdnHeaders(this.settings.cdn, this.tagsOf(req)),
     });
   }
 
   /** The request's cache key; null when it must not be cached. */
   private async keyOf(req: R, reading: boolean): Promise<string | null> {
-    const parts = requestKey(req, this.policy.vary, this.trustForwardedHost);
+    const parts = requestKey(req, this.settings.policy.vary, this.settings.trustForwardedHost);
     const key = `route:${parts.host}${parts.path}`;
     if (this.options.key) return (await this.options.key(req, key, parts)) || null;
     // Without a `key` option the response may depend on who asks: never share it.
@@ -445,31 +307,4 @@ class CachedRoute<R extends Request, A extends unknown[]> {
       tags,
     };
   }
-}
-
-/** Marks a response the route did not serve from its entry; copies it when its headers are immutable. */
-function withXCache(res: Response, value: "BYPASS" | "MISS"): Response {
-  try {
-    res.headers.set("x-cache", value);
-    return res;
-  } catch {
-    // `Response.redirect()` and `fetch()` responses have immutable headers.
-  }
-  try {
-    const copy = new Response(res.body, res);
-    copy.headers.set("x-cache", value);
-    return copy;
-  } catch {
-    return res;
-  }
-}
-
-function isInvalidArgument(error: unknown): boolean {
-  return error instanceof CacheError && error.code === "INVALID_ARGUMENT";
-}
-
-/** A cache failure reads as a miss; bad input is the caller's error and is thrown. */
-function unlessInvalidArgument(error: unknown): undefined {
-  if (isInvalidArgument(error)) throw error;
-  return undefined;
 }

@@ -201,12 +201,12 @@ export class L2 {
       for (const key of waiting) failAll(readsOf(key), error);
       waiting.clear();
     };
-    // The deadline is the batch's (run() races it): one abort listener, not one per slot.
-    this.run("MGET", async (transport) => {
+    // The deadline is the batch's (run() races it); the transport sees it to tell a hung node.
+    this.run("MGET", async (transport, signal) => {
       const outcomes = await Promise.allSettled(
         groups.map(async (group) => {
           const command = group.length === 1 ? ["GET", group[0] as string] : ["MGET", ...group];
-          const reply = await transport.send(command);
+          const reply = await transport.send(command, signal);
           const replies = group.length === 1 ? [reply] : asArray(reply);
           for (const [i, key] of group.entries()) settle(key, replies[i]);
         }),
@@ -252,8 +252,10 @@ export class L2 {
     let signal: AbortSignal | undefined;
     let deadlineMs = this.timeoutMs;
     let started = 0;
+    let transport: Transport | undefined;
     try {
-      const transport = await this.connected();
+      const connected = await this.connected();
+      transport = connected;
       // The deadline starts once the transport and its client module are loaded: a cold import is
       // local work, not Redis being slow (connecting is part of the first command, inside it).
       // Whole milliseconds, as timers go.
@@ -261,7 +263,7 @@ export class L2 {
       started = performance.now();
       const result = await withDeadline(deadlineMs, (deadline) => {
         signal = deadline;
-        return work(transport, deadline);
+        return work(connected, deadline);
       });
       this.breaker.success();
       return result;
@@ -269,8 +271,10 @@ export class L2 {
       if (thrown === this.misconfigured) throw thrown; // reported by whoever created it, once
       // An error reply means Redis answered: only silence and transport failures open the circuit.
       // A deadline cut short by the call's budget says nothing about Redis either way.
+      // One cluster node down while others answer is that node's failure, not Redis's (partlyDown).
       if (isReplyError(thrown)) this.breaker.success();
-      else if (!(signal?.aborted && deadlineMs < this.timeoutMs)) this.breaker.failure(Date.now());
+      else if (!transport?.partlyDown?.() && !(signal?.aborted && deadlineMs < this.timeoutMs))
+        this.breaker.failure(Date.now());
       const error = this.failure(operation, thrown, signal?.aborted === true, deadlineMs);
       this.report(operation, error);
       throw error;

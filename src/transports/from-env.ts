@@ -76,6 +76,7 @@ export function transportFor(options: CacheOptions, env: Env, logger: Logger): T
             sentinel: {
               name: env.REDIS_SENTINEL_MASTER as string,
               sentinelRootNodes: nodes(env.REDIS_SENTINELS as string),
+              sentinelPassword: env.REDIS_SENTINEL_PASSWORD,
             },
             password: env.REDIS_PASSWORD,
             tls,
@@ -134,6 +135,8 @@ function tcpVariable(env: Env): string | undefined {
       "CONFIG",
       "REDIS_SENTINEL_MASTER is set without REDIS_SENTINELS (host:port,… of the Sentinels)",
     );
+  if (env.REDIS_SENTINEL_PASSWORD !== undefined && env.REDIS_SENTINELS === undefined)
+    throw new CacheError("CONFIG", "REDIS_SENTINEL_PASSWORD is set without REDIS_SENTINELS");
   const set = (["REDIS_CLUSTER_NODES", "REDIS_SENTINELS", "REDIS_URL", "REDIS_HOST"] as const).filter(
     (name) => env[name] !== undefined && env[name] !== "",
   );

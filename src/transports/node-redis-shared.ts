@@ -4,6 +4,26 @@ import type { RedisArg, RedisReply } from "./types.js";
 
 export type RedisModule = typeof import("redis");
 
+/**
+ * TLS beyond `true`: what Node's `tls.connect` needs to trust a private CA (`ca`), present a client
+ * certificate (`cert`, `key`) or check another name than the host's (`servername`). With `true`
+ * only, the system's CAs are trusted, plus those in `NODE_EXTRA_CA_CERTS` (read at process start).
+ */
+export interface TlsOptions {
+  ca?: string | Buffer | (string | Buffer)[];
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  servername?: string;
+  /** Default true; false accepts any certificate (a test setup, never production). */
+  rejectUnauthorized?: boolean;
+}
+
+/** The node-redis `socket` fields for a `tls` option. */
+export function tlsSocket(tls: boolean | TlsOptions | undefined): object {
+  if (!tls) return {};
+  return tls === true ? { tls: true } : { ...tls, tls: true };
+}
+
 /** Reconnect backoff: 50 ms doubling, capped so a restarted Redis is found within about a second. */
 export const BACKOFF_CAP_MS = 1000;
 /** Attempts before the background reconnect loop stops; the next command then starts a new client. */

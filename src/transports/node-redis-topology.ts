@@ -1,11 +1,15 @@
 import { redact, redactError } from "../redact.js";
-import { abortable, abortError } from "./abort.js";
+import { slotOf } from "../slots.js";
+import { abortError } from "./abort.js";
+import { AbortWatch, NodeHealth } from "./node-redis-nodes.js";
 import {
   backoff,
   loadRedis,
   NO_COMMAND_TIMEOUT,
   pipelineReplies,
   type RedisModule,
+  type TlsOptions,
+  tlsSocket,
   toArgs,
   toReply,
 } from "./node-redis-shared.js";
@@ -18,7 +22,8 @@ export type NodeAddress = string | { host: string; port: number };
 interface NodeOptions {
   password?: string;
   username?: string;
-  tls?: boolean;
+  /** TLS to every node (and to the Sentinels): `true`, or whom to trust (see {@link TlsOptions}). */
+  tls?: boolean | TlsOptions;
   /** Limit for one connection attempt to a node, TCP/TLS plus handshake. Default 2000. */
   connectTimeoutMs?: number;
 }
@@ -48,6 +53,26 @@ export interface SentinelOptions extends NodeOptions {
 
 /** After this long reconnecting to a node, the cluster's slot map is asked for again (a failover?). */
 const TOPOLOGY_REFRESH_MS = 500;
+/** A node or Sentinel refused the credentials: no retry fixes that. */
+const AUTH_REFUSED = /\b(WRONGPASS|NOAUTH)\b/;
+
+/** A failed connect's error, with the last error a node reported when it says more. */
+function explained(error: unknown, last: Error | undefined): unknown {
+  if (!last || error === last || !(error instanceof Error) || error.message.includes(last.message))
+    return error;
+  return new Error(`${error.message} (${last.message})`, { cause: error });
+}
+
+/**
+ * Sentinel: a connect that fails (a refused password, no primary known yet) is retried once a second
+ * this many times before it rejects with the reason; node-redis's 16 would hide it for 16 s. A
+ * rejected connect is not final: the next command starts a new client. Commands are bounded by their
+ * deadline either way.
+ */
+const SENTINEL_REDISCOVERS = 2;
+
+/** How often a cluster primary that is down gets one command through to probe it. */
+const NODE_RETRY_MS = 500;
 
 /** Normalizes and checks node addresses; errors name the option, never a credential. */
 export function parseNodes(
@@ -89,6 +114,10 @@ function routingKey(args: readonly string[]): string | undefined {
 interface TopologyClient {
   connect(): Promise<unknown>;
   send(args: string[]): Promise<unknown>;
+  /** Cluster: the `host:port` of the primary a command goes to (undefined: keyless, or not known yet). */
+  nodeOf?(args: readonly string[]): string | undefined;
+  /** Cluster: the `host:port` of every primary. */
+  primaries?(): string[];
   topology(): Topology;
   close(): Promise<unknown>;
   destroy(): unknown;
@@ -109,6 +138,9 @@ export class TopologyTransport implements Transport {
   private client: TopologyClient | undefined;
   private connecting: Promise<void> | undefined;
   private closed = false;
+  private readonly aborts = new AbortWatch();
+  private readonly nodes = new NodeHealth(this.aborts, NODE_RETRY_MS);
+  private loaded: RedisModule | undefined;
 
   constructor(private readonly config: { cluster: ClusterOptions } | { sentinel: SentinelOptions }) {
     const options = "cluster" in config ? config.cluster : config.sentinel;
@@ -126,7 +158,7 @@ export class TopologyTransport implements Transport {
   async send(command: readonly RedisArg[], signal?: AbortSignal): Promise<RedisReply> {
     try {
       const client = await this.connect(signal);
-      return toReply(await abortable(client.send(toArgs(command)), signal));
+      return toReply(await this.aborts.race(this.dispatch(client, toArgs(command), signal), signal));
     } catch (thrown) {
       throw await this.failure(thrown);
     }
@@ -141,8 +173,8 @@ export class TopologyTransport implements Transport {
       const { ErrorReply } = await this.module();
       const client = await this.connect(signal);
       // Issued in one tick: each node's client writes its share in one go, one round trip per node.
-      const replies = await abortable(
-        Promise.allSettled(commands.map((command) => client.send(toArgs(command)))),
+      const replies = await this.aborts.race(
+        Promise.allSettled(commands.map((command) => this.dispatch(client, toArgs(command), signal))),
         signal,
       );
       return pipelineReplies(replies, ErrorReply, (error) => this.scrub(error));
@@ -161,7 +193,36 @@ export class TopologyTransport implements Transport {
 
   /** The nodes as the client sees them now; empty before the first command connected. */
   topology(): Topology {
-    return this.client?.topology() ?? { mode: this.slotted ? "cluster" : "sentinel", nodes: [] };
+    const topology = this.client?.topology() ?? { mode: this.slotted ? "cluster" : "sentinel", nodes: [] };
+    // A frozen primary keeps its socket (and node-redis calls it ready): its unanswered commands tell.
+    for (const node of topology.nodes) if (this.nodes.isDown(node.address)) node.reachable = false;
+    return topology;
+  }
+
+  partlyDown(): boolean {
+    const primaries = this.client?.primaries?.();
+    return primaries !== undefined && this.nodes.partlyDown(primaries);
+  }
+
+  /**
+   * Sends one command on a cluster through its primary's health: refused at once while that primary
+   * is down (but for a probe now and then), and watched until it is answered or its deadline passes.
+   */
+  private dispatch(
+    client: TopologyClient,
+    args: string[],
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    const node = client.nodeOf?.(args);
+    if (node === undefined) return client.send(args);
+    if (!this.nodes.admit(node))
+      return Promise.reject(
+        new Error(`Redis node ${node} is down: commands for its slots fail fast until it answers again`),
+      );
+    const reply = client.send(args);
+    const redis = this.loaded;
+    this.nodes.track(node, reply, signal, (error) => !!redis && error instanceof redis.ErrorReply);
+    return reply;
   }
 
   async close(): Promise<void> {
@@ -190,10 +251,16 @@ export class TopologyTransport implements Transport {
   }
 
   private module(): Promise<RedisModule> {
-    this.redis ??= loadRedis().catch((error) => {
-      this.redis = undefined;
-      throw error;
-    });
+    this.redis ??= loadRedis().then(
+      (redis) => {
+        this.loaded = redis;
+        return redis;
+      },
+      (error) => {
+        this.redis = undefined;
+        throw error;
+      },
+    );
     return this.redis;
   }
 
@@ -203,9 +270,20 @@ export class TopologyTransport implements Transport {
     const redis = await this.module();
     if (this.closed) throw new Error("nodeRedis: the transport is closed");
     if (!this.client) {
-      const client = this.create(redis);
+      // node-redis reports why a node refused only as events ("All the root nodes are unavailable",
+      // or a Sentinel client retrying forever): the last one explains a failed connect, and a refused
+      // password, which retrying cannot fix, fails it at once.
+      let lastError: Error | undefined;
+      let refuse: (error: Error) => void = () => {};
+      const refused = new Promise<never>((_, reject) => {
+        refuse = reject;
+      });
+      const client = this.create(redis, (error) => {
+        lastError = error;
+        if (AUTH_REFUSED.test(error.message)) refuse(error);
+      });
       this.client = client;
-      this.connecting = client.connect().then(
+      this.connecting = Promise.race([client.connect(), refused]).then(
         () => {
           this.connecting = undefined;
         },
@@ -214,22 +292,23 @@ export class TopologyTransport implements Transport {
           if (this.client === client) this.client = undefined;
           this.connecting = undefined;
           client.destroy();
-          throw error;
+          throw explained(error, lastError);
         },
       );
       this.connecting.catch(() => {});
     }
     const client = this.client;
-    if (this.connecting) await abortable(this.connecting, signal);
+    if (this.connecting) await this.aborts.race(this.connecting, signal);
     return client;
   }
 
-  private create(redis: RedisModule): TopologyClient {
+  /** The node-redis client; `noted` hears the errors its nodes and Sentinels report as events. */
+  private create(redis: RedisModule, noted: (error: Error) => void): TopologyClient {
     const options = "cluster" in this.config ? this.config.cluster : this.config.sentinel;
     const socket = {
       connectTimeout: options.connectTimeoutMs ?? 2000,
       reconnectStrategy: backoff,
-      ...(options.tls ? { tls: true as const } : {}),
+      ...tlsSocket(options.tls),
     };
     const nodeOptions = {
       socket,
@@ -241,7 +320,7 @@ export class TopologyTransport implements Transport {
       clientInfoTag: "tiercache",
     };
     // An 'error' event without a listener would crash the process; failures reach callers as rejections.
-    const ignore = () => {};
+    const onError = (error: unknown) => noted(error instanceof Error ? error : new Error(String(error)));
     if ("cluster" in this.config) {
       const cluster = redis.createCluster({
         rootNodes: parseNodes(this.config.cluster.rootNodes, "cluster.rootNodes").map((node) => ({
@@ -253,10 +332,16 @@ export class TopologyTransport implements Transport {
         topologyRefreshOnReconnectionAttemptStrategy: TOPOLOGY_REFRESH_MS,
         ...(this.config.cluster.nodeAddressMap ? { nodeAddressMap: this.config.cluster.nodeAddressMap } : {}),
       });
-      cluster.on("error", ignore);
+      cluster.on("error", onError);
       return {
         connect: () => cluster.connect(),
         send: (args) => cluster.sendCommand(routingKey(args), false, args, NO_COMMAND_TIMEOUT),
+        nodeOf: (args) => {
+          const key = routingKey(args);
+          const primary = key === undefined ? undefined : cluster.slots[slotOf(key)]?.master;
+          return primary ? `${primary.host}:${primary.port}` : undefined;
+        },
+        primaries: () => cluster.masters.map((node) => `${node.host}:${node.port}`),
         // The primaries: replicas take no commands here, so node-redis holds no connection to them.
         topology: () => ({
           mode: "cluster",
@@ -274,11 +359,14 @@ export class TopologyTransport implements Transport {
       nodeClientOptions: { ...withoutResp, database: config.db ?? 0 },
       sentinelClientOptions: { socket, password: config.sentinelPassword },
       masterPoolSize: 1,
+      maxCommandRediscovers: SENTINEL_REDISCOVERS,
       replicaPoolSize: 0,
       RESP: 2,
       commandOptions: NO_COMMAND_TIMEOUT,
     });
-    sentinel.on("error", ignore);
+    sentinel.on("error", onError);
+    // node-redis reports the errors of its primary's and Sentinels' clients as this event.
+    sentinel.on("client-error", (event: { error?: unknown }) => onError(event.error));
     return {
       connect: () => sentinel.connect(),
       send: (args) => sentinel.sendCommand(false, args, NO_COMMAND_TIMEOUT),

@@ -7,12 +7,15 @@ import {
   pipelineReplies,
   type RedisModule,
   reconnectStrategy,
+  type TlsOptions,
+  tlsSocket,
   toArgs,
   toReply,
 } from "./node-redis-shared.js";
 import { type ClusterOptions, type SentinelOptions, TopologyTransport } from "./node-redis-topology.js";
 import type { RedisArg, RedisReply, Transport } from "./types.js";
 
+export type { TlsOptions } from "./node-redis-shared.js";
 export type { ClusterOptions, NodeAddress, SentinelOptions } from "./node-redis-topology.js";
 
 /**
@@ -42,8 +45,11 @@ export interface NodeRedisOptions {
   username?: string;
   /** Database number (`SELECT`), default 0. */
   db?: number;
-  /** TLS even with a `redis://` URL. */
-  tls?: boolean;
+  /**
+   * TLS even with a `redis://` URL; an object also says whom to trust (`ca`: a private CA's PEM) or
+   * which client certificate to present. A `rediss://` URL with `tls` unset means `true`.
+   */
+  tls?: boolean | TlsOptions;
   /**
    * How long a connection may owe a reply before it is considered dead and replaced on the next
    * command (redis-py's `socket_timeout`). It does not bound a single call — the caller's signal
@@ -215,7 +221,7 @@ class NodeRedisTransport implements Transport {
       socket: {
         host: settings.host,
         port: settings.port,
-        ...(settings.tls ? { tls: true as const } : {}),
+        ...tlsSocket(settings.tls),
         connectTimeout: this.limits.connectTimeoutMs,
         reconnectStrategy,
       },
@@ -379,7 +385,7 @@ class Connection {
 interface ClientSettings {
   host: string;
   port: number;
-  tls: boolean;
+  tls: boolean | TlsOptions;
   username: string | undefined;
   password: string | undefined;
   db: number;

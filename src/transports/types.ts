@@ -19,6 +19,12 @@ export interface Transport {
   /** The nodes behind a cluster or Sentinel transport, for `health()`. */
   topology?(): Topology;
   /**
+   * Some nodes of a cluster are down while others answer: a failure now is one node's (the
+   * transport fails that node's commands fast itself), so the circuit breaker, which would stop
+   * traffic to every node, does not count it.
+   */
+  partlyDown?(): boolean;
+  /**
    * Sends one command. Rejects with the Redis error message for an error reply, with a
    * transport error when the server cannot be reached, and promptly when `signal` aborts.
    */

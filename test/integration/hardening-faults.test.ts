@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
 import { Redis } from "@upstash/redis";
@@ -16,6 +15,7 @@ import { start as startProxy } from "../support/fault-proxy.js";
 import { startHttpProxy } from "../support/http-fault-proxy.js";
 import { isolatedRedisUrl } from "../support/redis-db.js";
 import { type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
+import { runCli } from "../support/run-cli.js";
 import { tcpAsOnWorkerd } from "../support/workerd-bundle.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -561,34 +561,15 @@ describe("13. no secret crosses a public boundary", () => {
 
   it("the CLI's health and flush output is clean", { timeout: 60_000 }, async () => {
     for (const command of ["health", "flush"]) {
-      const result = await new Promise<{ out: string; code: number | null }>((resolve, reject) => {
-        const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", command], {
-          cwd: ROOT,
-          env: {
-            PATH: process.env.PATH ?? "",
-            HOME: process.env.HOME ?? "",
-            UPSTASH_REDIS_REST_URL: bridge.url,
-            UPSTASH_REDIS_REST_TOKEN: SECRET,
-          },
-          stdio: ["ignore", "pipe", "pipe"],
-        });
-        let out = "";
-        child.stdout.on("data", (chunk) => {
-          out += chunk;
-        });
-        child.stderr.on("data", (chunk) => {
-          out += chunk;
-        });
-        const timer = setTimeout(() => child.kill("SIGKILL"), 50_000);
-        child.once("error", reject);
-        child.once("close", (code) => {
-          clearTimeout(timer);
-          resolve({ out, code });
-        });
-      });
+      const result = await runCli(
+        [command],
+        { UPSTASH_REDIS_REST_URL: bridge.url, UPSTASH_REDIS_REST_TOKEN: SECRET },
+        50_000,
+      );
+      const out = result.stdout + result.stderr;
       expect(result.code).not.toBe(0);
-      expect(result.out.length).toBeGreaterThan(0);
-      expect(leaks(result.out)).toBe(false);
+      expect(out.length).toBeGreaterThan(0);
+      expect(leaks(out)).toBe(false);
     }
   });
 });

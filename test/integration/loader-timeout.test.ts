@@ -2,24 +2,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { route } from "../../src/http/route.js";
 import { CacheError, createCache } from "../../src/index.js";
 import { type Backend, cacheOn, openBackend } from "../support/backends.js";
+import { background } from "../support/background.js";
 import { isolatedRedisUrl } from "../support/redis-db.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Generous for a shared, busy 2-core machine; still far below the loaders' own sleeps. */
 const MARGIN = 250;
-
-/** A waitUntil that keeps what it was given, so a test can wait for the background work. */
-function background() {
-  const work: Promise<unknown>[] = [];
-  return {
-    waitUntil: (promise: Promise<unknown>) => {
-      work.push(promise);
-    },
-    settled: async () => {
-      while (work.length > 0) await Promise.all(work.splice(0));
-    },
-  };
-}
 
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => unhandled.push(reason);

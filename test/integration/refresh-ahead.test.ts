@@ -1,22 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CacheError, createCache } from "../../src/index.js";
 import { type Backend, cacheOn, openBackend } from "../support/backends.js";
+import { background } from "../support/background.js";
 import { isolatedRedisUrl } from "../support/redis-db.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A waitUntil that keeps what it was given, so a test can wait for the background work. */
-function background() {
-  const work: Promise<unknown>[] = [];
-  return {
-    waitUntil: (promise: Promise<unknown>) => {
-      work.push(promise);
-    },
-    settled: async () => {
-      while (work.length > 0) await Promise.all(work.splice(0));
-    },
-  };
-}
 
 describe.each(["node-redis", "upstash"] as const)("refreshAhead on %s", (backendName) => {
   let backend: Backend;

@@ -1,5 +1,3 @@
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBridge } from "../../src/bridge/server.js";
 import { createCache } from "../../src/index.js";
@@ -10,34 +8,9 @@ import { type Backend, cacheOn, openBackend } from "../support/backends.js";
 import { start as startProxy } from "../support/fault-proxy.js";
 import { isolatedRedisUrl } from "../support/redis-db.js";
 import { freePort } from "../support/redis-server.js";
+import { runCli as cli } from "../support/run-cli.js";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const TOKEN = "stats-bridge-token-never-printed";
-
-/** Runs `tiercache <args>` from source with only the given environment; killed (by PID) after 60 s. */
-function cli(args: string[], env: Record<string, string>) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on("data", (chunk) => {
-      stderr += chunk;
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    child.once("error", reject);
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { freePort, waitForPort } from "./redis-server.js";
+import type { TestCerts } from "./tls-certs.js";
 
 const run = promisify(execFile);
 
@@ -13,30 +14,95 @@ const run = promisify(execFile);
 export interface NodeProcess {
   readonly port: number;
   readonly pid: number;
+  /** Running and not frozen: it answers. */
   readonly alive: boolean;
   kill(): Promise<void>;
+  /** SIGSTOP: it keeps its sockets open and answers nothing (a frozen or partitioned node). */
+  freeze(): void;
+  /** SIGCONT after `freeze()`. */
+  thaw(): void;
 }
 
-function spawnServer(args: string[], port: number): Promise<NodeProcess> {
+/**
+ * What the servers require: a password (`requirepass`, and `masterauth` for their replication) and
+ * TLS only (`--port 0`, the port given is the TLS port; cluster bus and replication over TLS too).
+ */
+export interface Protection {
+  password?: string;
+  tls?: TestCerts;
+}
+
+/** Server arguments to listen on `port` with this protection. */
+function listenArgs(port: number, protection: Protection = {}): string[] {
+  const args = protection.tls
+    ? [
+        "--port",
+        "0",
+        "--tls-port",
+        String(port),
+        ...tlsFiles(protection.tls),
+        "--tls-cluster",
+        "yes",
+        "--tls-replication",
+        "yes",
+      ]
+    : ["--port", String(port)];
+  if (protection.password)
+    args.push("--requirepass", protection.password, "--masterauth", protection.password);
+  return args;
+}
+
+function tlsFiles(tls: TestCerts): string[] {
+  // Clients are not asked for a certificate: what is tested is that they check the server's.
+  return [
+    "--tls-cert-file",
+    tls.certFile,
+    "--tls-key-file",
+    tls.keyFile,
+    "--tls-ca-cert-file",
+    tls.caFile,
+    "--tls-auth-clients",
+    "no",
+  ];
+}
+
+/** redis-cli arguments to reach a server with this protection. */
+export function cliArgs(protection: Protection = {}): string[] {
+  return [
+    ...(protection.tls ? ["--tls", "--cacert", protection.tls.caFile] : []),
+    ...(protection.password ? ["-a", protection.password, "--no-auth-warning"] : []),
+  ];
+}
+
+function spawnServer(args: string[], port: number, flags: string[] = []): Promise<NodeProcess> {
   const child: ChildProcess = spawn("redis-server", args, { stdio: "ignore" });
   const exited = once(child, "exit");
+  let frozen = false;
   const handle: NodeProcess = {
     port,
     pid: child.pid ?? -1,
     get alive() {
-      return child.exitCode === null && child.signalCode === null;
+      return child.exitCode === null && child.signalCode === null && !frozen;
     },
     async kill() {
-      if (!handle.alive) return;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill("SIGKILL");
       await exited;
+    },
+    freeze() {
+      frozen = true;
+      child.kill("SIGSTOP");
+    },
+    thaw() {
+      child.kill("SIGCONT");
+      frozen = false;
     },
   };
   return Promise.race([
     waitForPort(port).then(async () => {
       // Another process may have taken the port between freePort() and the bind: then whoever
       // answers is not ours.
-      const info = await cli(port, "info", "server").catch(() => "");
+      const info = await nodeCli(port, flags, "info", "server").catch(() => "");
       if (!info.includes(`process_id:${handle.pid}`)) {
         await handle.kill();
         throw new Error(`port ${port} was taken by another process`);
@@ -58,13 +124,14 @@ async function spawnOnFreePort(
   dir: string,
   args: (port: number) => string[],
   pick: () => Promise<number>,
+  flags: string[] = [],
 ): Promise<NodeProcess> {
   for (let attempt = 1; ; attempt++) {
     const port = await pick();
     const own = join(dir, `node-${port}`);
     mkdirSync(own, { recursive: true });
     try {
-      return await spawnServer([...args(port), "--dir", own], port);
+      return await spawnServer([...args(port), "--dir", own], port, flags);
     } catch (error) {
       if (attempt >= 5) throw error;
     }
@@ -106,9 +173,28 @@ async function freeClusterPort(taken: Set<number>): Promise<number> {
   }
 }
 
-async function cli(port: number, ...args: string[]): Promise<string> {
-  const { stdout } = await run("redis-cli", ["-h", "127.0.0.1", "-p", String(port), ...args]);
+async function nodeCli(port: number, flags: string[], ...args: string[]): Promise<string> {
+  const { stdout } = await run("redis-cli", ["-h", "127.0.0.1", "-p", String(port), ...flags, ...args]);
   return stdout;
+}
+
+/** One protected redis-server (no cluster, no replica) on a free port. */
+export async function startProtectedServer(
+  protection: Protection,
+): Promise<NodeProcess & { stop(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), "tiercache-node-"));
+  const node = await spawnOnFreePort(
+    dir,
+    (port) => [...listenArgs(port, protection), ...COMMON],
+    freePort,
+    cliArgs(protection),
+  );
+  return Object.assign(node, {
+    async stop() {
+      await node.kill();
+      await rm(dir, { recursive: true, force: true });
+    },
+  });
 }
 
 async function until(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
@@ -133,30 +219,43 @@ export interface RedisClusterHandle {
   stop(): Promise<void>;
 }
 
+export interface ClusterSetup {
+  /** Replicas per primary: 1 (default) or 0. */
+  replicas?: 0 | 1;
+  /**
+   * `cluster-node-timeout`, default 1000: a killed primary's replica takes over within ~2 s. A long
+   * one keeps a frozen primary a primary (no failover, no `cluster_state:fail`) for that long.
+   */
+  nodeTimeoutMs?: number;
+  protection?: Protection;
+}
+
 /**
  * Starts a real cluster from `redis-server` binaries: `--cluster-enabled yes` with per-node config
- * files in a temp dir, joined by `redis-cli --cluster create … --cluster-replicas 1`. A short
- * `cluster-node-timeout` makes a killed primary's replica take over within ~2 s.
+ * files in a temp dir, joined by `redis-cli --cluster create … --cluster-replicas 1`.
  */
-export async function startRedisCluster(): Promise<RedisClusterHandle> {
+export async function startRedisCluster(setup: ClusterSetup = {}): Promise<RedisClusterHandle> {
   const dir = await mkdtemp(join(tmpdir(), "tiercache-cluster-"));
   const taken = new Set<number>();
+  const replicas = setup.replicas ?? 1;
+  const flags = cliArgs(setup.protection);
+  const cli = (port: number, ...args: string[]) => nodeCli(port, flags, ...args);
   const nodes = await Promise.all(
-    Array.from({ length: 6 }, () =>
+    Array.from({ length: 3 * (1 + replicas) }, () =>
       spawnOnFreePort(
         dir,
         (port) => [
-          "--port",
-          String(port),
+          ...listenArgs(port, setup.protection),
           "--cluster-enabled",
           "yes",
           "--cluster-config-file",
           join(dir, `nodes-${port}.conf`),
           "--cluster-node-timeout",
-          "1000",
+          String(setup.nodeTimeoutMs ?? 1000),
           ...COMMON,
         ],
         () => freeClusterPort(taken),
+        flags,
       ),
     ),
   );
@@ -166,7 +265,15 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await run("redis-cli", ["--cluster", "create", ...addresses, "--cluster-replicas", "1", "--cluster-yes"]);
+    await run("redis-cli", [
+      ...flags,
+      "--cluster",
+      "create",
+      ...addresses,
+      "--cluster-replicas",
+      String(replicas),
+      "--cluster-yes",
+    ]);
   } catch (error) {
     await stop();
     throw error;
@@ -214,8 +321,21 @@ export interface RedisSentinelHandle {
   stop(): Promise<void>;
 }
 
+export interface SentinelSetup {
+  /** Of the primary and replica; the Sentinels get `sentinel auth-pass` and the same TLS. */
+  protection?: Protection;
+  /** `requirepass` of the Sentinels themselves (and `sentinel sentinel-pass` between them). */
+  sentinelPassword?: string;
+}
+
 /** Starts 1 primary, 1 replica and 3 × `redis-server <conf> --sentinel`, with fast failure detection. */
-export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
+export async function startRedisSentinel(setup: SentinelSetup = {}): Promise<RedisSentinelHandle> {
+  const flags = cliArgs(setup.protection);
+  const sentinelFlags = cliArgs({ tls: setup.protection?.tls, password: setup.sentinelPassword });
+  const cli = (port: number, ...args: string[]) => nodeCli(port, flags, ...args);
+  const sentinelCli = (port: number, ...args: string[]) => nodeCli(port, sentinelFlags, ...args);
+  const tls = setup.protection?.tls;
+  const password = setup.protection?.password;
   const name = "mymaster";
   const dir = await mkdtemp(join(tmpdir(), "tiercache-sentinel-"));
   const started: NodeProcess[] = [];
@@ -224,12 +344,24 @@ export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    const primary = await spawnOnFreePort(dir, (port) => ["--port", String(port), ...COMMON], freePort);
+    const primary = await spawnOnFreePort(
+      dir,
+      (port) => [...listenArgs(port, setup.protection), ...COMMON],
+      freePort,
+      flags,
+    );
     started.push(primary);
     const replica = await spawnOnFreePort(
       dir,
-      (port) => ["--port", String(port), "--replicaof", "127.0.0.1", String(primary.port), ...COMMON],
+      (port) => [
+        ...listenArgs(port, setup.protection),
+        "--replicaof",
+        "127.0.0.1",
+        String(primary.port),
+        ...COMMON,
+      ],
       freePort,
+      flags,
     );
     started.push(replica);
     await until("replica in sync", 10_000, async () =>
@@ -244,10 +376,27 @@ export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
           writeFileSync(
             conf,
             [
-              `port ${port}`,
+              ...(tls
+                ? [
+                    "port 0",
+                    `tls-port ${port}`,
+                    `tls-cert-file ${tls.certFile}`,
+                    `tls-key-file ${tls.keyFile}`,
+                    `tls-ca-cert-file ${tls.caFile}`,
+                    "tls-auth-clients no",
+                    "tls-replication yes",
+                  ]
+                : [`port ${port}`]),
               "bind 127.0.0.1",
               "protected-mode no",
               `sentinel monitor ${name} 127.0.0.1 ${primary.port} 2`,
+              ...(password ? [`sentinel auth-pass ${name} ${password}`] : []),
+              ...(setup.sentinelPassword
+                ? [
+                    `requirepass ${setup.sentinelPassword}`,
+                    `sentinel sentinel-pass ${setup.sentinelPassword}`,
+                  ]
+                : []),
               `sentinel down-after-milliseconds ${name} 1000`,
               `sentinel failover-timeout ${name} 5000`,
               `sentinel parallel-syncs ${name} 1`,
@@ -257,6 +406,7 @@ export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
           return [conf, "--sentinel"];
         },
         freePort,
+        sentinelFlags,
       );
       started.push(sentinel);
       sentinels.push(sentinel);
@@ -269,7 +419,7 @@ export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
       sentinelAddresses: sentinels.map((s) => `127.0.0.1:${s.port}`),
       async currentPrimary() {
         const live = sentinels.find((s) => s.alive) as NodeProcess;
-        const reply = await cli(live.port, "sentinel", "get-master-addr-by-name", name);
+        const reply = await sentinelCli(live.port, "sentinel", "get-master-addr-by-name", name);
         return Number(reply.trim().split("\n")[1]);
       },
       stop,
@@ -277,7 +427,7 @@ export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
     // Every Sentinel has found the replica and the other Sentinels: a failover can be agreed on.
     await until("sentinels ready", 15_000, async () => {
       for (const s of sentinels) {
-        const info = await cli(s.port, "sentinel", "master", name);
+        const info = await sentinelCli(s.port, "sentinel", "master", name);
         const lines = info.trim().split("\n");
         const field = (key: string) => Number(lines[lines.indexOf(key) + 1]);
         if (field("num-slaves") < 1 || field("num-other-sentinels") < 2) return false;
