@@ -26,7 +26,7 @@ describe("withDeadline", () => {
     expect(outcome).toBeInstanceOf(Error);
     expect((outcome as Error).name).toBe("AbortError");
     expect(seen?.aborted).toBe(true);
-    expect((seen?.reason as DOMException).name).toBe("TimeoutError");
+    expect((seen?.reason as DOMException | undefined)?.name).toBe("TimeoutError");
     await new Promise((r) => setTimeout(r, 100));
   });
 });
