@@ -5,9 +5,6 @@
  * generator does not share the bridge's event loop), stops both, prints a markdown table and
  * writes it into the "## Bridge (issue 2)" section of bench/RESULTS.md.
  */
-import { spawn } from "node:child_process";
-import { once } from "node:events";
-import { readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { Agent, request } from "node:http";
 import { cpus, loadavg } from "node:os";
@@ -15,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { Redis } from "@upstash/redis";
 import { createClient } from "redis";
 import { startRedisServer } from "../test/support/redis-server.js";
+import { startBridgeProcess } from "./support/bridge-process.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const WARMUP_MS = 500;
@@ -22,9 +20,6 @@ const CONCURRENCY = [1, 32];
 const TOKEN = "bench-token-0123456789"; // the CLI refuses tokens under 16 characters
 const KEY = "bench:bridge:user";
 const VALUE = JSON.stringify({ id: 42, name: "Ada Lovelace", roles: ["admin", "author"] });
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-/** USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s on Linux. */
-const CLOCK_TICKS = 100;
 
 interface Result {
   client: string;
@@ -70,39 +65,6 @@ async function measure(
   return { concurrency, rps: latencies.length / (elapsed / 1000), p50: at(0.5), p99: at(0.99), bridgeCpu };
 }
 
-async function startBridgeProcess(redisUrl: string) {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", "src/cli.ts", "bridge", "--port", "0", "--token", TOKEN, "--redis", redisUrl],
-    { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
-  );
-  let output = "";
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on("data", (chunk) => {
-      output += chunk;
-      const match = /(http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-      if (match) resolve(match[1]!);
-    });
-    child.once("exit", (code) => reject(new Error(`bridge exited with ${code}: ${output}`)));
-  });
-  return {
-    url,
-    /** CPU time the bridge process has used (Linux /proc; NaN elsewhere). */
-    cpuSeconds() {
-      try {
-        const fields = readFileSync(`/proc/${child.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-        return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-      } catch {
-        return Number.NaN;
-      }
-    },
-    async stop() {
-      child.kill("SIGTERM");
-      await once(child, "exit");
-    },
-  };
-}
-
 const loadBefore = loadavg()[0]!;
 const redisServer = await startRedisServer();
 const results: Result[] = [];
@@ -112,7 +74,7 @@ try {
   const tcp = createClient({ url: redisUrl, commandOptions: { timeout: 0 } });
   await tcp.connect();
   await tcp.set(KEY, VALUE);
-  const bridge = await startBridgeProcess(redisUrl);
+  const bridge = await startBridgeProcess(redisUrl, TOKEN);
   try {
     const body = JSON.stringify(["GET", KEY]);
     const headers = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };

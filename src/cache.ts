@@ -83,6 +83,7 @@ export class Cache {
           this.getThroughTiers(key, full, options, span),
         );
       }
+      if (this.read.batchable(full, options)) return this.read.fresh<T>(key, full, options.waitUntil);
       return this.getThroughTiers(key, full, options);
     } catch (error) {
       return Promise.reject(error);

@@ -1,20 +1,14 @@
 import { carriesTag, type Entry } from "./entry.js";
-import { CacheError } from "./errors.js";
 import { scanAndUnlink } from "./flush.js";
 import { formatMark, Invalidations, parseMark, type TagMark } from "./invalidation.js";
 import { globToRegExp, type KeySpace } from "./keys.js";
 import { PendingInvalidations } from "./pending.js";
+import { allAnswered, writeReplay } from "./replay-writes.js";
+import { type LoadTicket, Supersession } from "./supersession.js";
 import type { Budget } from "./tiers/budget.js";
 import type { L1 } from "./tiers/l1.js";
 import type { L2 } from "./tiers/l2.js";
-import {
-  createdOf,
-  isTombstone,
-  randomToken,
-  TOMBSTONE_MS,
-  tombstone,
-  tombstoneCommand,
-} from "./tombstone.js";
+import { createdOf, isTombstone, randomToken, tombstoneCommand } from "./tombstone.js";
 import type { RedisArg, RedisReply } from "./transports/types.js";
 import type { CacheEvent, DeferredOperation, InvalidationResult, WaitUntil } from "./types.js";
 
@@ -37,14 +31,6 @@ export interface CoherenceHost {
   detach(work: Promise<unknown>): void;
 }
 
-/** A getOrSet load in flight, and whether an invalidation of its key came in while it ran. */
-export interface LoadTicket {
-  readonly full: string;
-  readonly startedAt: number;
-  readonly generation: number;
-  superseded: boolean;
-}
-
 /**
  * Invalidation that reaches every instance without pub/sub. Invalidations write a new random epoch
  * token to Redis (`SET … GET`, so a token can never come back after Redis loses its data); reads
@@ -52,21 +38,13 @@ export interface LoadTicket {
  * once per `l1.syncMs`. When it changed, L1 and the known tag marks are dropped. Tags are judged by
  * time: an entry written before its tag's last invalidation is gone (or stale). Deletes leave
  * tombstones so that a loader that started before them cannot write its value back (tombstone.ts);
- * invalidations Redis could not take are kept and replayed (pending.ts).
+ * invalidations Redis could not take are kept and replayed (pending.ts, replay-writes.ts). What
+ * this instance's own invalidations overtake (loads, reads on their way) is supersession.ts's.
  */
-/** Local invalidations remembered for {@link Coherence.admits}, at most, and for how long (reads land within their deadline). */
-const MAX_NOTED_INVALIDATIONS = 10_000;
-const NOTE_INVALIDATIONS_MS = 10_000;
-
 export class Coherence {
   private readonly state: Invalidations;
   private readonly pending = new PendingInvalidations();
-  private readonly loads = new Map<string, Set<LoadTicket>>();
-  /** Moves whenever L1 is dropped wholesale: a load that straddles it must not fill L1. */
-  private generation = 0;
-  private invalidationCount = 0;
-  private readonly invalidatedAt = new Map<string, number>();
-  private everythingInvalidatedAt = 0;
+  private readonly local = new Supersession();
   private replaying = false;
   private replayAfter = 0;
 
@@ -79,7 +57,7 @@ export class Coherence {
     const { l1, l2, keys } = this.host;
     const mark: TagMark = { at: Date.now(), soft };
     const wanted = new Set(tags);
-    this.invalidationCount++;
+    this.local.counted();
     for (const tag of tags) this.state.rememberOwn(tag, mark);
     l1?.deleteWhere((_key, entry) => {
       if (!carriesTag(entry, wanted)) return false;
@@ -115,7 +93,7 @@ export class Coherence {
     const at = Date.now();
     let local = 0;
     for (const full of fulls) if (l1?.delete(full)) local++;
-    this.supersede((full) => fulls.includes(full), fulls);
+    this.local.supersede((full) => fulls.includes(full), fulls);
     if (!l2 || fulls.length === 0) return local;
     const token = randomToken();
     const replies = await this.attempt(
@@ -139,7 +117,7 @@ export class Coherence {
     const at = Date.now();
     const matcher = globToRegExp(pattern);
     const local = l1?.deleteWhere((key) => matcher.test(key)) ?? 0;
-    this.supersede((full) => matcher.test(full));
+    this.local.supersede((full) => matcher.test(full));
     if (!l2) return local;
     const removed = await this.attempt(
       async () => {
@@ -171,7 +149,7 @@ export class Coherence {
   ): Promise<void> {
     const l2 = this.host.l2;
     // Noted at the new entries' own time: reading them back from Redis must still fill L1.
-    this.supersede((full) => fulls.includes(full), fulls, writtenAt);
+    this.local.supersede((full) => fulls.includes(full), fulls, writtenAt);
     if (!l2 || commands.length === 0) return;
     const at = Date.now();
     const replies = await this.attempt(
@@ -223,6 +201,22 @@ export class Coherence {
       screened,
       stored === null && typeof old === "string" && this.live(full, old) ? old : null,
     ]);
+  }
+
+  /**
+   * For a batch of reads (read-path.ts): when a check is due, the epoch joins this tick's MGET ahead
+   * of the values that follow, so a move drops L1 and the tag marks before those values are checked.
+   * A failed epoch read is tolerated as in {@link read}: the values' readers see the batch's failure.
+   */
+  joinEpochCheck(now: number): void {
+    const { l2, keys } = this.host;
+    if (!l2 || !this.state.claimEpochCheck(now)) return;
+    l2.enqueue(keys.epoch, { reply: (epoch) => this.applyEpoch(epoch), fail: () => {} });
+  }
+
+  /** Whether an invalidation waiting for Redis may hide entries: reads then take the general path. */
+  get deferring(): boolean {
+    return this.pending.size > 0;
   }
 
   /**
@@ -281,24 +275,12 @@ export class Coherence {
    * must not join it.
    */
   get invalidations(): number {
-    return this.invalidationCount;
+    return this.local.invalidations;
   }
 
   /** Registers a getOrSet load, so invalidations of its key made while it runs can supersede it. */
   beginLoad(full: string): LoadTicket {
-    const ticket: LoadTicket = {
-      full,
-      startedAt: Date.now(),
-      generation: this.generation,
-      superseded: false,
-    };
-    let tickets = this.loads.get(full);
-    if (!tickets) {
-      tickets = new Set();
-      this.loads.set(full, tickets);
-    }
-    tickets.add(ticket);
-    return ticket;
+    return this.local.begin(full);
   }
 
   /**
@@ -308,10 +290,7 @@ export class Coherence {
    * servable as stale only.
    */
   endLoad(ticket: LoadTicket, entry?: Entry): boolean {
-    const tickets = this.loads.get(ticket.full);
-    tickets?.delete(ticket);
-    if (tickets?.size === 0) this.loads.delete(ticket.full);
-    if (!entry || ticket.superseded || ticket.generation !== this.generation) return false;
+    if (!this.local.end(ticket) || !entry) return false;
     const { gone, staleFrom } = this.state.verdict({ created: ticket.startedAt, tags: entry.tags }, (tag) =>
       this.pending.mark(tag),
     );
@@ -321,7 +300,7 @@ export class Coherence {
 
   /** A flush (or anything else dropping entries wholesale) supersedes every load in flight. */
   supersedeAll(): void {
-    this.supersede(() => true);
+    this.local.supersede(() => true);
   }
 
   /** Records this instance's own epoch bump: `previous` is `SET … GET`'s reply, `token` what it wrote. */
@@ -345,36 +324,18 @@ export class Coherence {
   }
 
   /**
-   * Writes every deferred invalidation in one round trip (pattern deletes and an overflow purge
-   * scan): key deletes as tombstones and tag marks dated now (at least as much as was asked), then
-   * one epoch bump so every instance drops its L1. Kept for the next contact if it fails.
+   * Writes every deferred invalidation (replay-writes.ts), ending with one epoch bump so every
+   * instance drops its L1; this instance then knows its tag marks as written. Kept for the next
+   * contact if it fails.
    */
   private async replay(): Promise<boolean> {
     const { l2, keys } = this.host;
     if (!l2) return true;
     const snapshot = this.pending.snapshot();
     const now = Date.now();
+    const token = randomToken();
     const done = await (async () => {
-      if (snapshot.purgeBefore !== undefined) await this.purge(l2);
-      for (const pattern of snapshot.patterns.keys()) {
-        const matcher = globToRegExp(pattern);
-        await scanAndUnlink(l2, { pattern, matches: (key) => matcher.test(key) }, false, undefined);
-      }
-      const commands: RedisArg[][] = [...snapshot.keys.keys()].map((full) => [
-        "SET",
-        full,
-        tombstone(now),
-        "PX",
-        TOMBSTONE_MS,
-      ]);
-      const tags = [...snapshot.tags].flatMap(([tag, mark]) => [
-        keys.tag(tag),
-        formatMark({ ...mark, at: now }),
-      ]);
-      if (tags.length > 0) commands.push(["MSET", ...tags]);
-      const token = randomToken();
-      commands.push(this.bump(token));
-      const replies = allAnswered(await l2.pipeline(commands, "replay"));
+      const replies = await writeReplay(l2, keys, snapshot, now, this.bump(token));
       for (const [tag, mark] of snapshot.tags) this.state.rememberOwn(tag, { ...mark, at: now });
       this.ownBump(replies[replies.length - 1], token);
       return true;
@@ -385,23 +346,6 @@ export class Coherence {
     this.host.emit({ type: "replayed", count, purged: snapshot.purgeBefore !== undefined });
     this.host.debug(`replayed ${count} deferred invalidations`);
     return true;
-  }
-
-  /** After an overflow: deletes every entry of this namespace's current version and unversioned space. */
-  private async purge(l2: L2): Promise<void> {
-    const { keys } = this.host;
-    // Counters share the unversioned space today; they are data, not cache, and are kept.
-    const counters = (await keys.counter("x")).slice(0, -1);
-    for (const versioned of [true, false]) {
-      const pattern = keys.pattern("*", versioned);
-      const matcher = globToRegExp(pattern);
-      await scanAndUnlink(
-        l2,
-        { pattern, matches: (key) => matcher.test(key) && !key.startsWith(counters) },
-        false,
-        undefined,
-      );
-    }
   }
 
   /** Runs an invalidation's Redis work; when it fails, keeps the invalidation pending and says so. */
@@ -427,7 +371,8 @@ export class Coherence {
     return ["SET", this.host.keys.epoch, token, "GET"];
   }
 
-  private screen(full: string, stored: string | null | undefined): string | null | undefined {
+  /** What a read may serve of `stored` (tombstones and pending deletes hidden); Redis answered. */
+  screen(full: string, stored: string | null | undefined): string | null | undefined {
     if (stored === undefined) return undefined;
     this.contacted();
     return stored === null || this.live(full, stored) ? stored : null;
@@ -440,39 +385,11 @@ export class Coherence {
    * after it; its caller may have the old value, L1 must not keep it.
    */
   admits(full: string, entry: Entry): boolean {
-    if (entry.created < this.everythingInvalidatedAt || entry.created < (this.invalidatedAt.get(full) ?? 0))
-      return false;
+    if (!this.local.admits(full, entry.created)) return false;
     if (entry.tags.length === 0) return true;
     const { gone, staleFrom } = this.state.verdict(entry, (tag) => this.pending.mark(tag));
     if (staleFrom !== undefined) entry.fresh = Math.min(entry.fresh, staleFrom);
     return !gone;
-  }
-
-  /** Remembers when keys (or, without a list, all keys) were invalidated here, for {@link admits}. */
-  private noteInvalidated(fulls: readonly string[] | undefined, at: number): void {
-    const now = Date.now();
-    if (fulls && this.invalidatedAt.size + fulls.length > MAX_NOTED_INVALIDATIONS) {
-      // A read lands within its deadline: older notes are of no use. Still past the cap, treat it as
-      // an invalidation of everything (errs towards not filling L1).
-      for (const [full, at] of this.invalidatedAt) {
-        if (now - at > NOTE_INVALIDATIONS_MS) this.invalidatedAt.delete(full);
-      }
-      if (this.invalidatedAt.size + fulls.length > MAX_NOTED_INVALIDATIONS) fulls = undefined;
-    }
-    if (!fulls) {
-      this.everythingInvalidatedAt = now;
-      this.invalidatedAt.clear();
-      return;
-    }
-    for (const full of fulls) this.invalidatedAt.set(full, at);
-  }
-
-  private supersede(matches: (full: string) => boolean, fulls?: readonly string[], at = Date.now()): void {
-    this.invalidationCount++;
-    this.noteInvalidated(fulls, at);
-    for (const [full, tickets] of this.loads) {
-      if (matches(full)) for (const ticket of tickets) ticket.superseded = true;
-    }
   }
 
   private applyEpoch(epoch: string | null): void {
@@ -483,15 +400,7 @@ export class Coherence {
   }
 
   private dropL1(): void {
-    this.generation++;
-    this.invalidationCount++;
+    this.local.dropped();
     this.host.l1?.clear();
   }
-}
-
-/** A pipeline's replies, or a CacheError when one of its commands failed: the invalidation did not fully land. */
-function allAnswered(replies: (RedisReply | Error)[]): (RedisReply | Error)[] {
-  const failed = replies.find((reply) => reply instanceof Error);
-  if (failed) throw new CacheError("UNAVAILABLE", `Redis refused a command: ${failed.message}`);
-  return replies;
 }

@@ -131,6 +131,8 @@ export class CacheCore {
     this.l2?.send(["UNLINK", full]).catch(() => {});
   }
 
+  // Hits and misses are on every read's path: the event object and the log line are built only when
+  // someone listens (`a?.(b)` evaluates `b` only when `a` exists).
   hit(key: string, value: unknown, tier: Tier): unknown {
     this.counts[tier]++;
     if (this.config.onEvent) this.emit({ type: "hit", key, tier });
@@ -140,8 +142,8 @@ export class CacheCore {
 
   miss(key: string): undefined {
     this.counts.misses++;
-    this.emit({ type: "miss", key });
-    this.debug(`Cache MISS ${key}`);
+    if (this.config.onEvent) this.emit({ type: "miss", key });
+    this.config.logger.debug?.(`Cache MISS ${key}`);
     return undefined;
   }
 

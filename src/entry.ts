@@ -54,7 +54,54 @@ export function parseEntry(stored: string): Entry | Promise<Entry> {
   return parseText(stored, stored.length);
 }
 
+/** `[1,` — the envelope of every entry this version writes. */
+const HEAD = `[${FORMAT},`;
+const NO_TAGS = "[],";
+const UNTAGGED: readonly string[] = Object.freeze([]);
+
+/**
+ * The envelope as this library writes it, `[1,<created>,<fresh>,<stale>,[],<value>]` with integer
+ * times and no tags, read by hand: JSON.parse sees only the value, and no shape check is left to do.
+ * Anything else (tags, fractional times, foreign text) returns undefined for the general parse.
+ */
+function parseUntagged(text: string, size: number): Entry | undefined {
+  if (!text.startsWith(HEAD) || text.charCodeAt(text.length - 1) !== 93 /* ] */) return undefined;
+  const created = readInteger(text, HEAD.length);
+  if (created < 0) return undefined;
+  const fresh = readInteger(text, integerEnd);
+  if (fresh < 0) return undefined;
+  const stale = readInteger(text, integerEnd);
+  if (stale < 0 || !text.startsWith(NO_TAGS, integerEnd)) return undefined;
+  const value = decodeValue(text.slice(integerEnd + NO_TAGS.length, -1));
+  return { created, fresh, stale, tags: UNTAGGED, value, size };
+}
+
+/** Where the text after the last {@link readInteger} starts (past its comma). */
+let integerEnd = 0;
+
+/**
+ * The JSON integer at `start`, followed by a comma, or -1: up to 15 digits (exact in a double),
+ * a leading zero only alone.
+ */
+function readInteger(text: string, start: number): number {
+  let at = start;
+  let value = 0;
+  let code = text.charCodeAt(at);
+  while (code >= 48 && code <= 57) {
+    value = value * 10 + (code - 48);
+    code = text.charCodeAt(++at);
+  }
+  const digits = at - start;
+  if (digits === 0 || digits > 15 || code !== 44 /* , */ || (digits > 1 && text.charCodeAt(start) === 48)) {
+    return -1;
+  }
+  integerEnd = at + 1;
+  return value;
+}
+
 function parseText(text: string, size: number): Entry {
+  const untagged = parseUntagged(text, size);
+  if (untagged) return untagged;
   const parsed = decodeValue(text);
   if (
     !Array.isArray(parsed) ||

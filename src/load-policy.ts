@@ -3,18 +3,18 @@ import type { CacheCore } from "./core.js";
 import { toMs } from "./duration.js";
 import type { Entry } from "./entry.js";
 import { asError, CacheError } from "./errors.js";
+import { type Loader, LoaderRun, leaseMsOf } from "./loader-run.js";
 import { bounded, loaderTimeoutMs } from "./loader-timeout.js";
-import type { Found, ReadPath } from "./read-path.js";
-import { validate } from "./schema.js";
+import { BatchedRead, type Found, type ReadPath } from "./read-path.js";
+import { type Running, SingleFlight } from "./single-flight.js";
 import type { OperationSpan } from "./telemetry.js";
 import type { Budget } from "./tiers/budget.js";
-import { CLOCK_SKEW_MS, parseWriteBack, TOMBSTONE_MS, writeBackCommand } from "./tombstone.js";
-import type { Duration, GetOrSetOptions, LoaderContext, Schema } from "./types.js";
+import type { GetOrSetOptions, Schema } from "./types.js";
 import { adopt } from "./warm-start.js";
 import { checkWriteOptions } from "./write-options.js";
-import type { PreparedWrite, WritePath } from "./write-path.js";
+import type { WritePath } from "./write-path.js";
 
-type Loader<T> = (context: LoaderContext) => T | Promise<T>;
+const loadedValue = <T>(loaded: { value: T }): T => loaded.value;
 
 /**
  * The load policy of `getOrSet`: what happens when the read path has no fresh entry. One loader
@@ -23,10 +23,8 @@ type Loader<T> = (context: LoaderContext) => T | Promise<T>;
  * Redis lease so cold instances do not all load the same key.
  */
 export class LoadPolicy {
-  /** Flights by key, with the count of invalidations (coherence.ts) they began at. */
-  private readonly inflight = new Map<string, { promise: Promise<unknown>; invalidations: number }>();
-  private readonly schemaIds = new WeakMap<Schema<unknown>, number>();
-  private lastSchemaId = 0;
+  readonly flights = new SingleFlight();
+  private readonly runs: LoaderRun;
   private readonly refreshing = new Set<string>();
   /**
    * Warm-start values served here while their key's refresh runs: later callers on this instance get
@@ -39,35 +37,57 @@ export class LoadPolicy {
     private readonly core: CacheCore,
     private readonly read: ReadPath,
     private readonly write: WritePath,
-  ) {}
+  ) {
+    this.runs = new LoaderRun(core, read, write);
+  }
 
-  async getOrLoad<T>(
+  getOrLoad<T>(
     key: string,
     fullKey: string | Promise<string>,
     loader: Loader<T>,
     options: GetOrSetOptions<T>,
     span?: OperationSpan,
   ): Promise<T> {
-    checkWriteOptions(options);
-    const full = typeof fullKey === "string" ? fullKey : await fullKey;
+    try {
+      checkWriteOptions(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (typeof fullKey !== "string")
+      return fullKey.then((full) => this.getOrLoadAt(key, full, loader, options, span));
+    return this.getOrLoadAt(key, fullKey, loader, options, span);
+  }
+
+  private getOrLoadAt<T>(
+    key: string,
+    full: string,
+    loader: Loader<T>,
+    options: GetOrSetOptions<T>,
+    span: OperationSpan | undefined,
+  ): Promise<T> {
     if (!this.core.config.enabled) {
       span?.hit("miss");
-      return (await this.load(key, full, loader, options, undefined, undefined, undefined, span)).value;
+      return this.runs
+        .load(key, full, loader, options, undefined, undefined, undefined, span)
+        .then(loadedValue);
     }
-    // Callers share a flight only when they would get the same value: same key, same schema.
-    const flightKey = options.schema ? `${full}\u0000${this.schemaId(options.schema)}` : full;
-    const { coherence } = this.core;
-    const running = this.inflight.get(flightKey);
-    // A flight begun before an invalidation may bring back what it invalidated: a caller arriving
-    // after it starts a flight of its own (the earlier one still answers its own callers).
-    if (running && running.invalidations === coherence.invalidations) {
+    const { flights } = this;
+    const slot = flights.enter(flights.flightKey(full, options.schema), this.core.coherence.invalidations);
+    if (slot.flight) {
       span?.set("tiercache.coalesced", true);
-      return running.promise as Promise<T>;
+      return slot.flight as Promise<T>;
     }
-    const flight: Promise<T> = this.resolve(key, full, loader, options, span).finally(() => {
-      if (this.inflight.get(flightKey)?.promise === flight) this.inflight.delete(flightKey);
-    });
-    this.inflight.set(flightKey, { promise: flight, invalidations: coherence.invalidations });
+    if (!span && this.read.batchable(full, options)) {
+      // The common case, an L2 hit, settles in the batch's loop: one promise for the caller.
+      const read = new Flight(this.read, this, slot, key, full, loader, options);
+      slot.flight = read.promise;
+      this.read.readBatched(read, options.waitUntil);
+      return read.promise;
+    }
+    const flight = this.resolve(key, full, loader, options, span);
+    slot.flight = flight;
+    const over = () => flights.landed(slot);
+    flight.then(over, over);
     return flight;
   }
 
@@ -79,15 +99,6 @@ export class LoadPolicy {
         `getOrSet("${key}"): warmStart needs a schema, since the previous version's values may have another shape (pass a schema, or warmStart: false)`,
       );
     }
-  }
-
-  private schemaId(schema: Schema<unknown>): number {
-    let id = this.schemaIds.get(schema);
-    if (id === undefined) {
-      id = ++this.lastSchemaId;
-      this.schemaIds.set(schema, id);
-    }
-    return id;
   }
 
   private async resolve<T>(
@@ -103,7 +114,21 @@ export class LoadPolicy {
     if (served && served.schema === options.schema) return this.serveWarm(key, served.value as T);
     // One timeoutMs for all the Redis work this call awaits: read, lease, write-back.
     const budget = core.l2?.budget();
-    const looked = await this.read.lookup(key, full, options.schema, options.waitUntil, budget, warm);
+    const found = await this.read.lookup(key, full, options.schema, options.waitUntil, budget, warm);
+    return this.afterLookup(key, full, loader, options, found, budget, span);
+  }
+
+  /** What `getOrSet` answers once the read path has looked: a warm start, a hit, a stale value, or a load. */
+  async afterLookup<T>(
+    key: string,
+    full: string,
+    loader: Loader<T>,
+    options: GetOrSetOptions<T>,
+    looked: Found | undefined,
+    budget: Budget | undefined,
+    span: OperationSpan | undefined,
+  ): Promise<T> {
+    const { core } = this;
     const now = Date.now();
     if (looked?.warm) {
       const served = await this.warmHit(key, full, loader, options, looked, now, span);
@@ -196,9 +221,11 @@ export class LoadPolicy {
   }
 
   private serveStale(key: string, found: Found): void {
-    this.core.counts.stale++;
-    this.core.emit({ type: "stale", key, tier: found.tier });
-    this.core.debug(`Cache STALE (${found.tier}) ${key}`);
+    const { core } = this;
+    core.counts.stale++;
+    // Built only when someone listens, as hits and misses (core.ts).
+    if (core.config.onEvent) core.emit({ type: "stale", key, tier: found.tier });
+    core.config.logger.debug?.(`Cache STALE (${found.tier}) ${key}`);
   }
 
   /** A miss (or a stale entry past its window): the lease when asked for, the loader, `staleIfError`. */
@@ -225,7 +252,7 @@ export class LoadPolicy {
       );
       if (granted === null) {
         leaseKey = undefined;
-        const loaded = await this.awaitLeaseHolder(key, full, options.schema, leaseMs, budget);
+        const loaded = await this.runs.awaitLeaseHolder(key, full, options.schema, leaseMs, budget);
         if (loaded) {
           span?.hit("l2");
           return core.hit(key, loaded.value, "l2") as T;
@@ -233,9 +260,9 @@ export class LoadPolicy {
       }
     }
     try {
-      return (await this.load(key, full, loader, options, leaseKey, stale?.created, budget, span)).value;
+      return (await this.runs.load(key, full, loader, options, leaseKey, stale?.created, budget, span)).value;
     } catch (error) {
-      if (leaseKey) this.releaseLease(leaseKey);
+      if (leaseKey) this.runs.releaseLease(leaseKey);
       const windows = stale ? options.staleWindows?.(staleValue) : undefined;
       const sieMs =
         windows?.staleIfError ?? toMs(options.staleIfError ?? core.config.staleIfErrorMs, "staleIfError");
@@ -307,7 +334,7 @@ export class LoadPolicy {
         const leaseMs = leaseMsOf(options.lease);
         const granted = await core.tolerate(() => l2.send(["SET", lease, "1", "NX", "PX", leaseMs]));
         if (granted === null && how.awaitHolder) {
-          await this.awaitLeaseHolder(key, full, options.schema, leaseMs, undefined);
+          await this.runs.awaitLeaseHolder(key, full, options.schema, leaseMs, undefined);
           return;
         }
         // Not taken (another instance is loading it) or not known to be: what is served meanwhile will do.
@@ -317,178 +344,74 @@ export class LoadPolicy {
       if (leaseKey || how.due) {
         const current = await this.read.readRemote(key, full);
         if (current && current.fresh > Date.now() && !how.due?.(current)) {
-          if (leaseKey) this.releaseLease(leaseKey);
+          if (leaseKey) this.runs.releaseLease(leaseKey);
           core.l1?.set(full, current, Date.now());
           return;
         }
       }
       try {
         const background = { ...options, waitUntil: undefined };
-        await this.load(key, full, loader, background, leaseKey, how.replaces, undefined, how.span);
+        await this.runs.load(key, full, loader, background, leaseKey, how.replaces, undefined, how.span);
       } catch (error) {
-        if (leaseKey) this.releaseLease(leaseKey);
+        if (leaseKey) this.runs.releaseLease(leaseKey);
         throw error;
       }
     };
     void this.core.runInBackground(() => refresh().finally(() => this.refreshed(full)), options.waitUntil);
   }
-
-  /**
-   * Polls Redis for the value another instance's lease holder is loading, until the lease ends or is
-   * released without a value (the holder's loader failed): then this instance loads for itself.
-   */
-  private async awaitLeaseHolder(
-    key: string,
-    full: string,
-    schema: Schema<unknown> | undefined,
-    leaseMs: number,
-    budget: Budget | undefined,
-  ): Promise<Found | undefined> {
-    const { core } = this;
-    const l2 = core.l2;
-    if (!l2) return undefined;
-    const lease = core.keys.lease(full);
-    const until = Date.now() + leaseMs;
-    let pause = 10;
-    while (Date.now() < until) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(pause, Math.max(1, until - Date.now()))));
-      pause = Math.min(pause * 2, 100);
-      // Both reads join one MGET.
-      const [entry, held] = await Promise.all([
-        this.read.readRemote(key, full, budget),
-        core.tolerate(() => l2.get(lease, budget)),
-      ]);
-      if (entry && entry.fresh > Date.now()) {
-        const checked = schema ? await this.read.conforming(full, entry, schema) : { value: entry.value };
-        if (checked) {
-          if (core.coherence.admits(full, entry)) core.l1?.set(full, entry, Date.now());
-          return { entry, tier: "l2", value: checked.value };
-        }
-      }
-      if (held === null) return undefined;
-    }
-    return undefined;
-  }
-
-  /** Lets the instances waiting on this lease load for themselves at once. */
-  private releaseLease(lease: string): void {
-    this.core.l2?.send(["DEL", lease]).catch(() => {});
-  }
-
-  /**
-   * Runs the loader, checks its value, puts it in L1 at once and in Redis in the background — or,
-   * for a lease holder, awaited and with the lease released, since other instances are polling for it.
-   * An invalidation of the key made while the loader ran wins: the caller gets the value, neither
-   * tier keeps it (see Coherence.endLoad here, and the conditional write-back in Redis).
-   * `replaces`: when the entry the load refreshes was written, which its write-back may overwrite.
-   */
-  private async load<T>(
-    key: string,
-    full: string,
-    loader: Loader<T>,
-    options: GetOrSetOptions<T>,
-    leaseKey?: string,
-    replaces?: number,
-    budget?: Budget,
-    span?: OperationSpan,
-  ): Promise<{ value: T }> {
-    const { core } = this;
-    let ttl: Duration | undefined = options.ttl;
-    let skip = !core.config.enabled;
-    const context: LoaderContext = {
-      key,
-      setTtl: (value) => {
-        ttl = toMs(value, "ttl");
-      },
-      skipCache: () => {
-        skip = true;
-      },
-    };
-    // An invalidation of its tags made while the loader runs must still hit this value: it is
-    // dated from before the load, not from the write.
-    const ticket = core.coherence.beginLoad(full);
-    const createdAt = ticket.startedAt;
-    const started = performance.now();
-    let loaded: T;
-    try {
-      loaded = span ? await span.child("load", async () => loader(context)) : await loader(context);
-    } catch (error) {
-      core.coherence.endLoad(ticket);
-      core.telemetry?.load(performance.now() - started, true);
-      throw error;
-    }
-    const durationMs = performance.now() - started;
-    core.telemetry?.load(durationMs, false);
-    core.counts.loads++;
-    core.emit({ type: "load", key, durationMs });
-    let value = loaded;
-    let write: PreparedWrite | undefined;
-    try {
-      if (options.schema) {
-        const checked = await validate(options.schema, loaded);
-        if (!checked.ok)
-          throw new CacheError("SCHEMA", `loader value for "${key}" fails the schema: ${checked.message}`);
-        value = checked.value;
-      }
-      if (skip) {
-        if (leaseKey) this.releaseLease(leaseKey);
-        return { value };
-      }
-      try {
-        // The loader's own value is cached (a schema's transform is applied on every read).
-        const windows = options.staleWindows?.(loaded);
-        const staleWhileRevalidate = windows?.staleWhileRevalidate ?? options.staleWhileRevalidate;
-        const staleIfError = windows?.staleIfError ?? options.staleIfError;
-        write = await this.write.prepare(
-          key,
-          full,
-          loaded,
-          { ...options, ttl, staleWhileRevalidate, staleIfError },
-          createdAt,
-        );
-      } catch (error) {
-        if (!core.config.failSilently) throw error;
-        core.config.logger.warn(`not cached: ${asError(error).message}`);
-        return { value };
-      }
-    } finally {
-      if (!write) core.coherence.endLoad(ticket);
-    }
-    // Redis keeps its own tombstones for TOMBSTONE_MS only: a load older than that is not written back.
-    const l2 = Date.now() - createdAt < TOMBSTONE_MS - CLOCK_SKEW_MS ? core.l2 : null;
-    if (!core.coherence.endLoad(ticket, write.entry)) {
-      core.debug(`Cache load of ${key} superseded by an invalidation: not cached`);
-      if (leaseKey) this.releaseLease(leaseKey);
-      return { value };
-    }
-    const entry = write.entry;
-    core.l1?.set(full, entry, Date.now());
-    const command = write.command && writeBackCommand(write.command, createdAt, replaces);
-    // Redis refused it: the key was deleted or set since the load began, maybe on another instance,
-    // where a set is no invalidation this instance would ever hear of. Our copy goes too.
-    const settle = (reply: unknown) => {
-      const l1 = core.l1;
-      const outcome = parseWriteBack(reply);
-      if (l1 && outcome && outcome !== "written" && l1.get(full, Date.now())?.created === entry.created)
-        l1.delete(full);
-    };
-    if (leaseKey && core.l2) {
-      const lease = core.l2;
-      const commands = command && l2 ? [command, ["DEL", leaseKey]] : [["DEL", leaseKey]];
-      const replies = await core.tolerate(() => lease.pipeline(commands, "SET", budget));
-      if (command && l2) settle(replies?.[0]);
-    } else if (command && l2) {
-      // Only a write this call awaits draws on its budget; one handed to waitUntil has its own deadline.
-      const own = core.scheduler(options.waitUntil) ? undefined : budget;
-      await core.runInBackground(
-        () => core.tolerate(() => l2.send(command, "SET", own)).then(settle),
-        options.waitUntil,
-      );
-    }
-    return { value };
-  }
 }
 
-function leaseMsOf(lease: true | Duration): number {
-  return Math.ceil(lease === true ? 2000 : toMs(lease, "lease"));
+/**
+ * A `getOrSet` flight that starts as a batched read: a fresh L2 entry resolves it from the batch's
+ * loop; anything else continues as {@link LoadPolicy.afterLookup} (stale, miss, load) within the
+ * call's budget, charged with the read.
+ */
+class Flight<T> extends BatchedRead<T> {
+  constructor(
+    path: ReadPath,
+    private readonly policy: LoadPolicy,
+    private readonly slot: Running,
+    key: string,
+    full: string,
+    private readonly loader: Loader<T>,
+    private readonly options: GetOrSetOptions<T>,
+  ) {
+    super(path, key, full);
+  }
+
+  protected hit(value: unknown, entry: Entry): void {
+    this.policy.flights.landed(this.slot);
+    try {
+      this.policy.refreshAheadIfDue(this.key, this.full, this.loader, this.options, entry);
+    } catch (error) {
+      this.reject(error); // an invalid refreshAhead, as on the general path
+      return;
+    }
+    this.resolve(value as T);
+  }
+
+  protected settle(found: Promise<Found | undefined>): void {
+    found
+      .then((result) =>
+        this.policy.afterLookup(
+          this.key,
+          this.full,
+          this.loader,
+          this.options,
+          result,
+          this.budget(),
+          undefined,
+        ),
+      )
+      .then(
+        (value) => {
+          this.policy.flights.landed(this.slot);
+          this.resolve(value);
+        },
+        (error: unknown) => {
+          this.policy.flights.landed(this.slot);
+          this.reject(error);
+        },
+      );
+  }
 }

@@ -11,13 +11,25 @@ import {
 } from "../transports/types.js";
 import type { Breaker } from "./breaker.js";
 import { Budget } from "./budget.js";
+import { withDeadline } from "./deadline.js";
 
 /** Keys per MGET; larger batches are split and pipelined so one reply never gets huge. */
 const MGET_CHUNK = 1000;
 
-interface Waiter {
-  resolve(value: string | null): void;
-  reject(error: unknown): void;
+/**
+ * One read in a tick's batch, told its reply (null when absent) or the batch's failure exactly once,
+ * from the loop over the MGET's replies: a reader that does its work there needs no promise of its own.
+ */
+export interface BatchRead {
+  reply(text: string | null): void;
+  fail(error: unknown): void;
+}
+
+/** The reads of one tick: each distinct key once, with the one or more reads waiting for it. */
+interface Batch {
+  keys: string[];
+  reads: (BatchRead | BatchRead[])[];
+  slots: Map<string, number>;
 }
 
 /**
@@ -28,7 +40,9 @@ interface Waiter {
  */
 export class L2 {
   private transport: Promise<Transport> | undefined;
-  private batch: Map<string, Waiter[]> | undefined;
+  private batch: Batch | undefined;
+  /** Batches opened so far: the open one's number. */
+  private batches = 0;
   private closed = false;
   /** Scrubs the secrets of the transport in use (only known once it is created). */
   private scrub: (text: string) => string = (text) => redact(text);
@@ -72,16 +86,42 @@ export class L2 {
   }
 
   private join(key: string): Promise<string | null> {
+    return new Promise((resolve, reject) => this.enqueue(key, { reply: resolve, fail: reject }));
+  }
+
+  /** Which batch this tick's reads join: a number of its own, or 0 while none is open. */
+  get openBatch(): number {
+    return this.batch ? this.batches : 0;
+  }
+
+  /** Whether a tick's reads go out per Redis Cluster slot rather than as one MGET. */
+  get perSlot(): boolean {
+    return this.slotted;
+  }
+
+  /**
+   * Adds a read of `key` to the batch of this tick, within `timeoutMs` (no call budget); `read` is
+   * told the outcome from the batch's loop.
+   */
+  enqueue(key: string, read: BatchRead): void {
     let batch = this.batch;
     if (!batch) {
-      const created = new Map<string, Waiter[]>();
+      const created: Batch = { keys: [], reads: [], slots: new Map() };
+      this.batches++;
       batch = created;
       this.batch = created;
       queueMicrotask(() => this.flush(created));
     }
-    const waiters = batch.get(key) ?? [];
-    if (waiters.length === 0) batch.set(key, waiters);
-    return new Promise((resolve, reject) => waiters.push({ resolve, reject }));
+    const slot = batch.slots.get(key);
+    if (slot === undefined) {
+      batch.slots.set(key, batch.keys.length);
+      batch.keys.push(key);
+      batch.reads.push(read);
+      return;
+    }
+    const waiting = batch.reads[slot] as BatchRead | BatchRead[];
+    if (Array.isArray(waiting)) waiting.push(read);
+    else batch.reads[slot] = [waiting, read];
   }
 
   /** One command under the deadline (and the call's `budget`, if given) and the breaker. */
@@ -114,22 +154,22 @@ export class L2 {
     if (pending) await (await pending.catch(() => undefined))?.close();
   }
 
-  private flush(batch: Map<string, Waiter[]>): void {
+  private flush(batch: Batch): void {
     if (this.batch === batch) this.batch = undefined;
-    const keys = [...batch.keys()];
+    const { keys, reads } = batch;
     if (this.slotted && keys.length > 1) {
-      this.flushPerSlot(batch, keys);
+      this.flushPerSlot(batch);
       return;
     }
     this.mget(keys).then(
       (replies) => {
-        keys.forEach((key, i) => {
+        for (let i = 0; i < reads.length; i++) {
           const reply = replies[i];
-          for (const waiter of batch.get(key) ?? []) waiter.resolve(typeof reply === "string" ? reply : null);
-        });
+          tellAll(reads[i] as BatchRead | BatchRead[], typeof reply === "string" ? reply : null);
+        }
       },
       (error) => {
-        for (const waiters of batch.values()) for (const waiter of waiters) waiter.reject(error);
+        for (const waiting of reads) failAll(waiting, error);
       },
     );
   }
@@ -140,7 +180,9 @@ export class L2 {
    * owns, and the others are served; only when no node answered does the batch count as a failure
    * for the breaker. A deadline hit fails the keys still waiting.
    */
-  private flushPerSlot(batch: Map<string, Waiter[]>, keys: string[]): void {
+  private flushPerSlot(batch: Batch): void {
+    const { keys, reads, slots } = batch;
+    const readsOf = (key: string) => reads[slots.get(key) as number] as BatchRead | BatchRead[];
     const bySlot = new Map<number, string[]>();
     for (const key of keys) {
       const group = bySlot.get(slotOf(key));
@@ -152,11 +194,12 @@ export class L2 {
       for (let i = 0; i < group.length; i += MGET_CHUNK) groups.push(group.slice(i, i + MGET_CHUNK));
     const waiting = new Set(keys);
     const settle = (key: string, reply: RedisReply | undefined) => {
-      waiting.delete(key);
-      for (const waiter of batch.get(key) ?? []) waiter.resolve(typeof reply === "string" ? reply : null);
+      if (!waiting.delete(key)) return;
+      tellAll(readsOf(key), typeof reply === "string" ? reply : null);
     };
     const failWaiting = (error: unknown) => {
-      for (const key of waiting) for (const waiter of batch.get(key) ?? []) waiter.reject(error);
+      for (const key of waiting) failAll(readsOf(key), error);
+      waiting.clear();
     };
     // The deadline is the batch's (run() races it); the transport sees it to tell a hung node.
     this.run("MGET", async (transport, signal) => {
@@ -211,14 +254,17 @@ export class L2 {
     let started = 0;
     let transport: Transport | undefined;
     try {
-      transport = await this.connected();
+      const connected = await this.connected();
+      transport = connected;
       // The deadline starts once the transport and its client module are loaded: a cold import is
       // local work, not Redis being slow (connecting is part of the first command, inside it).
-      // AbortSignal.timeout takes whole milliseconds only.
+      // Whole milliseconds, as timers go.
       deadlineMs = Math.ceil(Math.min(this.timeoutMs, budget?.remainingMs ?? this.timeoutMs));
       started = performance.now();
-      signal = AbortSignal.timeout(deadlineMs);
-      const result = await abortable(work(transport, signal), signal);
+      const result = await withDeadline(deadlineMs, (deadline) => {
+        signal = deadline;
+        return work(connected, deadline);
+      });
       this.breaker.success();
       return result;
     } catch (thrown) {
@@ -282,6 +328,26 @@ export class L2 {
 function charged<T>(budget: Budget, work: Promise<T>): Promise<T> {
   const started = performance.now();
   return work.finally(() => budget.spend(performance.now() - started));
+}
+
+/** A key's reply to the reads waiting for it. */
+function tellAll(waiting: BatchRead | BatchRead[], text: string | null): void {
+  if (Array.isArray(waiting)) for (const read of waiting) tell(read, text);
+  else tell(waiting, text);
+}
+
+function failAll(waiting: BatchRead | BatchRead[], error: unknown): void {
+  if (Array.isArray(waiting)) for (const read of waiting) read.fail(error);
+  else waiting.fail(error);
+}
+
+/** One read's reply; what it throws is its own failure, never the other reads' of the batch. */
+function tell(read: BatchRead, text: string | null): void {
+  try {
+    read.reply(text);
+  } catch (error) {
+    read.fail(error);
+  }
 }
 
 function asArray(reply: RedisReply): RedisReply[] {
