@@ -12,7 +12,7 @@
  */
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { cp, readFile } from "node:fs/promises";
+import { cp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import { check, cleanEnv, freePort, run, sleep, start, waitFor } from "./harness.mjs";
@@ -92,6 +92,7 @@ async function build({ dir, nextBin, listener }, app) {
 /** `next start` of a copy of `app`'s build output (its own `.next`) as instance `name`. */
 async function instance(ctx, app, name) {
   const copy = join(ctx.dir, `${app}-${name}`);
+  await rm(copy, { recursive: true, force: true });
   await cp(join(ctx.dir, app), copy, {
     recursive: true,
     filter: (source) => !/[/\\]\.next[/\\]cache$/.test(source),
@@ -201,7 +202,7 @@ async function cacheComponentsChecks(ctx, built) {
     const since = Date.now();
     await invalidate();
     const seen = await untilChanged(ctx, b, path, { old, since, what });
-    assert.equal(seen.staleWhileRendering, 0, `B served the ${label}d entry while re-rendering`);
+    assert.equal(seen.staleWhileRendering, 0, `B served the entry ${label} removed while re-rendering`);
     assert.ok(seen.ms <= SYNC_MS + SLACK_MS, `B saw ${label} after ${seen.ms} ms`);
     return `B rendered anew after ${seen.ms} ms`;
   };
@@ -392,6 +393,7 @@ async function incrementalChecks(ctx, built) {
       // The build's prerender is in no Redis (the build is L1 only): A renders it.
       page = await ids(a, "/isr");
       assert.match(page.render ?? "", /^A-/, `A served ${JSON.stringify(page)}`);
+      assert.match(page.items ?? "", /^A-/, `A served ${JSON.stringify(page)}`);
       await sleep(150);
       const before = [await renders(ctx.redis, "isr", "B"), await renders(ctx.redis, "items", "B")];
       const onB = await ids(b, "/isr");
