@@ -25,6 +25,12 @@ const SYNC_MS = 1000;
 const TIMEOUT_MS = 500;
 /** Slack for a loaded 2-core CI machine on top of the bounds above. */
 const SLACK_MS = 700;
+/**
+ * Requests to an instance started `l1.syncMs` or later after an update, up to the first that shows
+ * it: the first may start the background tag check, the next sees its result; one more for a check
+ * that was already in flight as the update landed.
+ */
+const LATE_REQUESTS = 3;
 
 const APPS = { handlers: "next-cache-handlers", incremental: "next-incremental-cache" };
 
@@ -141,16 +147,28 @@ async function renders(redis, what, instance) {
 }
 
 /**
- * Polls `server`'s `path` until its `kind` id is no longer `old`: the ms it took from `since`, and
- * how many answers were still `old` after `server` had rendered `what` again (served stale while
- * re-rendering).
+ * Runs `update`, then polls `server`'s `path` until its `kind` id is no longer `old`. Resolves the
+ * ms that took, how many of the requests were late (started `l1.syncMs` or more after the update),
+ * and how many answers were still `old` after `server` had rendered `what` again (served stale while
+ * re-rendering). Asserts the change came within LATE_REQUESTS late requests.
  */
-async function untilChanged(ctx, server, path, { kind = "render", old, since, what }) {
+async function untilChanged(ctx, server, path, { kind = "render", old, what, update }) {
   const before = await renders(ctx.redis, what, server.name);
+  await update();
+  const since = Date.now();
   let staleWhileRendering = 0;
+  let late = 0;
   while (Date.now() - since < SYNC_MS + 5000) {
+    if (Date.now() - since >= SYNC_MS) late++;
     const now = await ids(server, path);
-    if (now[kind] !== old) return { ms: Date.now() - since, id: now[kind], staleWhileRendering };
+    if (now[kind] !== old) {
+      const ms = Date.now() - since;
+      assert.ok(
+        late <= LATE_REQUESTS,
+        `${server.name} saw the update at the ${late}th request past l1.syncMs (${ms} ms)`,
+      );
+      return { ms, late, id: now[kind], staleWhileRendering };
+    }
     await sleep(150);
     if ((await renders(ctx.redis, what, server.name)) > before) staleWhileRendering++;
   }
@@ -199,12 +217,11 @@ async function cacheComponentsChecks(ctx, built) {
   );
   /** Invalidation on A reaches B, which renders anew (blocking: never the old entry once it knows). */
   const reaches = async (label, invalidate, { path, old, what }) => {
-    const since = Date.now();
-    await invalidate();
-    const seen = await untilChanged(ctx, b, path, { old, since, what });
+    const seen = await untilChanged(ctx, b, path, { old, what, update: invalidate });
     assert.equal(seen.staleWhileRendering, 0, `B served the entry ${label} removed while re-rendering`);
-    assert.ok(seen.ms <= SYNC_MS + SLACK_MS, `B saw ${label} after ${seen.ms} ms`);
-    return `B rendered anew after ${seen.ms} ms`;
+    // B itself: no other instance re-rendered this entry since.
+    assert.match(seen.id ?? "", /^B-/, `B served ${seen.id}, not a render of its own`);
+    return `B rendered anew after ${seen.ms} ms, ${seen.late} request(s) past l1.syncMs`;
   };
   await check(
     `updateTag("posts") in a Server Action on A: A renders anew at once, B within l1.syncMs (${SYNC_MS} ms) + one request`,
@@ -212,6 +229,9 @@ async function cacheComponentsChecks(ctx, built) {
       const page = await request(a.base, "/action");
       const action = page.text.match(/\$ACTION_ID_([0-9a-f]+)/)?.[1];
       assert.ok(action, "no Server Action id in /action");
+      // A re-renders another `posts` entry (its own write read back); B must find out about
+      // /posts?n=1 by itself, with nobody rendering it anew into Redis.
+      const other = await shared(ctx, a, b, "/posts?n=4", "posts");
       const invoke = async () => {
         const res = await request(a.base, "/action", {
           method: "POST",
@@ -223,8 +243,8 @@ async function cacheComponentsChecks(ctx, built) {
           body: "[]",
         });
         assert.equal(res.status, 200, res.text.slice(0, 300));
-        const onA = await ids(a, "/posts?n=1");
-        assert.notEqual(onA.render, seeded.posts, "A served its own updateTag'd entry");
+        const onA = await ids(a, "/posts?n=4");
+        assert.notEqual(onA.render, other, "A served an entry its own updateTag removed");
       };
       return reaches("updateTag", invoke, { path: "/posts?n=1", old: seeded.posts, what: "posts" });
     },
@@ -246,15 +266,16 @@ async function cacheComponentsChecks(ctx, built) {
     'revalidateTag(tag, "max") on A: B serves the stale entry once while it re-renders, then the new one',
     async () => {
       const old = await shared(ctx, a, b, "/posts?n=3", "posts");
-      const since = Date.now();
-      await revalidate(a, "tag=posts-3&profile=max");
-      const seen = await untilChanged(ctx, b, "/posts?n=3", { old, since, what: "posts" });
+      const seen = await untilChanged(ctx, b, "/posts?n=3", {
+        old,
+        what: "posts",
+        update: () => revalidate(a, "tag=posts-3&profile=max"),
+      });
       assert.ok(seen.staleWhileRendering >= 1, "B never served the stale entry while re-rendering");
       assert.ok(
         seen.staleWhileRendering <= 2,
         `B served the stale entry ${seen.staleWhileRendering} times after re-rendering`,
       );
-      assert.ok(seen.ms <= SYNC_MS + SLACK_MS + 500, `B saw it after ${seen.ms} ms`);
       return `stale served ${seen.staleWhileRendering}× while B re-rendered; new after ${seen.ms} ms`;
     },
     { needs: sharedOk },
@@ -272,6 +293,9 @@ async function cacheComponentsChecks(ctx, built) {
   await check(
     "Redis connections do not grow over 500 requests (CLIENT LIST)",
     async () => {
+      // Each instance renders once first, so its render counter's own connection is open too.
+      await ids(a, "/posts?n=98");
+      await ids(b, "/posts?n=99");
       const before = await ctx.redis.otherClients();
       const paths = ["/isr", "/api/data", ...Array.from({ length: 18 }, (_, i) => `/posts?n=${100 + i}`)];
       for (let i = 0; i < 500; i++) await ids(i % 2 ? a : b, paths[i % paths.length]);
@@ -408,16 +432,14 @@ async function incrementalChecks(ctx, built) {
   await check(
     "revalidateTag on unstable_cache's tag on A: B renders the page and the data anew within l1.syncMs + one request",
     async () => {
-      const since = Date.now();
-      await revalidate(a, "tag=items");
       const seen = await untilChanged(ctx, b, "/isr", {
         kind: "items",
         old: page.items,
-        since,
         what: "items",
+        update: () => revalidate(a, "tag=items"),
       });
-      assert.ok(seen.ms <= SYNC_MS + SLACK_MS, `B saw it after ${seen.ms} ms`);
-      return `after ${seen.ms} ms`;
+      assert.match(seen.id ?? "", /^B-/, `B served ${seen.id}, not a render of its own`);
+      return `after ${seen.ms} ms, ${seen.late} request(s) past l1.syncMs`;
     },
     { needs: sharedOk },
   );
@@ -430,16 +452,13 @@ async function incrementalChecks(ctx, built) {
       const onB = await ids(b, "/api/fetched");
       assert.equal(onB.origin, onA.origin, "B fetched for itself");
       assert.equal(ctx.origin.hits(), hits, "B reached the origin");
-      const since = Date.now();
-      await revalidate(a, "tag=origin");
       const seen = await untilChanged(ctx, b, "/api/fetched", {
         kind: "origin",
         old: onA.origin,
-        since,
         what: "none",
+        update: () => revalidate(a, "tag=origin"),
       });
-      assert.ok(seen.ms <= SYNC_MS + SLACK_MS, `B saw it after ${seen.ms} ms`);
-      return `origin ${onA.origin} → ${seen.id} after ${seen.ms} ms`;
+      return `origin ${onA.origin} → ${seen.id} after ${seen.ms} ms, ${seen.late} request(s) past l1.syncMs`;
     },
     { needs: up },
   );
@@ -447,11 +466,13 @@ async function incrementalChecks(ctx, built) {
     'revalidatePath("/isr") on A reaches B: B renders the page anew within l1.syncMs + one request',
     async () => {
       const old = (await ids(b, "/isr")).render;
-      const since = Date.now();
-      await revalidate(a, "path=/isr");
-      const seen = await untilChanged(ctx, b, "/isr", { old, since, what: "isr" });
-      assert.ok(seen.ms <= SYNC_MS + SLACK_MS, `B saw it after ${seen.ms} ms`);
-      return `after ${seen.ms} ms`;
+      const seen = await untilChanged(ctx, b, "/isr", {
+        old,
+        what: "isr",
+        update: () => revalidate(a, "path=/isr"),
+      });
+      assert.match(seen.id ?? "", /^B-/, `B served ${seen.id}, not a render of its own`);
+      return `after ${seen.ms} ms, ${seen.late} request(s) past l1.syncMs`;
     },
     { needs: sharedOk },
   );
