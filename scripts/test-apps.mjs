@@ -2,10 +2,11 @@
 /**
  * `npm run test:apps`: the package as users get it. Packs it (`npm pack`) into a temp dir outside the
  * repository, installs the tarball into fresh copies of the examples with only the peers each needs,
- * and checks esbuild bundles, `next build` / `next start` / the standalone server (Next 16), and
- * `wrangler dev` — against real redis-servers on free loopback ports.
+ * and checks esbuild bundles, `next build` / `next start` / the standalone server (Next 16),
+ * `wrangler dev`, and Next's own caches on `tiercache/next` (apps/next-handlers.mjs) — against real
+ * redis-servers on free loopback ports.
  *
- * One line per check, then `N passed, M failed`. Bounded: past TEST_APPS_DEADLINE_S (default 600)
+ * One line per check, then `N passed, M failed`. Bounded: past TEST_APPS_DEADLINE_S (default 900)
  * every process it started is ended (by process group) and the run fails. TEST_APPS_KEEP=1 keeps
  * the temp dir. TEST_APPS_SUITES=next-handlers,… runs only those suites (default all: bundles,
  * worker, next, next-handlers).
@@ -22,7 +23,7 @@ import { nextHandlerChecks, prepareNextHandlerApps } from "./apps/next-handlers.
 import { prepareWorkerApps, workerChecks } from "./apps/worker.mjs";
 import { emptyApp, install, pack } from "./apps/workspace.mjs";
 
-const DEADLINE_S = Number(process.env.TEST_APPS_DEADLINE_S ?? 600);
+const DEADLINE_S = Number(process.env.TEST_APPS_DEADLINE_S ?? 900);
 const SUITES = (process.env.TEST_APPS_SUITES ?? "bundles,worker,next,next-handlers").split(",");
 const only = (suite) => SUITES.includes(suite);
 
