@@ -66,7 +66,7 @@ try {
       "react-dom": "19.3.1",
       redis: "^5.8.0",
       tiercache: "tarball",
-      "@fortedigital/nextjs-cache-handler": "^2.3.2",
+      "@fortedigital/nextjs-cache-handler": "^3.3.0",
     },
   });
   await install(work);
