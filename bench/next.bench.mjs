@@ -103,8 +103,9 @@ try {
       `| ${r.cache} | \`${r.path}\` | ${r.p50.toFixed(2)} ms | ${r.p99.toFixed(2)} ms | ${r.rps.toFixed(0)} | ${r.commands.toFixed(2)} |`,
     );
 } finally {
-  await stopAll();
+  // Redis first: stopAll() would end its server under its client's QUIT.
   await redis.stop().catch(() => {});
+  await stopAll();
   await rm(work, { recursive: true, force: true });
 }
 
