@@ -10,7 +10,7 @@
  * `'use cache'` component under a PPR shell) and `/isr` (a page-level `'use cache'` page, ISR: the
  * incremental cache's APP_PAGE entry), closed loop on one keep-alive connection after a warm-up, and
  * Redis commands per request (INFO commandstats over the measured requests, background checks
- * included). BENCH_NEXT_REQUESTS (default 2000) per page.
+ * included). BENCH_NEXT_REQUESTS (default 2000) per page after BENCH_NEXT_WARMUP (default 1000).
  */
 import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { Agent, request } from "node:http";
@@ -23,7 +23,7 @@ import { startRedis } from "../scripts/apps/redis.mjs";
 import { emptyApp, install, pack } from "../scripts/apps/workspace.mjs";
 
 const REQUESTS = Number(process.env.BENCH_NEXT_REQUESTS ?? 2000);
-const WARMUP = 200;
+const WARMUP = Number(process.env.BENCH_NEXT_WARMUP ?? 1000);
 const root = fileURLToPath(new URL("..", import.meta.url));
 const example = join(root, "examples/next-cache-handlers");
 
