@@ -2,12 +2,14 @@
 /**
  * `npm run test:apps`: the package as users get it. Packs it (`npm pack`) into a temp dir outside the
  * repository, installs the tarball into fresh copies of the examples with only the peers each needs,
- * and checks esbuild bundles, `next build` / `next start` / the standalone server (Next 16), and
- * `wrangler dev` — against real redis-servers on free loopback ports.
+ * and checks esbuild bundles, `next build` / `next start` / the standalone server (Next 16),
+ * `wrangler dev`, and Next's own caches on `tiercache/next` (apps/next-handlers.mjs) — against real
+ * redis-servers on free loopback ports.
  *
- * One line per check, then `N passed, M failed`. Bounded: past TEST_APPS_DEADLINE_S (default 600)
+ * One line per check, then `N passed, M failed`. Bounded: past TEST_APPS_DEADLINE_S (default 900)
  * every process it started is ended (by process group) and the run fails. TEST_APPS_KEEP=1 keeps
- * the temp dir.
+ * the temp dir. TEST_APPS_SUITES=next-handlers,… runs only those suites (default all: bundles,
+ * worker, next, next-handlers).
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -17,10 +19,13 @@ import { startRestBackend } from "./apps/bridge.mjs";
 import { bundleChecks } from "./apps/bundles.mjs";
 import { check, elapsed, killAllNow, log, stopAll, summary } from "./apps/harness.mjs";
 import { nextChecks, prepareNextApp } from "./apps/next.mjs";
+import { nextHandlerChecks, prepareNextHandlerApps } from "./apps/next-handlers.mjs";
 import { prepareWorkerApps, workerChecks } from "./apps/worker.mjs";
 import { emptyApp, install, pack } from "./apps/workspace.mjs";
 
-const DEADLINE_S = Number(process.env.TEST_APPS_DEADLINE_S ?? 600);
+const DEADLINE_S = Number(process.env.TEST_APPS_DEADLINE_S ?? 900);
+const SUITES = (process.env.TEST_APPS_SUITES ?? "bundles,worker,next,next-handlers").split(",");
+const only = (suite) => SUITES.includes(suite);
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const work = await mkdtemp(join(tmpdir(), "tiercache-apps-"));
@@ -57,46 +62,69 @@ try {
   const bare = join(work, "bare");
   let nextApp;
   let workerApps;
+  let handlerApps;
+  const skipped = Promise.resolve(false);
+  const restNeeded = only("worker") || only("next");
   // Installs first, side by side: they wait on the network and the disk, not the CPU.
-  const [bareInstalled, nextInstalled, workerInstalled] = await Promise.all([
-    check(
-      "install the tarball alone into an empty app",
-      async () => {
-        await emptyApp(bare, { tarball, deps: { tiercache: "tarball" } });
-        await install(bare);
-      },
-      { needs: packed },
-    ),
-    check(
-      "copy examples/next-app out of the repo; install its next/react + the tarball (no Redis peer)",
-      async () => {
-        nextApp = await prepareNextApp({ root, work, tarball });
-      },
-      { needs: packed },
-    ),
-    check(
-      "copy examples/worker out of the repo; install wrangler + the tarball (no peer); a bridge app (+ redis)",
-      async () => {
-        workerApps = await prepareWorkerApps({ root, work, tarball, peers });
-      },
-      { needs: packed },
-    ),
+  const [bareInstalled, nextInstalled, workerInstalled, handlersInstalled] = await Promise.all([
+    !(only("bundles") || only("worker"))
+      ? skipped
+      : check(
+          "install the tarball alone into an empty app",
+          async () => {
+            await emptyApp(bare, { tarball, deps: { tiercache: "tarball" } });
+            await install(bare);
+          },
+          { needs: packed },
+        ),
+    !only("next")
+      ? skipped
+      : check(
+          "copy examples/next-app out of the repo; install its next/react + the tarball (no Redis peer)",
+          async () => {
+            nextApp = await prepareNextApp({ root, work, tarball });
+          },
+          { needs: packed },
+        ),
+    !restNeeded
+      ? skipped
+      : check(
+          "copy examples/worker out of the repo; install wrangler + the tarball (no peer); a bridge app (+ redis)",
+          async () => {
+            workerApps = await prepareWorkerApps({ root, work, tarball, peers });
+          },
+          { needs: packed },
+        ),
+    !only("next-handlers")
+      ? skipped
+      : check(
+          "copy examples/next-cache-handlers and examples/next-incremental-cache out of the repo; one install (next/react/redis + the tarball) for both",
+          async () => {
+            handlerApps = await prepareNextHandlerApps({ root, work, tarball });
+          },
+          { needs: packed },
+        ),
   ]);
 
-  await check(
-    "`tiercache bridge` from the installed tarball (+ redis) in front of a redis-server",
-    async () => {
-      rest = await startRestBackend(workerApps.bridge);
-    },
-    { needs: workerInstalled },
-  );
+  if (restNeeded)
+    await check(
+      "`tiercache bridge` from the installed tarball (+ redis) in front of a redis-server",
+      async () => {
+        rest = await startRestBackend(workerApps.bridge);
+      },
+      { needs: workerInstalled },
+    );
 
   // Each suite on its own: one that breaks (a harness bug, a port taken) is one failed line.
   const suite = (name, run) => check(`${name}: the suite ran to its end`, run);
-  await suite("bundles", () => bundleChecks({ bare, needs: bareInstalled }));
-  await suite("worker", () =>
-    workerChecks({ root, work, apps: workerApps, bare, rest, installed: workerInstalled, bareInstalled }));
-  await suite("next", () => nextChecks({ app: nextApp, work, rest, installed: nextInstalled, peers }));
+  if (only("bundles")) await suite("bundles", () => bundleChecks({ bare, needs: bareInstalled }));
+  if (only("worker"))
+    await suite("worker", () =>
+      workerChecks({ root, work, apps: workerApps, bare, rest, installed: workerInstalled, bareInstalled }));
+  if (only("next"))
+    await suite("next", () => nextChecks({ app: nextApp, work, rest, installed: nextInstalled, peers }));
+  if (only("next-handlers"))
+    await suite("next-handlers", () => nextHandlerChecks({ dir: handlerApps, installed: handlersInstalled }));
 } catch (error) {
   await check("the run itself", () => Promise.reject(error));
 } finally {

@@ -7,9 +7,13 @@ import { createServer, Socket } from "node:net";
 import { createClient } from "redis";
 import { freePort, start, waitFor } from "./harness.mjs";
 
-/** A redis-server with persistence off; `client` is connected; `stop()` ends both. */
-export async function startRedis() {
-  const port = await freePort();
+/**
+ * A redis-server with persistence off (on `port`, else a free one); `client` is connected; `stop()`
+ * ends both; `pause()` / `resume()` stop and continue the server (SIGSTOP/SIGCONT: it holds its
+ * connections and answers nothing).
+ */
+export async function startRedis(options = {}) {
+  const port = options.port ?? (await freePort());
   const proc = start(
     "redis-server",
     [
@@ -47,6 +51,8 @@ export async function startRedis() {
       for await (const batch of client.scanIterator({ MATCH: pattern, COUNT: 1000 })) found.push(...batch);
       return found;
     },
+    pause: () => process.kill(proc.pid, "SIGSTOP"),
+    resume: () => process.kill(proc.pid, "SIGCONT"),
     async stop() {
       await client.quit().catch(() => {});
       await proc.stop();

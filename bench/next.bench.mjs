@@ -1,0 +1,146 @@
+#!/usr/bin/env node
+/**
+ * `node bench/next.bench.mjs`: Next.js 16 over HTTP with three caches, on one redis-server —
+ * tiercache's handlers (`tiercache/next/use-cache` + `tiercache/next/incremental`), Next's default
+ * in-memory handlers, and `@fortedigital/nextjs-cache-handler` (redis-strings; an incremental
+ * `cacheHandler` only, so its `'use cache'` entries stay in Next's default in-memory handler).
+ *
+ * examples/next-cache-handlers, installed from the packed tarball in a temp dir outside the
+ * repository, built once per cache, one `next start` each: p50/p99 of `/posts?n=1` (a cached
+ * `'use cache'` component under a PPR shell) and `/isr` (a page-level `'use cache'` page, ISR: the
+ * incremental cache's APP_PAGE entry), closed loop on one keep-alive connection after a warm-up, and
+ * Redis commands per request (INFO commandstats over the measured requests, background checks
+ * included). BENCH_NEXT_REQUESTS (default 2000) per page after BENCH_NEXT_WARMUP (default 1000).
+ */
+import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { Agent, request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { cleanEnv, freePort, run, start, stopAll, waitFor } from "../scripts/apps/harness.mjs";
+import { answers } from "../scripts/apps/http.mjs";
+import { startRedis } from "../scripts/apps/redis.mjs";
+import { emptyApp, install, pack } from "../scripts/apps/workspace.mjs";
+
+const REQUESTS = Number(process.env.BENCH_NEXT_REQUESTS ?? 2000);
+const WARMUP = Number(process.env.BENCH_NEXT_WARMUP ?? 1000);
+const root = fileURLToPath(new URL("..", import.meta.url));
+const example = join(root, "examples/next-cache-handlers");
+
+const FORTE_HANDLER = `import { CacheHandler } from "@fortedigital/nextjs-cache-handler";
+import createRedisHandler from "@fortedigital/nextjs-cache-handler/redis-strings";
+import { createClient } from "redis";
+
+CacheHandler.onCreation(async () => {
+  const client = createClient({ url: process.env.REDIS_URL });
+  client.on("error", () => {});
+  await client.connect();
+  return { handlers: [createRedisHandler({ client, keyPrefix: "forte:" })] };
+});
+
+export default CacheHandler;
+`;
+
+/** next.config per cache; the pages are the example's. */
+const CONFIGS = {
+  tiercache: null,
+  "next default (in-memory)": `export default { cacheComponents: true };\n`,
+  "@fortedigital/nextjs-cache-handler": `import { fileURLToPath } from "node:url";
+export default {
+  cacheComponents: true,
+  cacheHandler: fileURLToPath(new URL("./forte-handler.mjs", import.meta.url)),
+  cacheMaxMemorySize: 0,
+};
+`,
+};
+
+const work = await mkdtemp(join(tmpdir(), "tiercache-next-bench-"));
+const redis = await startRedis();
+try {
+  const tarball = await pack(root, join(work, "pack"));
+  await emptyApp(work, {
+    tarball,
+    deps: {
+      next: "16.4.6",
+      react: "19.3.1",
+      "react-dom": "19.3.1",
+      redis: "^5.8.0",
+      tiercache: "tarball",
+      "@fortedigital/nextjs-cache-handler": "^3.3.0",
+    },
+  });
+  await install(work);
+  const rows = [];
+  for (const [name, config] of Object.entries(CONFIGS)) {
+    const app = join(work, name.replace(/[^a-z]+/gi, "-"));
+    await cp(example, app, { recursive: true, filter: (s) => !/node_modules|\.next$/.test(s) });
+    if (config) await writeFile(join(app, "next.config.mjs"), config);
+    await writeFile(join(app, "forte-handler.mjs"), FORTE_HANDLER);
+    const env = cleanEnv({ REDIS_URL: redis.url, INSTANCE: "bench" });
+    await run(join(work, "node_modules/.bin/next"), ["build"], { cwd: app, env, timeoutMs: 300_000 });
+    const port = await freePort();
+    const proc = start(
+      join(work, "node_modules/.bin/next"),
+      ["start", "-p", String(port), "-H", "127.0.0.1"],
+      {
+        cwd: app,
+        env,
+        name,
+      },
+    );
+    const base = `http://127.0.0.1:${port}`;
+    await waitFor(`${name} on ${port}`, () => answers(base, "/isr"), { timeoutMs: 60_000, proc });
+    for (const path of ["/posts?n=1", "/isr"]) {
+      rows.push({ cache: name, path, ...(await measure(base, path)) });
+      console.log(JSON.stringify(rows.at(-1)));
+    }
+    await proc.stop();
+  }
+  console.log("\n| cache | page | p50 | p99 | req/s | Redis commands / request |");
+  console.log("|---|---|---:|---:|---:|---:|");
+  for (const r of rows)
+    console.log(
+      `| ${r.cache} | \`${r.path}\` | ${r.p50.toFixed(2)} ms | ${r.p99.toFixed(2)} ms | ${r.rps.toFixed(0)} | ${r.commands.toFixed(2)} |`,
+    );
+} finally {
+  // Redis first: stopAll() would end its server under its client's QUIT.
+  await redis.stop().catch(() => {});
+  await stopAll();
+  await rm(work, { recursive: true, force: true });
+}
+
+/** Warm-up, then REQUESTS sequential GETs on one keep-alive connection; Redis commands meanwhile. */
+async function measure(base, path) {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  for (let i = 0; i < WARMUP; i++) await get(agent, base, path);
+  await redis.client.sendCommand(["CONFIG", "RESETSTAT"]);
+  const times = [];
+  const t0 = performance.now();
+  for (let i = 0; i < REQUESTS; i++) {
+    const t = performance.now();
+    await get(agent, base, path);
+    times.push(performance.now() - t);
+  }
+  const total = performance.now() - t0;
+  const stats = await redis.client.sendCommand(["INFO", "commandstats"]);
+  let commands = 0;
+  for (const [, cmd, calls] of stats.matchAll(/cmdstat_([a-z|]+):calls=(\d+)/g))
+    if (cmd !== "info" && cmd !== "config|resetstat" && cmd !== "config") commands += Number(calls);
+  agent.destroy();
+  times.sort((a, b) => a - b);
+  const at = (q) => times[Math.min(times.length - 1, Math.floor(q * times.length))];
+  return { p50: at(0.5), p99: at(0.99), rps: (REQUESTS / total) * 1000, commands: commands / REQUESTS };
+}
+
+function get(agent, base, path) {
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, base), { agent }, (res) => {
+      res.resume();
+      res.once("end", () =>
+        res.statusCode === 200 ? resolve() : reject(new Error(`${path}: ${res.statusCode}`)),
+      );
+    });
+    req.once("error", reject);
+    req.end();
+  });
+}
