@@ -2,10 +2,11 @@
  * Next's own caches on tiercache, from the packed tarball: examples/next-cache-handlers (Next 16,
  * `cacheComponents`: `'use cache'` on `tiercache/next/use-cache`, pages and routes on
  * `tiercache/next/incremental`) and examples/next-incremental-cache (no `cacheComponents`: `export
- * const revalidate`, `unstable_cache`, `fetch` tags on `cacheHandler`, the Next 15 way).
+ * const revalidate`, `unstable_cache`, `fetch` tags on `cacheHandler`, the Next 15 way) — the latter
+ * on Next 16 and again on the latest Next 15 (NEXT_15), in an install of its own.
  *
- * Both apps share one install (a parent directory whose node_modules both resolve from), each is
- * built once with REDIS_URL at a listener that counts connection attempts, then started as two
+ * Each install is a parent directory whose node_modules the apps beneath it resolve from. Each app
+ * is built once with REDIS_URL at a listener that counts connection attempts, then started as two
  * instances on one redis-server, each from its own copy of the build output (a shared `.next` would
  * share Next's file cache and hide bugs). The apps count their renders in Redis with their own client
  * (lib/renders.js), so "served without rendering" is a number, not a guess.
@@ -35,30 +36,52 @@ const LATE_REQUESTS = 3;
 const APPS = { handlers: "next-cache-handlers", incremental: "next-incremental-cache" };
 
 /**
- * One install for both examples: `<work>/next-handlers/` depends on the union of their dependencies
- * (tiercache from the tarball), and each example is copied beneath it. Resolves the install's dir.
+ * The latest Next 15 (engines: Node >= 18.18) and the React its create-next-app pins, for
+ * examples/next-incremental-cache in place of the example's own Next 16.
  */
-export async function prepareNextHandlerApps({ root, work, tarball }) {
-  const dir = join(work, "next-handlers");
+export const NEXT_15 = { next: "15.5.29", react: "19.1.0", "react-dom": "19.1.0" };
+
+/**
+ * One install for `apps`: `<work>/<name>/` depends on the union of their dependencies, with
+ * `versions` (name → version) over them and tiercache from the tarball, and each example is copied
+ * beneath it. Resolves the install's dir.
+ */
+export async function prepareNextHandlerApps({
+  root,
+  work,
+  tarball,
+  name = "next-handlers",
+  apps = Object.values(APPS),
+  versions = {},
+}) {
+  const dir = join(work, name);
   const deps = {};
-  for (const name of Object.values(APPS)) {
-    const example = join(root, "examples", name);
+  for (const app of apps) {
+    const example = join(root, "examples", app);
     Object.assign(deps, JSON.parse(await readFile(join(example, "package.json"), "utf8")).dependencies);
     // The example's own manifest keeps no dependencies: they resolve from the parent's node_modules.
-    await copyExample(example, join(dir, name), { tarball, deps: {} });
+    await copyExample(example, join(dir, app), { tarball, deps: {} });
   }
-  await emptyApp(dir, { tarball, deps: { ...deps, tiercache: "tarball" } });
+  await emptyApp(dir, { tarball, deps: { ...deps, ...versions, tiercache: "tarball" } });
   await install(dir);
   return dir;
 }
 
-export async function nextHandlerChecks({ dir, installed }) {
-  const nextBin = join(dir ?? ".", "node_modules/.bin/next");
-  const listener = await countingListener();
-  const redis = await startRedis();
-  const origin = await originServer();
-  const ctx = { dir, nextBin, listener, redis, origin, instances: [] };
-  try {
+/** examples/next-incremental-cache alone, on NEXT_15. */
+export function prepareNext15App({ root, work, tarball }) {
+  return prepareNextHandlerApps({
+    root,
+    work,
+    tarball,
+    name: "next15",
+    apps: [APPS.incremental],
+    versions: NEXT_15,
+  });
+}
+
+/** Both apps on the example's Next 16. */
+export function nextHandlerChecks({ dir, installed }) {
+  return onOneRedis(dir, "", async (ctx) => {
     const built = await check(
       "next build of examples/next-cache-handlers (cacheComponents) with REDIS_URL at a listener: no connection attempted",
       () => build(ctx, APPS.handlers),
@@ -72,6 +95,37 @@ export async function nextHandlerChecks({ dir, installed }) {
       { needs: installed },
     );
     await incrementalChecks(ctx, builtIncremental);
+  });
+}
+
+/** examples/next-incremental-cache on NEXT_15: the same checks as on Next 16. */
+export function next15Checks({ dir, installed }) {
+  return onOneRedis(dir, "Next 15: ", async (ctx) => {
+    const built = await check(
+      `${ctx.label}next build of examples/next-incremental-cache with REDIS_URL at a listener: no connection attempted`,
+      async () => {
+        const { version } = JSON.parse(await readFile(join(dir, "node_modules/next/package.json"), "utf8"));
+        assert.equal(version, NEXT_15.next, `next ${version} installed`);
+        return `next ${version}, ${await build(ctx, APPS.incremental)}`;
+      },
+      { needs: installed },
+    );
+    await incrementalChecks(ctx, built);
+  });
+}
+
+/**
+ * Runs `checks(ctx)` with a counting listener, a redis-server and an origin for the apps in `dir`;
+ * `label` starts the names of the checks that both Next versions run. Ends what it started.
+ */
+async function onOneRedis(dir, label, checks) {
+  const nextBin = join(dir ?? ".", "node_modules/.bin/next");
+  const listener = await countingListener();
+  const redis = await startRedis();
+  const origin = await originServer();
+  const ctx = { dir, nextBin, listener, redis, origin, label, instances: [] };
+  try {
+    await checks(ctx);
   } finally {
     await stopInstances(ctx);
     await ctx.redis.stop();
@@ -401,7 +455,7 @@ async function incrementalChecks(ctx, built) {
   let a;
   let b;
   const up = await check(
-    "next-incremental-cache: next start ×2, each from its own copy of the build, on one redis-server",
+    `${ctx.label}next-incremental-cache: next start ×2, each from its own copy of the build, on one redis-server`,
     async () => {
       [a, b] = await Promise.all([
         instance(ctx, APPS.incremental, "A"),
@@ -412,7 +466,7 @@ async function incrementalChecks(ctx, built) {
   );
   let page;
   const sharedOk = await check(
-    "ISR page (export const revalidate) + unstable_cache rendered on A, served by B without rendering",
+    `${ctx.label}ISR page (export const revalidate) + unstable_cache rendered on A, served by B without rendering`,
     async () => {
       // The build's prerender is in no Redis (the build is L1 only): A renders it.
       page = await ids(a, "/isr");
@@ -430,7 +484,7 @@ async function incrementalChecks(ctx, built) {
     { needs: up },
   );
   await check(
-    "revalidateTag on unstable_cache's tag on A: B renders the page and the data anew within l1.syncMs + one request",
+    `${ctx.label}revalidateTag on unstable_cache's tag on A: B renders the page and the data anew within l1.syncMs + one request`,
     async () => {
       const seen = await untilChanged(ctx, b, "/isr", {
         kind: "items",
@@ -444,7 +498,7 @@ async function incrementalChecks(ctx, built) {
     { needs: sharedOk },
   );
   await check(
-    "fetch with next: { tags } fetched on A, served to B from the cache; revalidateTag on A: B fetches anew",
+    `${ctx.label}fetch with next: { tags } fetched on A, served to B from the cache; revalidateTag on A: B fetches anew`,
     async () => {
       const onA = await ids(a, "/api/fetched");
       await sleep(150);
@@ -463,7 +517,7 @@ async function incrementalChecks(ctx, built) {
     { needs: up },
   );
   await check(
-    'revalidatePath("/isr") on A reaches B: B renders the page anew within l1.syncMs + one request',
+    `${ctx.label}revalidatePath("/isr") on A reaches B: B renders the page anew within l1.syncMs + one request`,
     async () => {
       const old = (await ids(b, "/isr")).render;
       const seen = await untilChanged(ctx, b, "/isr", {
@@ -475,6 +529,23 @@ async function incrementalChecks(ctx, built) {
       return `after ${seen.ms} ms, ${seen.late} request(s) past l1.syncMs`;
     },
     { needs: sharedOk },
+  );
+  await check(
+    `${ctx.label}Redis connections do not grow over 200 requests (CLIENT LIST)`,
+    async () => {
+      // Both have rendered (render counter connected) and fetched; now only cached answers.
+      await ids(a, "/api/fetched");
+      await ids(b, "/api/fetched");
+      const before = await ctx.redis.otherClients();
+      const paths = ["/isr", "/api/fetched"];
+      for (let i = 0; i < 200; i++) await ids(i % 2 ? a : b, paths[(i >> 1) % paths.length]);
+      const after = await ctx.redis.otherClients();
+      assert.ok(after <= before, `connections grew from ${before} to ${after}`);
+      // Per next process: tiercache's one, and the render counter's.
+      assert.ok(after <= 4, `${after} connections from 2 next processes`);
+      return `${before} → ${after} connections`;
+    },
+    { needs: up },
   );
 }
 
