@@ -348,7 +348,9 @@ describe.each(fixtures)("$kind transport", (fixture) => {
       const proxy = await startProxy({ targetPort: endpoint.port });
       const client = endpoint.transport(proxy.port);
       try {
-        expect(await client.send(["PING"])).toBe("PONG");
+        // Set-up, not the point: a first request through a fresh proxy met one reset once on a
+        // loaded CI machine (write ECONNRESET); what follows a silent connection is the test.
+        await recovery(client, ["PING"], 3000);
         const connections = proxy.accepted;
         proxy.setMode("blackhole");
         const lost = await timed(client.send(["PING"], AbortSignal.timeout(100)));
