@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /**
- * `node bench/next.bench.mjs`: Next.js 16 over HTTP with three caches, on one redis-server —
+ * `node bench/next.bench.mjs`: Next.js 16 over HTTP with four caches, on one redis-server —
  * tiercache's handlers (`tiercache/next/use-cache` + `tiercache/next/incremental`), Next's default
- * in-memory handlers, and `@fortedigital/nextjs-cache-handler` (redis-strings; an incremental
- * `cacheHandler` only, so its `'use cache'` entries stay in Next's default in-memory handler).
+ * in-memory handlers, a custom `cacheHandler` that is only a Map (the reference for what Next costs
+ * once any `cacheHandler` is set), and `@fortedigital/nextjs-cache-handler` (redis-strings; an
+ * incremental `cacheHandler` only, so its `'use cache'` entries stay in Next's default in-memory handler).
  *
  * examples/next-cache-handlers, installed from the packed tarball in a temp dir outside the
  * repository, built once per cache, one `next start` each: p50/p99 of `/posts?n=1` (a cached
@@ -41,10 +42,35 @@ CacheHandler.onCreation(async () => {
 export default CacheHandler;
 `;
 
+/**
+ * The least a custom `cacheHandler` can do: a Map, values returned as stored. Not a cache anyone should
+ * use (one process, no tags): the reference for what Next itself costs once `cacheHandler` is set.
+ */
+const MAP_HANDLER = `const entries = new Map();
+
+export default class MapHandler {
+  async get(key) {
+    return entries.get(key) ?? null;
+  }
+  async set(key, value, context) {
+    entries.set(key, { value, lastModified: Date.now(), cacheControl: context.cacheControl });
+  }
+  async revalidateTag() {}
+  resetRequestCache() {}
+}
+`;
+
 /** next.config per cache; the pages are the example's. */
 const CONFIGS = {
   tiercache: null,
   "next default (in-memory)": `export default { cacheComponents: true };\n`,
+  "custom cacheHandler: a Map (reference)": `import { fileURLToPath } from "node:url";
+export default {
+  cacheComponents: true,
+  cacheHandler: fileURLToPath(new URL("./map-handler.mjs", import.meta.url)),
+  cacheMaxMemorySize: 0,
+};
+`,
   "@fortedigital/nextjs-cache-handler": `import { fileURLToPath } from "node:url";
 export default {
   cacheComponents: true,
@@ -76,6 +102,7 @@ try {
     await cp(example, app, { recursive: true, filter: (s) => !/node_modules|\.next$/.test(s) });
     if (config) await writeFile(join(app, "next.config.mjs"), config);
     await writeFile(join(app, "forte-handler.mjs"), FORTE_HANDLER);
+    await writeFile(join(app, "map-handler.mjs"), MAP_HANDLER);
     const env = cleanEnv({ REDIS_URL: redis.url, INSTANCE: "bench" });
     await run(join(work, "node_modules/.bin/next"), ["build"], { cwd: app, env, timeoutMs: 300_000 });
     const port = await freePort();
