@@ -39,6 +39,15 @@ export class Breaker {
     if (this.current !== "closed") this.transition("closed");
   }
 
+  /**
+   * An operation that says nothing about Redis either way (cut short by its call's budget, or one
+   * cluster node's failure): no verdict, but a half-open probe gives its turn back — otherwise the
+   * breaker would wait for that probe's verdict forever and skip every operation from then on.
+   */
+  inconclusive(): void {
+    this.probing = false;
+  }
+
   failure(now: number): void {
     this.failures++;
     this.probing = false;

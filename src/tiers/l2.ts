@@ -268,13 +268,17 @@ export class L2 {
       this.breaker.success();
       return result;
     } catch (thrown) {
-      if (thrown === this.misconfigured) throw thrown; // reported by whoever created it, once
+      if (thrown === this.misconfigured) {
+        this.breaker.inconclusive();
+        throw thrown; // reported by whoever created it, once
+      }
       // An error reply means Redis answered: only silence and transport failures open the circuit.
       // A deadline cut short by the call's budget says nothing about Redis either way.
       // One cluster node down while others answer is that node's failure, not Redis's (partlyDown).
       if (isReplyError(thrown)) this.breaker.success();
-      else if (!transport?.partlyDown?.() && !(signal?.aborted && deadlineMs < this.timeoutMs))
-        this.breaker.failure(Date.now());
+      else if (transport?.partlyDown?.() || (signal?.aborted && deadlineMs < this.timeoutMs))
+        this.breaker.inconclusive();
+      else this.breaker.failure(Date.now());
       const error = this.failure(operation, thrown, signal?.aborted === true, deadlineMs);
       this.report(operation, error);
       throw error;

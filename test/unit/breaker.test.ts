@@ -20,6 +20,18 @@ describe("circuit breaker", () => {
     expect(changes).toEqual(["open", "half-open", "closed"]);
   });
 
+  it("a probe without a verdict gives its turn back: the next operation probes", () => {
+    const breaker = new Breaker(1, 100, () => {});
+    breaker.failure(0);
+    expect(breaker.allow(100)).toBe(true);
+    expect(breaker.allow(100)).toBe(false);
+    breaker.inconclusive();
+    expect(breaker.state).toBe("half-open");
+    expect(breaker.allow(101)).toBe(true);
+    breaker.success();
+    expect(breaker.state).toBe("closed");
+  });
+
   it("a failed probe opens it again for another period", () => {
     const breaker = new Breaker(1, 100, () => {});
     breaker.failure(0);
