@@ -2,7 +2,7 @@ import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { startBridge } from "../../src/bridge/server.js";
-import { CacheError, createCache } from "../../src/index.js";
+import { type Cache, CacheError, createCache } from "../../src/index.js";
 import { nodeRedis } from "../../src/transports/node-redis.js";
 import type { Transport } from "../../src/transports/types.js";
 import { upstash } from "../../src/transports/upstash.js";
@@ -399,24 +399,14 @@ describe.each(["node-redis", "upstash"] as const)("warmStart on %s", (backendNam
     await Promise.all([v1.close(), v2.close(), rolledBack.close(), staging.close(), staging2.close()]);
   });
 
-  it("never from a version flushed by name", async () => {
+  it.each([
+    // e.g. `tiercache flush --scope version` with v1's env
+    ["flushed by name", (v1: Cache) => v1.flush({ scope: "version" })],
+    // v1 flushed by v2's stale-versions flush (and marked so in the registry)
+    ["whose entries were flushed", (_v1: Cache, v2: Cache) => v2.flush({ keepVersions: 0 })],
+  ] as const)("never from a version %s", async (_, flush) => {
     const { prefix, v1, v2, bg } = await deploys();
-    await v1.flush({ scope: "version" }); // e.g. `tiercache flush --scope version` with v1's env
-    await v1.getOrSet("late", () => ({ name: "written by v1 after the flush" }), { schema: User });
-    await bg.settled();
-    const next = cacheOn(backend, { prefix, version: "v2", warmStart: true, waitUntil: bg.waitUntil });
-    await next.connect();
-    expect(await next.getOrSet("late", async () => ({ name: "v2" }), { schema: User })).toEqual({
-      name: "v2",
-    });
-    expect(next.stats().warm).toBe(0);
-    await bg.settled();
-    await Promise.all([v1.close(), v2.close(), next.close()]);
-  });
-
-  it("never from a version whose entries were flushed", async () => {
-    const { prefix, v1, v2, bg } = await deploys();
-    await v2.flush({ keepVersions: 0 }); // v1 flushed (and marked so in the registry)
+    await flush(v1, v2);
     await v1.getOrSet("late", () => ({ name: "written by v1 after the flush" }), { schema: User });
     await bg.settled();
     const next = cacheOn(backend, { prefix, version: "v2", warmStart: true, waitUntil: bg.waitUntil });
