@@ -72,6 +72,29 @@ export async function loadRedis(): Promise<RedisModule> {
   return redis;
 }
 
+/**
+ * `redis` for one transport: imported on first use and kept; a failed import is tried again on the
+ * next use. `loaded` is the module once it has arrived (an error can only be one of its classes then).
+ */
+export class RedisModuleLoader {
+  private pending: Promise<RedisModule> | undefined;
+  loaded: RedisModule | undefined;
+
+  load(): Promise<RedisModule> {
+    this.pending ??= loadRedis().then(
+      (redis) => {
+        this.loaded = redis;
+        return redis;
+      },
+      (error) => {
+        this.pending = undefined;
+        throw error;
+      },
+    );
+    return this.pending;
+  }
+}
+
 export function toArgs(command: readonly RedisArg[]): string[] {
   return command.map(String);
 }

@@ -4,10 +4,10 @@ import { abortError } from "./abort.js";
 import { AbortWatch, NodeHealth } from "./node-redis-nodes.js";
 import {
   backoff,
-  loadRedis,
   NO_COMMAND_TIMEOUT,
   pipelineReplies,
   type RedisModule,
+  RedisModuleLoader,
   type TlsOptions,
   tlsSocket,
   toArgs,
@@ -134,13 +134,12 @@ export class TopologyTransport implements Transport {
   readonly kind = "node-redis";
   readonly slotted: boolean;
   private readonly secrets: string[];
-  private redis: Promise<RedisModule> | undefined;
+  private readonly redis = new RedisModuleLoader();
   private client: TopologyClient | undefined;
   private connecting: Promise<void> | undefined;
   private closed = false;
   private readonly aborts = new AbortWatch();
   private readonly nodes = new NodeHealth(this.aborts, NODE_RETRY_MS);
-  private loaded: RedisModule | undefined;
 
   constructor(private readonly config: { cluster: ClusterOptions } | { sentinel: SentinelOptions }) {
     const options = "cluster" in config ? config.cluster : config.sentinel;
@@ -160,7 +159,7 @@ export class TopologyTransport implements Transport {
       const client = await this.connect(signal);
       return toReply(await this.aborts.race(this.dispatch(client, toArgs(command), signal), signal));
     } catch (thrown) {
-      throw await this.failure(thrown);
+      throw this.failure(thrown);
     }
   }
 
@@ -170,7 +169,7 @@ export class TopologyTransport implements Transport {
   ): Promise<(RedisReply | Error)[]> {
     if (commands.length === 0) return [];
     try {
-      const { ErrorReply } = await this.module();
+      const { ErrorReply } = await this.redis.load();
       const client = await this.connect(signal);
       // Issued in one tick: each node's client writes its share in one go, one round trip per node.
       const replies = await this.aborts.race(
@@ -179,12 +178,12 @@ export class TopologyTransport implements Transport {
       );
       return pipelineReplies(replies, ErrorReply, (error) => this.scrub(error));
     } catch (thrown) {
-      throw await this.failure(thrown);
+      throw this.failure(thrown);
     }
   }
 
   async warmup(): Promise<void> {
-    await this.module();
+    await this.redis.load();
   }
 
   redact(text: string): string {
@@ -220,7 +219,7 @@ export class TopologyTransport implements Transport {
         new Error(`Redis node ${node} is down: commands for its slots fail fast until it answers again`),
       );
     const reply = client.send(args);
-    const redis = this.loaded;
+    const redis = this.redis.loaded;
     this.nodes.track(node, reply, signal, (error) => !!redis && error instanceof redis.ErrorReply);
     return reply;
   }
@@ -243,31 +242,17 @@ export class TopologyTransport implements Transport {
     );
   }
 
-  private async failure(thrown: unknown): Promise<Error> {
+  private failure(thrown: unknown): Error {
     const error = this.scrub(thrown);
-    const redis = await this.redis?.catch(() => undefined);
+    const redis = this.redis.loaded;
     if (redis && thrown instanceof redis.ErrorReply) error.name = "ReplyError";
     return error;
-  }
-
-  private module(): Promise<RedisModule> {
-    this.redis ??= loadRedis().then(
-      (redis) => {
-        this.loaded = redis;
-        return redis;
-      },
-      (error) => {
-        this.redis = undefined;
-        throw error;
-      },
-    );
-    return this.redis;
   }
 
   /** The client once it has connected (discovered the slots, or found the primary). */
   private async connect(signal: AbortSignal | undefined): Promise<TopologyClient> {
     if (signal?.aborted) throw abortError(signal);
-    const redis = await this.module();
+    const redis = await this.redis.load();
     if (this.closed) throw new Error("nodeRedis: the transport is closed");
     if (!this.client) {
       // node-redis reports why a node refused only as events ("All the root nodes are unavailable",

@@ -2,10 +2,10 @@ import { redact, redactError } from "../redact.js";
 import { abortable, abortError } from "./abort.js";
 import {
   BACKOFF_CAP_MS,
-  loadRedis,
   NO_COMMAND_TIMEOUT,
   pipelineReplies,
   type RedisModule,
+  RedisModuleLoader,
   reconnectStrategy,
   type TlsOptions,
   tlsSocket,
@@ -121,7 +121,7 @@ class NodeRedisTransport implements Transport {
   private readonly settings: ClientSettings | undefined;
   private readonly limits: ConnectionLimits;
   private readonly secrets: string[];
-  private redis: Promise<RedisModule> | undefined;
+  private readonly redis = new RedisModuleLoader();
   private connection: Connection | undefined;
   private closed = false;
 
@@ -141,7 +141,8 @@ class NodeRedisTransport implements Transport {
       return toReply(await abortable(connection.command(toArgs(command)), signal));
     } catch (thrown) {
       const error = this.scrub(connection?.explain(thrown) ?? thrown);
-      if (this.redis && thrown instanceof (await this.redis).ErrorReply) error.name = "ReplyError";
+      const redis = this.redis.loaded;
+      if (redis && thrown instanceof redis.ErrorReply) error.name = "ReplyError";
       throw error;
     }
   }
@@ -153,7 +154,7 @@ class NodeRedisTransport implements Transport {
     if (commands.length === 0) return [];
     let connection: Connection | undefined;
     try {
-      const { ErrorReply } = await this.module();
+      const { ErrorReply } = await this.redis.load();
       const live = await this.connect(signal);
       connection = live;
       // Commands issued in one tick leave in one write: this is the round trip, with a promise per
@@ -170,7 +171,7 @@ class NodeRedisTransport implements Transport {
 
   /** `redis` takes ~150–250 ms to load: done before the first deadline starts, not inside it. */
   async warmup(): Promise<void> {
-    await this.module();
+    await this.redis.load();
   }
 
   redact(text: string): string {
@@ -191,18 +192,10 @@ class NodeRedisTransport implements Transport {
     await connection?.close();
   }
 
-  private module(): Promise<RedisModule> {
-    this.redis ??= loadRedis().catch((error) => {
-      this.redis = undefined;
-      throw error;
-    });
-    return this.redis;
-  }
-
   /** The current connection, replaced first if it is dead or stuck, once it can take commands. */
   private async connect(signal: AbortSignal | undefined): Promise<Connection> {
     if (signal?.aborted) throw abortError(signal);
-    const redis = await this.module();
+    const redis = await this.redis.load();
     if (this.closed) throw new Error("nodeRedis: the transport is closed");
     let connection = this.connection;
     if (!connection || connection.stale(now())) {
