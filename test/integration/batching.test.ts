@@ -1,46 +1,19 @@
 import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBridge } from "../../src/bridge/server.js";
 import { createCache } from "../../src/index.js";
 import { slotOf } from "../../src/slots.js";
 import { nodeRedis } from "../../src/transports/node-redis.js";
 import type { Transport } from "../../src/transports/types.js";
 import { upstash } from "../../src/transports/upstash.js";
+import { commandCalls, countedRedis } from "../support/command-stats.js";
 import { type RedisClusterHandle, startRedisCluster } from "../support/redis-cluster.js";
-import { type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
-
-/** Calls per command on a Redis of this file's own, read from INFO commandstats (not a mock). */
-async function commandCalls(
-  admin: Pick<ReturnType<typeof createClient>, "info">,
-): Promise<Record<string, number>> {
-  const info = await admin.info("commandstats");
-  const calls: Record<string, number> = {};
-  for (const [, name, n] of info.matchAll(/^cmdstat_([\w|]+):calls=(\d+)/gm))
-    calls[name as string] = Number(n);
-  delete calls.info;
-  delete calls["config|resetstat"];
-  return calls;
-}
 
 describe("read batching, counted by Redis itself", () => {
-  let server: RedisServerHandle;
-  let admin: ReturnType<typeof createClient>;
-  let bridge: Awaited<ReturnType<typeof startBridge>>;
-  beforeAll(async () => {
-    server = await startRedisServer();
-    admin = createClient({ url: server.url });
-    await admin.connect();
-    bridge = await startBridge({ redisUrl: server.url, token: "batch", port: 0 });
-  });
-  afterAll(async () => {
-    await bridge.close();
-    admin.destroy();
-    await server.stop();
-  });
+  const counted = countedRedis("batch");
 
   const transports: Record<string, () => Transport> = {
-    "node-redis": () => nodeRedis({ url: server.url }),
-    upstash: () => upstash({ url: bridge.url, token: "batch" }),
+    "node-redis": () => nodeRedis({ url: counted.redisUrl }),
+    upstash: () => upstash({ url: counted.bridgeUrl, token: "batch" }),
   };
 
   for (const name of Object.keys(transports)) {
@@ -51,10 +24,10 @@ describe("read batching, counted by Redis itself", () => {
       const reader = createCache({ redis: transports[name]!(), env: {}, prefix: `b-${name}`, l1: false });
       await reader.get("warm-up"); // connection set-up and once-per-instance bookkeeping happen here
       await new Promise((r) => setTimeout(r, 50));
-      await admin.configResetStat();
+      await counted.admin.configResetStat();
       const values = await Promise.all(keys.map((key) => reader.get(key)));
       expect(values).toEqual(keys.map((_, i) => i));
-      const calls = await commandCalls(admin);
+      const calls = await commandCalls(counted.admin);
       expect(calls).toEqual({ mget: 1 });
       await Promise.all([writer.close(), reader.close()]);
     });
@@ -63,11 +36,11 @@ describe("read batching, counted by Redis itself", () => {
       const cache = createCache({ redis: transports[name]!(), env: {}, prefix: `s-${name}` });
       await cache.get("warm-up");
       await new Promise((r) => setTimeout(r, 50));
-      await admin.configResetStat();
+      await counted.admin.configResetStat();
       let runs = 0;
       await Promise.all(Array.from({ length: 1000 }, () => cache.getOrSet("cold", async () => ++runs)));
       expect(runs).toBe(1);
-      const calls = await commandCalls(admin);
+      const calls = await commandCalls(counted.admin);
       // One read and one write sent: the write-back is a script (its GETRANGE and SET run inside it).
       expect(calls).toEqual({ get: 1, eval: 1, getrange: 1, set: 1 });
       await cache.close();

@@ -1,7 +1,5 @@
-import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { startBridge } from "../../src/bridge/server.js";
 import { type Cache, CacheError, createCache } from "../../src/index.js";
 import { nodeRedis } from "../../src/transports/node-redis.js";
 import type { Transport } from "../../src/transports/types.js";
@@ -9,10 +7,9 @@ import { upstash } from "../../src/transports/upstash.js";
 import type { CacheEvent, CacheOptions } from "../../src/types.js";
 import { type Backend, cacheOn, openBackend } from "../support/backends.js";
 import { background } from "../support/background.js";
-import { commandCalls } from "../support/command-stats.js";
+import { commandCalls, countedRedis } from "../support/command-stats.js";
 import { countingTransport } from "../support/counting-transport.js";
 import { isolatedRedisUrl } from "../support/redis-db.js";
-import { type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const User = z.object({ name: z.string() });
@@ -538,27 +535,14 @@ describe("warmStart options", () => {
 });
 
 describe("warmStart, counted by Redis itself", () => {
-  let server: RedisServerHandle;
-  let admin: ReturnType<typeof createClient>;
-  let bridge: Awaited<ReturnType<typeof startBridge>>;
-  beforeAll(async () => {
-    server = await startRedisServer();
-    admin = createClient({ url: server.url });
-    await admin.connect();
-    bridge = await startBridge({ redisUrl: server.url, token: "warm-stats", port: 0 });
-  });
-  afterAll(async () => {
-    await bridge.close();
-    admin.destroy();
-    await server.stop();
-  });
+  const counted = countedRedis("warm-stats");
 
   for (const name of ["node-redis", "upstash"] as const) {
     it(`${name}: a warm-start read costs Redis one command (INFO commandstats)`, async () => {
       const transport = () =>
         name === "node-redis"
-          ? nodeRedis({ url: server.url })
-          : upstash({ url: bridge.url, token: "warm-stats" });
+          ? nodeRedis({ url: counted.redisUrl })
+          : upstash({ url: counted.bridgeUrl, token: "warm-stats" });
       const common = { env: {}, prefix: `stats-${name}`, logger: { warn: () => {} } };
       const bg = background();
       const v1 = createCache({ ...common, redis: transport(), version: "v1" });
@@ -573,7 +557,7 @@ describe("warmStart, counted by Redis itself", () => {
         waitUntil: bg.waitUntil,
       });
       await v2.connect();
-      await admin.configResetStat();
+      await counted.admin.configResetStat();
       let release = () => {};
       const gate = new Promise<void>((resolve) => {
         release = resolve;
@@ -587,7 +571,7 @@ describe("warmStart, counted by Redis itself", () => {
         { schema: User },
       );
       expect(value).toEqual({ name: "v1" });
-      expect(await commandCalls(admin)).toEqual({ mget: 1 });
+      expect(await commandCalls(counted.admin)).toEqual({ mget: 1 });
       release();
       await bg.settled();
       expect(await v2.getOrSet("user:1", async () => ({ name: "never" }), { schema: User })).toEqual({
@@ -599,8 +583,8 @@ describe("warmStart, counted by Redis itself", () => {
     it(`${name}: an adoption costs Redis one read and one write (INFO commandstats)`, async () => {
       const transport = () =>
         name === "node-redis"
-          ? nodeRedis({ url: server.url })
-          : upstash({ url: bridge.url, token: "warm-stats" });
+          ? nodeRedis({ url: counted.redisUrl })
+          : upstash({ url: counted.bridgeUrl, token: "warm-stats" });
       const common = { env: {}, prefix: `adopt-${name}`, logger: { warn: () => {} } };
       const bg = background();
       const v1 = createCache({ ...common, redis: transport(), version: "v1" });
@@ -614,14 +598,14 @@ describe("warmStart, counted by Redis itself", () => {
         waitUntil: bg.waitUntil,
       });
       await v2.connect();
-      await admin.configResetStat();
+      await counted.admin.configResetStat();
       let loads = 0;
       const loader = async () => ({ name: `v2 ${++loads}` });
       const value = await v2.getOrSet("user:1", loader, { schema: User });
       await bg.settled();
       expect(value).toEqual({ name: "v1" });
       // MGET; then EVAL, which reads the key's head and writes it.
-      expect(await commandCalls(admin)).toEqual({ mget: 1, eval: 1, getrange: 1, set: 1 });
+      expect(await commandCalls(counted.admin)).toEqual({ mget: 1, eval: 1, getrange: 1, set: 1 });
       expect(loads).toBe(0);
       await Promise.all([v1.close(), v2.close()]);
     });

@@ -1,3 +1,8 @@
+import { createClient, type RedisClientType } from "redis";
+import { afterAll, beforeAll } from "vitest";
+import { startBridge } from "../../src/bridge/server.js";
+import { type RedisServerHandle, startRedisServer } from "./redis-server.js";
+
 /** What reading the stats needs of a client: node-redis clients of any generic shape fit. */
 interface InfoClient {
   info(section: string): Promise<string>;
@@ -19,4 +24,35 @@ export async function commandCalls(admin: InfoClient): Promise<Record<string, nu
 
 export function totalCalls(calls: Record<string, number>): number {
   return Object.values(calls).reduce((a, b) => a + b, 0);
+}
+
+/** A redis-server of the calling describe block's own, an admin client on it, and a REST bridge in front. */
+export interface CountedRedis {
+  redisUrl: string;
+  bridgeUrl: string;
+  admin: RedisClientType;
+}
+
+/**
+ * Starts a {@link CountedRedis} before the block's tests and stops it after them: command counts are
+ * server-wide, so a test that counts them needs a Redis nobody else uses. Fields are set in beforeAll.
+ */
+export function countedRedis(bridgeToken: string): CountedRedis {
+  const counted = {} as CountedRedis;
+  let server: RedisServerHandle;
+  let bridge: Awaited<ReturnType<typeof startBridge>>;
+  beforeAll(async () => {
+    server = await startRedisServer();
+    counted.redisUrl = server.url;
+    counted.admin = createClient({ url: server.url });
+    await counted.admin.connect();
+    bridge = await startBridge({ redisUrl: server.url, token: bridgeToken, port: 0 });
+    counted.bridgeUrl = bridge.url;
+  });
+  afterAll(async () => {
+    await bridge.close();
+    counted.admin.destroy();
+    await server.stop();
+  });
+  return counted;
 }
